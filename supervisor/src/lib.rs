@@ -1,1 +1,29 @@
+//! hookvisor runs an AI-agent host's policy plugins out of process, asks them every question the
+//! host asks, and answers with one merged verdict. A plugin that crashes, hangs, answers late or
+//! answers nonsense never lets a call through.
+//!
+//! # Layout
+//! - [`config`]: the TOML configuration, validated whole at load (contract §10).
+//! - [`limits`]: the JSON and approval limits of §8, for host input and plugin answers alike.
+//! - [`merge`]: the merge rules of §4 and §5, pure: per-plugin results in, verdict out.
+//! - [`spawner`]: the one thread that forks plugins (parent-death signal), and the one `unsafe`.
+//! - [`plugin`]: one plugin process: launch, handshake, deadline-bounded calls, stop.
+//! - [`plugins`]: the set of plugins, their states, and who takes part in which call (§3).
+//! - [`service`]: the host-facing `hookvisor.v1.Hooks` service: input checks and the stages.
+//! - [`server`]: `hookvisor serve`: sockets, health, drain and shutdown.
+//! - [`demo`]: `hookvisor demo`: the example plugins and a scripted set of calls.
+//! - [`cli`]: the command line.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
 
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod limits;
+pub mod merge;
+pub mod plugin;
+pub mod plugins;
+pub mod server;
+pub mod service;
+#[allow(unsafe_code)]
+pub mod spawner;

@@ -1,0 +1,137 @@
+//! The command line: `serve`, `check-config` and `demo`. Configuration errors are reported in
+//! one line and exit with 64 (EX_USAGE) before any runtime starts.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+
+/// Exit status for a bad configuration or command line (sysexits' EX_USAGE).
+pub const EX_USAGE: u8 = 64;
+
+/// Runs an AI-agent host's policy plugins out of process.
+#[derive(Debug, Parser)]
+#[command(name = "hookvisor", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the plugins and serve hookvisor.v1.Hooks on the host socket until SIGTERM/SIGINT.
+    Serve {
+        /// The configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// The host socket, overriding [supervisor] socket.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Load and validate a configuration: prints `ok`, or the error (exit status 64).
+    CheckConfig {
+        /// The configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the example plugins and a scripted set of calls showing every outcome; needs no
+    /// configuration.
+    Demo,
+}
+
+/// The entry point of the `hookvisor` binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(EX_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::CheckConfig { config } => match Config::load(&config) {
+            Ok(_) => {
+                println!("ok");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("{e}");
+                ExitCode::from(EX_USAGE)
+            }
+        },
+        Command::Serve { config, socket } => {
+            let config = match load_for_serve(&config, socket.as_deref()) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("hookvisor: {e}");
+                    return ExitCode::from(EX_USAGE);
+                }
+            };
+            init_logging("info");
+            run(serve(config))
+        }
+        Command::Demo => {
+            init_logging("error");
+            run(crate::demo::run())
+        }
+    }
+}
+
+fn load_for_serve(path: &Path, socket: Option<&Path>) -> Result<Config, String> {
+    let mut config = Config::load(path).map_err(|e| e.to_string())?;
+    if let Some(socket) = socket {
+        if socket.as_os_str().len() > 107 {
+            return Err(format!(
+                "--socket {}: the path is longer than a Unix socket address allows (107 bytes)",
+                socket.display()
+            ));
+        }
+        config.supervisor.socket = std::path::absolute(socket)
+            .map_err(|e| format!("--socket {}: {e}", socket.display()))?;
+    }
+    Ok(config)
+}
+
+fn init_logging(default: &str) {
+    let filter = EnvFilter::try_from_env("HOOKVISOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hookvisor: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookvisor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
+    crate::server::serve(config, shutdown, &()).await?;
+    Ok(())
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}

@@ -1,0 +1,1025 @@
+//! The configuration (contract §10): the TOML file an operator writes, read and validated whole at
+//! load, so a running supervisor never meets a value it has to second-guess. Every error is one
+//! line naming the file, the line and the key: `hookvisor.toml:12: unknown key `trused` in
+//! [[plugin]] (expected one of: name, command, …)`.
+//!
+//! Where the contract is silent:
+//! - Relative paths (`command`, `runtime_dir`, `socket`) are resolved against the directory of the
+//!   configuration file (the current directory when there is no file). A bare `command` without a
+//!   `/` is resolved the same way: there is no `$PATH` lookup, so what runs is the file next to the
+//!   configuration, never whatever a search path happens to hold.
+//! - `revalidate` is accepted only in `[hooks.before_tool_call]`; in the other hook tables it would
+//!   have no effect, so it is an unknown key there.
+//! - `socket_mode` is a string of octal digits (`"0660"`), never a TOML integer, so that `660`
+//!   cannot silently mean decimal.
+//! - A variable may be set in `env` or inherited through `inherit_env`, not both.
+//! - A plugin's socket may not be the host socket, and both must fit a Unix socket address.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+
+use hookvisor_proto::v1::Hook;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Per-hook deadline when `[hooks.*] timeout_ms` is not set.
+pub const DEFAULT_HOOK_TIMEOUT_MS: u32 = 5000;
+/// Upper bound of every configured timeout.
+pub const MAX_TIMEOUT_MS: u32 = 600_000;
+/// How long a plugin has to become ready when `start_timeout_ms` is not set.
+pub const DEFAULT_START_TIMEOUT_MS: u32 = 5000;
+/// Time between SIGTERM and SIGKILL when `stop_grace_ms` is not set.
+pub const DEFAULT_STOP_GRACE_MS: u32 = 2000;
+
+/// Longest path a Unix socket address holds (`sun_path` is 108 bytes including its NUL).
+const MAX_SOCKET_PATH_BYTES: usize = 107;
+/// Longest plugin name, so names stay usable as socket file names and log labels.
+const MAX_NAME_CHARS: usize = 63;
+/// Variables the supervisor sets for every plugin (contract §2.2); configuration may not set them.
+const RESERVED_ENV: [&str; 4] = [
+    hookvisor_proto::env::PLUGIN_SOCKET,
+    hookvisor_proto::env::PLUGIN_NAME,
+    hookvisor_proto::env::PROTOCOL_VERSION,
+    hookvisor_proto::env::MAGIC_COOKIE,
+];
+/// The hook names a `[[plugin]] hooks = [...]` list may use.
+const HOOK_NAMES: [(&str, Hook); 3] = [
+    ("before_tool_call", Hook::BeforeToolCall),
+    ("before_session_create", Hook::BeforeSessionCreate),
+    ("session_created", Hook::SessionCreated),
+];
+
+/// A loaded, validated configuration.
+///
+/// `plugins` may be empty: with no plugin configured nothing can object, so every call is allowed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from, if any.
+    pub source: Option<PathBuf>,
+    /// `[supervisor]`.
+    pub supervisor: SupervisorConfig,
+    /// `[hooks.*]`.
+    pub hooks: HooksConfig,
+    /// `[[plugin]]`, in configuration order (the order that breaks priority ties).
+    pub plugins: Vec<PluginConfig>,
+}
+
+/// `[supervisor]`: where the supervisor listens and how it starts and stops plugins.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// Host API socket; default `/run/hookvisor/hookvisor.sock`.
+    pub socket: PathBuf,
+    /// Directory holding the plugin sockets; default `/run/hookvisor`.
+    pub runtime_dir: PathBuf,
+    /// Permission bits of the host socket; default `0o600`.
+    pub socket_mode: u32,
+    /// How long a plugin has to become ready, 1..=600000 ms.
+    pub start_timeout_ms: u32,
+    /// Time between SIGTERM and SIGKILL when stopping a plugin, 0..=600000 ms.
+    pub stop_grace_ms: u32,
+}
+
+/// `[hooks.before_tool_call]`, `[hooks.before_session_create]`, `[hooks.session_created]`.
+#[derive(Debug, Clone, Default)]
+pub struct HooksConfig {
+    /// `[hooks.before_tool_call]`.
+    pub before_tool_call: HookConfig,
+    /// `[hooks.before_session_create]`.
+    pub before_session_create: HookConfig,
+    /// `[hooks.session_created]`.
+    pub session_created: HookConfig,
+}
+
+/// Settings of one hook.
+#[derive(Debug, Clone)]
+pub struct HookConfig {
+    /// The hook's deadline, 1..=600000 ms.
+    pub timeout_ms: u32,
+    /// Rerun the policy stage when the hook stage changed the params (`before_tool_call` only).
+    pub revalidate: bool,
+}
+
+/// What a failure of a plugin means for the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// The failure blocks (the default).
+    Deny,
+    /// The failure is recorded and passed over (non-trusted plugins only).
+    Skip,
+}
+
+/// One `[[plugin]]`.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    /// Name, metadata namespace and socket file name; `[a-z0-9-]{1,63}`, unique.
+    pub name: String,
+    /// Absolute path of the executable (relative ones resolved against the configuration's directory).
+    pub command: PathBuf,
+    /// Arguments after the command.
+    pub args: Vec<String>,
+    /// May register for the policy stage.
+    pub trusted: bool,
+    /// Overrides the priority the plugin registers with.
+    pub priority: Option<i32>,
+    /// Overrides the timeout the plugin registers with, 1..=600000 ms.
+    pub timeout_ms: Option<u32>,
+    /// What a failure of this plugin means.
+    pub on_failure: OnFailure,
+    /// Variables set in the plugin's environment.
+    pub env: BTreeMap<String, String>,
+    /// Variables passed through from the supervisor's environment.
+    pub inherit_env: Vec<String>,
+    /// The hooks it may take part in; `None` means whatever it registers for.
+    pub hooks: Option<Vec<Hook>>,
+}
+
+/// Why a configuration could not be loaded. Displays as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read. The I/O error is part of the message, so it is not also a
+    /// `source` (which would print it twice in an error chain).
+    #[error("{file}: {context}: {error}")]
+    Io {
+        /// The file, as given.
+        file: String,
+        /// What was being done, e.g. `cannot read`.
+        context: &'static str,
+        /// What the operating system said.
+        error: std::io::Error,
+    },
+    /// The file is not a valid configuration.
+    #[error("{file}{}: {message}", .line.map(|line| format!(":{line}")).unwrap_or_default())]
+    Invalid {
+        /// The file, as given, or `<config>` when parsed from a string.
+        file: String,
+        /// 1-based line of the offending key, when known.
+        line: Option<usize>,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            socket: PathBuf::from("/run/hookvisor/hookvisor.sock"),
+            runtime_dir: PathBuf::from("/run/hookvisor"),
+            socket_mode: 0o600,
+            start_timeout_ms: DEFAULT_START_TIMEOUT_MS,
+            stop_grace_ms: DEFAULT_STOP_GRACE_MS,
+        }
+    }
+}
+
+impl Default for HookConfig {
+    fn default() -> Self {
+        HookConfig {
+            timeout_ms: DEFAULT_HOOK_TIMEOUT_MS,
+            revalidate: true,
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+            file: path.display().to_string(),
+            context: "cannot read",
+            error,
+        })?;
+        Config::parse(&text, Some(path))
+    }
+
+    /// Parses and validates `text`; relative paths resolve against `source`'s directory, or the
+    /// current directory when there is no `source`.
+    pub fn parse(text: &str, source: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = source.map_or_else(|| "<config>".to_owned(), |path| path.display().to_string());
+        let dir = source
+            .and_then(Path::parent)
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base_dir = std::path::absolute(dir).map_err(|error| ConfigError::Io {
+            file: file.clone(),
+            context: "cannot resolve its directory",
+            error,
+        })?;
+        let doc = Document {
+            file,
+            text,
+            base_dir,
+        };
+        let raw = doc.deserialize()?;
+        let mut config = doc.validate(raw)?;
+        config.source = source.map(Path::to_path_buf);
+        Ok(config)
+    }
+
+    /// The settings of `hook`; `Hook::Unspecified` gets those of `before_tool_call`.
+    pub fn hook(&self, hook: Hook) -> &HookConfig {
+        match hook {
+            Hook::Unspecified | Hook::BeforeToolCall => &self.hooks.before_tool_call,
+            Hook::BeforeSessionCreate => &self.hooks.before_session_create,
+            Hook::SessionCreated => &self.hooks.session_created,
+        }
+    }
+
+    /// The socket `plugin` is told to serve on: `runtime_dir/NAME.sock`.
+    pub fn plugin_socket(&self, plugin: &PluginConfig) -> PathBuf {
+        socket_in(&self.supervisor.runtime_dir, &plugin.name)
+    }
+}
+
+fn socket_in(runtime_dir: &Path, name: &str) -> PathBuf {
+    runtime_dir.join(format!("{name}.sock"))
+}
+
+// The file as serde sees it. Values that need checking beyond their TOML type are `Spanned`, so
+// an error can name their line; integers are `i64` so a range error can say what was written.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    supervisor: RawSupervisor,
+    #[serde(default)]
+    hooks: RawHooks,
+    #[serde(default)]
+    plugin: Vec<RawPlugin>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSupervisor {
+    socket: Option<Spanned<String>>,
+    runtime_dir: Option<Spanned<String>>,
+    socket_mode: Option<Spanned<String>>,
+    start_timeout_ms: Option<Spanned<i64>>,
+    stop_grace_ms: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHooks {
+    #[serde(default)]
+    before_tool_call: RawToolCallHook,
+    #[serde(default)]
+    before_session_create: RawHook,
+    #[serde(default)]
+    session_created: RawHook,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawToolCallHook {
+    timeout_ms: Option<Spanned<i64>>,
+    revalidate: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHook {
+    timeout_ms: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: Spanned<String>,
+    command: Spanned<String>,
+    #[serde(default)]
+    args: Vec<Spanned<String>>,
+    #[serde(default)]
+    trusted: bool,
+    priority: Option<Spanned<i64>>,
+    timeout_ms: Option<Spanned<i64>>,
+    on_failure: Option<Spanned<String>>,
+    #[serde(default)]
+    env: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    inherit_env: Vec<Spanned<String>>,
+    hooks: Option<Vec<Spanned<String>>>,
+}
+
+/// The text being loaded, with what is needed to resolve its paths and place its errors.
+struct Document<'a> {
+    file: String,
+    text: &'a str,
+    base_dir: PathBuf,
+}
+
+impl Document<'_> {
+    fn deserialize(&self) -> Result<RawConfig, ConfigError> {
+        let deserializer = toml::de::Deserializer::parse(self.text).map_err(|err| {
+            // Quote what the parser stopped at when it is short, e.g. the key of "duplicate key".
+            let at = err
+                .span()
+                .and_then(|span| self.text.get(span))
+                .filter(|s| !s.is_empty() && s.len() <= 40 && !s.contains('\n'))
+                .map(|s| format!(" at `{s}`"))
+                .unwrap_or_default();
+            self.error(err.span(), format!("invalid TOML: {}{at}", err.message()))
+        })?;
+        RawConfig::deserialize(deserializer).map_err(|err| self.shape_error(&err))
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let supervisor = self.supervisor(raw.supervisor)?;
+        let hooks = HooksConfig {
+            before_tool_call: HookConfig {
+                timeout_ms: self.hook_timeout(raw.hooks.before_tool_call.timeout_ms)?,
+                revalidate: raw.hooks.before_tool_call.revalidate.unwrap_or(true),
+            },
+            before_session_create: HookConfig {
+                timeout_ms: self.hook_timeout(raw.hooks.before_session_create.timeout_ms)?,
+                ..HookConfig::default()
+            },
+            session_created: HookConfig {
+                timeout_ms: self.hook_timeout(raw.hooks.session_created.timeout_ms)?,
+                ..HookConfig::default()
+            },
+        };
+        let mut plugins: Vec<PluginConfig> = Vec::with_capacity(raw.plugin.len());
+        let mut name_lines: BTreeMap<String, usize> = BTreeMap::new();
+        for raw in raw.plugin {
+            let name_line = self.line(raw.name.span().start);
+            if let Some(first) = name_lines.get(raw.name.get_ref()) {
+                return Err(self.error(
+                    Some(raw.name.span()),
+                    format!(
+                        "plugin name `{}` is already used by the [[plugin]] on line {first}; \
+                         names must be unique",
+                        raw.name.get_ref()
+                    ),
+                ));
+            }
+            let plugin = self.plugin(raw, &supervisor)?;
+            name_lines.insert(plugin.name.clone(), name_line);
+            plugins.push(plugin);
+        }
+        Ok(Config {
+            source: None,
+            supervisor,
+            hooks,
+            plugins,
+        })
+    }
+
+    fn supervisor(&self, raw: RawSupervisor) -> Result<SupervisorConfig, ConfigError> {
+        let defaults = SupervisorConfig::default();
+        let socket = match &raw.socket {
+            Some(socket) => self.socket_path(socket)?,
+            None => defaults.socket,
+        };
+        let runtime_dir = match &raw.runtime_dir {
+            Some(dir) => self.path(dir, "runtime_dir")?,
+            None => defaults.runtime_dir,
+        };
+        let socket_mode = match &raw.socket_mode {
+            Some(mode) => self.socket_mode(mode)?,
+            None => defaults.socket_mode,
+        };
+        Ok(SupervisorConfig {
+            socket,
+            runtime_dir,
+            socket_mode,
+            start_timeout_ms: self
+                .millis(raw.start_timeout_ms, "start_timeout_ms", 1)?
+                .unwrap_or(DEFAULT_START_TIMEOUT_MS),
+            stop_grace_ms: self
+                .millis(raw.stop_grace_ms, "stop_grace_ms", 0)?
+                .unwrap_or(DEFAULT_STOP_GRACE_MS),
+        })
+    }
+
+    fn hook_timeout(&self, raw: Option<Spanned<i64>>) -> Result<u32, ConfigError> {
+        Ok(self
+            .millis(raw, "timeout_ms", 1)?
+            .unwrap_or(DEFAULT_HOOK_TIMEOUT_MS))
+    }
+
+    fn plugin(
+        &self,
+        raw: RawPlugin,
+        supervisor: &SupervisorConfig,
+    ) -> Result<PluginConfig, ConfigError> {
+        let name = self.plugin_name(&raw.name)?;
+        let socket = socket_in(&supervisor.runtime_dir, &name);
+        if socket == supervisor.socket {
+            return Err(self.key_error(
+                &raw.name,
+                "name",
+                format!(
+                    "the plugin socket `{}` would be the host socket; rename the plugin or move \
+                     `socket` in [supervisor]",
+                    socket.display()
+                ),
+            ));
+        }
+        self.check_socket_len(
+            &socket,
+            &raw.name,
+            "name",
+            "; shorten `runtime_dir` or the plugin name",
+        )?;
+
+        let command = self.path(&raw.command, "command")?;
+        let mut args = Vec::with_capacity(raw.args.len());
+        for arg in raw.args {
+            self.no_nul(&arg, "args")?;
+            args.push(arg.into_inner());
+        }
+
+        let priority = match raw.priority {
+            Some(priority) => Some(i32::try_from(*priority.get_ref()).map_err(|_| {
+                self.key_error(
+                    &priority,
+                    "priority",
+                    format!(
+                        "{} does not fit; expected {}..={}",
+                        priority.get_ref(),
+                        i32::MIN,
+                        i32::MAX
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        let timeout_ms = self.millis(raw.timeout_ms, "timeout_ms", 1)?;
+
+        let on_failure = match &raw.on_failure {
+            None => OnFailure::Deny,
+            Some(value) => match value.get_ref().as_str() {
+                "deny" => OnFailure::Deny,
+                "skip" if raw.trusted => {
+                    return Err(self.key_error(
+                        value,
+                        "on_failure",
+                        "\"skip\" is only allowed for plugins that are not trusted",
+                    ));
+                }
+                "skip" => OnFailure::Skip,
+                other => {
+                    return Err(self.key_error(
+                        value,
+                        "on_failure",
+                        format!("{other:?} is not a failure policy; expected \"deny\" or \"skip\""),
+                    ));
+                }
+            },
+        };
+
+        let mut env = BTreeMap::new();
+        for (key, value) in raw.env {
+            self.env_name(&key, "env")?;
+            self.no_nul(&value, "env")?;
+            env.insert(key.into_inner(), value.into_inner());
+        }
+        let mut inherit_env = Vec::with_capacity(raw.inherit_env.len());
+        for var in raw.inherit_env {
+            self.env_name(&var, "inherit_env")?;
+            if env.contains_key(var.get_ref()) {
+                return Err(self.key_error(
+                    &var,
+                    "inherit_env",
+                    format!(
+                        "`{}` is also set in `env`; a variable is either set or inherited",
+                        var.get_ref()
+                    ),
+                ));
+            }
+            inherit_env.push(var.into_inner());
+        }
+
+        let hooks = raw
+            .hooks
+            .map(|entries| self.hook_list(&entries))
+            .transpose()?;
+
+        Ok(PluginConfig {
+            name,
+            command,
+            args,
+            trusted: raw.trusted,
+            priority,
+            timeout_ms,
+            on_failure,
+            env,
+            inherit_env,
+            hooks,
+        })
+    }
+
+    fn plugin_name(&self, name: &Spanned<String>) -> Result<String, ConfigError> {
+        let text = name.get_ref();
+        let valid = text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let problem = if text.is_empty() {
+            "plugin name is empty; it must match [a-z0-9-]+".to_owned()
+        } else if !valid {
+            format!("plugin name `{text}` must match [a-z0-9-]+")
+        } else if text.len() > MAX_NAME_CHARS {
+            format!(
+                "plugin name `{text}` is {} characters; at most {MAX_NAME_CHARS} are allowed",
+                text.len()
+            )
+        } else {
+            return Ok(text.clone());
+        };
+        Err(self.error(Some(name.span()), problem))
+    }
+
+    /// A `hooks = [...]` list, in the order written, repeats dropped.
+    fn hook_list(&self, entries: &[Spanned<String>]) -> Result<Vec<Hook>, ConfigError> {
+        let mut hooks = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let Some(&(_, hook)) = HOOK_NAMES.iter().find(|(name, _)| name == entry.get_ref())
+            else {
+                let names: Vec<String> = HOOK_NAMES
+                    .iter()
+                    .map(|(name, _)| format!("{name:?}"))
+                    .collect();
+                let problem = format!(
+                    "{:?} is not a hook; expected one of {}",
+                    entry.get_ref(),
+                    names.join(", ")
+                );
+                return Err(self.key_error(entry, "hooks", problem));
+            };
+            if !hooks.contains(&hook) {
+                hooks.push(hook);
+            }
+        }
+        Ok(hooks)
+    }
+
+    fn env_name(&self, var: &Spanned<String>, key: &str) -> Result<(), ConfigError> {
+        let name = var.get_ref();
+        let problem = if name.is_empty() {
+            "a variable name must not be empty".to_owned()
+        } else if name.contains(['=', '\0']) {
+            format!("variable name {name:?} must not contain '=' or NUL")
+        } else if RESERVED_ENV.contains(&name.as_str()) {
+            format!("`{name}` is set by hookvisor itself and cannot be configured")
+        } else {
+            return Ok(());
+        };
+        Err(self.key_error(var, key, problem))
+    }
+
+    fn no_nul(&self, value: &Spanned<String>, key: &str) -> Result<(), ConfigError> {
+        if value.get_ref().contains('\0') {
+            return Err(self.key_error(
+                value,
+                key,
+                format!("{:?} contains a NUL byte", value.get_ref()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A path from the file; relative ones are joined onto the configuration's directory.
+    fn path(&self, value: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+        if value.get_ref().is_empty() {
+            return Err(self.key_error(value, key, "the path must not be empty"));
+        }
+        self.no_nul(value, key)?;
+        let path = self.base_dir.join(value.get_ref());
+        Ok(path
+            .components()
+            .filter(|c| *c != Component::CurDir)
+            .collect())
+    }
+
+    fn socket_path(&self, value: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+        let path = self.path(value, "socket")?;
+        self.check_socket_len(&path, value, "socket", "")?;
+        Ok(path)
+    }
+
+    fn check_socket_len(
+        &self,
+        path: &Path,
+        at: &Spanned<String>,
+        key: &str,
+        hint: &str,
+    ) -> Result<(), ConfigError> {
+        let len = path.as_os_str().len();
+        if len > MAX_SOCKET_PATH_BYTES {
+            return Err(self.key_error(
+                at,
+                key,
+                format!(
+                    "socket path `{}` is {len} bytes; a Unix socket path holds at most \
+                     {MAX_SOCKET_PATH_BYTES}{hint}",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn socket_mode(&self, value: &Spanned<String>) -> Result<u32, ConfigError> {
+        let text = value.get_ref();
+        let octal =
+            !text.is_empty() && text.len() <= 4 && text.bytes().all(|b| (b'0'..=b'7').contains(&b));
+        match u32::from_str_radix(text, 8) {
+            Ok(mode) if octal && mode <= 0o777 => Ok(mode),
+            _ => Err(self.key_error(
+                value,
+                "socket_mode",
+                format!("{text:?} is not a permission mode; expected octal digits up to \"0777\", like \"0660\""),
+            )),
+        }
+    }
+
+    /// A duration in milliseconds, checked against `min..=MAX_TIMEOUT_MS`.
+    fn millis(
+        &self,
+        value: Option<Spanned<i64>>,
+        key: &str,
+        min: u32,
+    ) -> Result<Option<u32>, ConfigError> {
+        let Some(value) = value else { return Ok(None) };
+        match u32::try_from(*value.get_ref()) {
+            Ok(ms) if (min..=MAX_TIMEOUT_MS).contains(&ms) => Ok(Some(ms)),
+            _ => Err(self.key_error(
+                &value,
+                key,
+                format!(
+                    "{} is out of range; expected {min}..={MAX_TIMEOUT_MS} milliseconds",
+                    value.get_ref()
+                ),
+            )),
+        }
+    }
+
+    /// Rewords a serde error from toml (unknown key, missing key, wrong type) into this module's
+    /// one-line form. toml exposes the key path only through its `Display` without input, and
+    /// serde's unknown-field message lists the expected keys in backticks; both are read here.
+    fn shape_error(&self, err: &toml::de::Error) -> ConfigError {
+        let mut bare = err.clone();
+        bare.set_input(None);
+        let rendered = bare.to_string();
+        let path: Vec<&str> = rendered
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix("in `")?.strip_suffix('`'))
+            .map(|path| path.split('.').collect())
+            .unwrap_or_default();
+        let table = match path.as_slice() {
+            [] => "at the top level".to_owned(),
+            ["plugin"] => "in [[plugin]]".to_owned(),
+            path => format!("in [{}]", path.join(".")),
+        };
+        let message = err.message();
+        let message = if message.starts_with("unknown field `") {
+            // "unknown field `KEY`, expected one of `a`, `b`": quoted names sit at odd positions.
+            let mut quoted = message.split('`').skip(1).step_by(2);
+            let key = quoted.next().unwrap_or_default();
+            let expected: Vec<&str> = quoted.collect();
+            match expected.as_slice() {
+                [] => format!("unknown key `{key}` {table} (no keys are allowed here)"),
+                [only] => format!("unknown key `{key}` {table} (expected: {only})"),
+                all => format!(
+                    "unknown key `{key}` {table} (expected one of: {})",
+                    all.join(", ")
+                ),
+            }
+        } else if let Some(key) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+        {
+            format!("missing required key `{key}` {table}")
+        } else if path.is_empty() {
+            message.to_owned()
+        } else {
+            format!("key `{}`: {message}", path.join("."))
+        };
+        self.error(err.span(), message)
+    }
+
+    fn key_error<T>(
+        &self,
+        value: &Spanned<T>,
+        key: &str,
+        problem: impl std::fmt::Display,
+    ) -> ConfigError {
+        self.error(Some(value.span()), format!("key `{key}`: {problem}"))
+    }
+
+    fn error(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            line: span.map(|span| self.line(span.start)),
+            // Keys may be quoted strings holding line breaks; the message stays one line.
+            message: message.replace('\n', "\\n").replace('\r', "\\r"),
+        }
+    }
+
+    /// The 1-based line holding byte `offset`.
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        1 + self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONTRACT_EXAMPLE: &str = include_str!("../tests/data/config/contract-example.toml");
+
+    fn data(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/config")
+            .join(name)
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Some(Path::new("/etc/hookvisor/hookvisor.toml")))
+    }
+
+    fn one_plugin(text: &str) -> PluginConfig {
+        match parse(text) {
+            Ok(mut config) if config.plugins.len() == 1 => config.plugins.remove(0),
+            other => panic!("expected one plugin, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn contract_example_loads() {
+        let config =
+            Config::load(&data("contract-example.toml")).expect("the contract's example loads");
+        assert_eq!(config.source, Some(data("contract-example.toml")));
+        assert_eq!(
+            config.supervisor.socket,
+            Path::new("/run/hookvisor/hookvisor.sock")
+        );
+        assert_eq!(config.supervisor.runtime_dir, Path::new("/run/hookvisor"));
+        assert_eq!(config.hooks.before_tool_call.timeout_ms, 5000);
+        assert!(config.hooks.before_tool_call.revalidate);
+        let [plugin] = config.plugins.as_slice() else {
+            panic!("one plugin expected")
+        };
+        assert_eq!(plugin.name, "deny-list");
+        assert_eq!(
+            plugin.command,
+            Path::new("/usr/lib/hookvisor/plugins/deny-list")
+        );
+        assert!(plugin.args.is_empty());
+        assert!(plugin.trusted);
+        assert_eq!(plugin.priority, Some(100));
+        assert_eq!(plugin.timeout_ms, Some(200));
+        assert_eq!(plugin.on_failure, OnFailure::Deny);
+        assert_eq!(
+            plugin.env.get("LIST").map(String::as_str),
+            Some("/etc/hookvisor/deny.txt")
+        );
+        assert_eq!(plugin.inherit_env, ["PATH", "LANG"]);
+        assert_eq!(plugin.hooks, None);
+        assert_eq!(
+            config.plugin_socket(plugin),
+            Path::new("/run/hookvisor/deny-list.sock")
+        );
+        assert_eq!(
+            parse(CONTRACT_EXAMPLE).map(|c| c.plugins.len()).ok(),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn empty_file_gives_defaults_and_no_plugins() {
+        let config = Config::parse("", None).expect("an empty file is a valid configuration");
+        assert_eq!(config.source, None);
+        assert_eq!(
+            config.supervisor.socket,
+            Path::new("/run/hookvisor/hookvisor.sock")
+        );
+        assert_eq!(config.supervisor.runtime_dir, Path::new("/run/hookvisor"));
+        assert_eq!(config.supervisor.socket_mode, 0o600);
+        assert_eq!(config.supervisor.start_timeout_ms, DEFAULT_START_TIMEOUT_MS);
+        assert_eq!(config.supervisor.stop_grace_ms, DEFAULT_STOP_GRACE_MS);
+        for hook in [
+            Hook::Unspecified,
+            Hook::BeforeToolCall,
+            Hook::BeforeSessionCreate,
+            Hook::SessionCreated,
+        ] {
+            assert_eq!(config.hook(hook).timeout_ms, DEFAULT_HOOK_TIMEOUT_MS);
+            assert!(config.hook(hook).revalidate);
+        }
+        assert!(config.plugins.is_empty());
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let config = parse(
+            r#"
+[supervisor]
+socket_mode = "0660"
+start_timeout_ms = 600000
+stop_grace_ms = 0
+
+[hooks.before_tool_call]
+revalidate = false
+[hooks.before_session_create]
+timeout_ms = 1
+[hooks.session_created]
+timeout_ms = 250
+
+[[plugin]]
+name = "audit"
+command = "/bin/audit"
+args = ["--verbose", ""]
+priority = -2147483648
+on_failure = "skip"
+hooks = ["session_created", "before_session_create", "session_created"]
+"#,
+        )
+        .expect("valid");
+        assert_eq!(config.supervisor.socket_mode, 0o660);
+        assert_eq!(config.supervisor.start_timeout_ms, 600_000);
+        assert_eq!(config.supervisor.stop_grace_ms, 0);
+        assert!(!config.hook(Hook::BeforeToolCall).revalidate);
+        assert_eq!(config.hook(Hook::BeforeSessionCreate).timeout_ms, 1);
+        assert_eq!(config.hook(Hook::SessionCreated).timeout_ms, 250);
+        let plugin = &config.plugins[0];
+        assert_eq!(plugin.args, ["--verbose", ""]);
+        assert!(!plugin.trusted);
+        assert_eq!(plugin.priority, Some(i32::MIN));
+        assert_eq!(plugin.on_failure, OnFailure::Skip);
+        assert_eq!(
+            plugin.hooks,
+            Some(vec![Hook::SessionCreated, Hook::BeforeSessionCreate])
+        );
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let config = Config::load(&data("relative.toml")).expect("valid");
+        let dir = data("");
+        assert_eq!(config.supervisor.runtime_dir, dir.join("run"));
+        assert_eq!(config.supervisor.socket, dir.join("run/host.sock"));
+        assert_eq!(config.plugins[0].command, dir.join("plugins/nested"));
+        assert_eq!(
+            config.plugins[1].command,
+            dir.join("bare-plugin"),
+            "a bare name is not looked up in PATH"
+        );
+        assert_eq!(
+            config.plugin_socket(&config.plugins[1]),
+            dir.join("run/bare.sock")
+        );
+
+        let plugin = one_plugin("[[plugin]]\nname = \"x\"\ncommand = \"./bin/../x\"\n");
+        assert_eq!(plugin.command, Path::new("/etc/hookvisor/bin/../x"));
+
+        let cwd = std::env::current_dir().expect("a current directory");
+        let config =
+            Config::parse("[[plugin]]\nname = \"x\"\ncommand = \"x\"\n", None).expect("valid");
+        assert_eq!(config.plugins[0].command, cwd.join("x"));
+    }
+
+    #[test]
+    fn unreadable_file_is_one_line() {
+        let path = data("does-not-exist.toml");
+        let err = Config::load(&path).expect_err("missing file");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("{}: cannot read: ", path.display())),
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        const PLUGIN: &str = "[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n";
+        let long = "a".repeat(64);
+        let deep = format!("/{}", "d".repeat(100));
+        // (what, text, line, message after "FILE:LINE: ")
+        let cases: Vec<(&str, String, usize, String)> = vec![
+            ("syntax", "[supervisor]\nsocket = [\n".into(), 2, "invalid TOML: ".into()),
+            ("duplicate key", "[supervisor]\nsocket = \"/a\"\nsocket = \"/b\"\n".into(), 3, "invalid TOML: duplicate key at `socket`".into()),
+            ("key with a line break", "\"a\\nb\" = 1\n".into(), 1, "unknown key `a\\nb` at the top level".into()),
+            (
+                "unknown key in plugin",
+                format!("{PLUGIN}trused = true\n"),
+                4,
+                "unknown key `trused` in [[plugin]] (expected one of: name, command, args, trusted, priority, \
+                 timeout_ms, on_failure, env, inherit_env, hooks)"
+                    .into(),
+            ),
+            ("unknown top-level key", "\n\nplugins = []\n".into(), 3, "unknown key `plugins` at the top level".into()),
+            ("unknown table", "[supervsor]\nsocket = \"/a\"\n".into(), 1, "unknown key `supervsor` at the top level".into()),
+            ("unknown key in supervisor", "[supervisor]\nsock = \"/a\"\n".into(), 2, "unknown key `sock` in [supervisor]".into()),
+            ("unknown hook table", "[hooks.before_tool]\n".into(), 1, "unknown key `before_tool` in [hooks]".into()),
+            (
+                "revalidate outside before_tool_call",
+                "[hooks.session_created]\nrevalidate = false\n".into(),
+                2,
+                "unknown key `revalidate` in [hooks.session_created] (expected: timeout_ms)".into(),
+            ),
+            ("missing name", "[[plugin]]\ncommand = \"/bin/p\"\n".into(), 1, "missing required key `name` in [[plugin]]".into()),
+            ("missing command", format!("{PLUGIN}\n[[plugin]]\nname = \"q\"\n"), 5, "missing required key `command` in [[plugin]]".into()),
+            ("wrong type", "[[plugin]]\nname = 5\ncommand = \"/bin/p\"\n".into(), 2, "key `plugin.name`: invalid type".into()),
+            ("name pattern", "[[plugin]]\ncommand = \"/bin/p\"\nname = \"Deny_List\"\n".into(), 3, "plugin name `Deny_List` must match [a-z0-9-]+".into()),
+            ("empty name", "[[plugin]]\nname = \"\"\ncommand = \"/bin/p\"\n".into(), 2, "plugin name is empty".into()),
+            ("long name", format!("[[plugin]]\nname = \"{long}\"\ncommand = \"/bin/p\"\n"), 2, format!("plugin name `{long}` is 64 characters; at most 63 are allowed")),
+            (
+                "duplicate name",
+                format!("{PLUGIN}\n[[plugin]]\ncommand = \"/bin/q\"\nname = \"p\"\n"),
+                7,
+                "plugin name `p` is already used by the [[plugin]] on line 2; names must be unique".into(),
+            ),
+            ("empty command", "[[plugin]]\nname = \"p\"\ncommand = \"\"\n".into(), 3, "key `command`: the path must not be empty".into()),
+            ("NUL in arg", format!("{PLUGIN}args = [\"a\\u0000\"]\n"), 4, "key `args`: \"a\\0\" contains a NUL byte".into()),
+            (
+                "skip on trusted",
+                format!("{PLUGIN}trusted = true\n\non_failure = \"skip\"\n"),
+                6,
+                "key `on_failure`: \"skip\" is only allowed for plugins that are not trusted".into(),
+            ),
+            ("bad on_failure", format!("{PLUGIN}on_failure = \"allow\"\n"), 4, "key `on_failure`: \"allow\" is not a failure policy".into()),
+            ("plugin timeout 0", format!("{PLUGIN}timeout_ms = 0\n"), 4, "key `timeout_ms`: 0 is out of range; expected 1..=600000 milliseconds".into()),
+            ("plugin timeout too big", format!("{PLUGIN}timeout_ms = 600001\n"), 4, "key `timeout_ms`: 600001 is out of range".into()),
+            ("negative hook timeout", "[hooks.before_tool_call]\ntimeout_ms = -1\n".into(), 2, "key `timeout_ms`: -1 is out of range".into()),
+            ("start timeout 0", "[supervisor]\nstart_timeout_ms = 0\n".into(), 2, "key `start_timeout_ms`: 0 is out of range; expected 1..=600000".into()),
+            ("stop grace too big", "[supervisor]\nstop_grace_ms = 9999999999\n".into(), 2, "key `stop_grace_ms`: 9999999999 is out of range; expected 0..=600000".into()),
+            ("priority too big", format!("{PLUGIN}priority = 2147483648\n"), 4, "key `priority`: 2147483648 does not fit".into()),
+            ("empty env key", format!("{PLUGIN}env = {{ \"\" = \"x\" }}\n"), 4, "key `env`: a variable name must not be empty".into()),
+            ("env key with =", format!("{PLUGIN}[plugin.env]\n\"A=B\" = \"x\"\n"), 5, "key `env`: variable name \"A=B\" must not contain '=' or NUL".into()),
+            ("NUL in env value", format!("{PLUGIN}env = {{ A = \"\\u0000\" }}\n"), 4, "key `env`: \"\\0\" contains a NUL byte".into()),
+            (
+                "reserved env",
+                format!("{PLUGIN}env = {{ HOOKVISOR_MAGIC_COOKIE = \"x\" }}\n"),
+                4,
+                "key `env`: `HOOKVISOR_MAGIC_COOKIE` is set by hookvisor itself".into(),
+            ),
+            ("reserved inherit_env", format!("{PLUGIN}inherit_env = [\n  \"PATH\",\n  \"HOOKVISOR_PLUGIN_SOCKET\",\n]\n"), 6, "key `inherit_env`: `HOOKVISOR_PLUGIN_SOCKET` is set by hookvisor".into()),
+            ("inherit_env with =", format!("{PLUGIN}inherit_env = [\"A=\"]\n"), 4, "key `inherit_env`: variable name \"A=\"".into()),
+            ("env and inherit_env", format!("{PLUGIN}env = {{ LANG = \"C\" }}\ninherit_env = [\"LANG\"]\n"), 5, "key `inherit_env`: `LANG` is also set in `env`".into()),
+            ("unknown hook", format!("{PLUGIN}hooks = [\"before_tool_call\", \"after_tool_call\"]\n"), 4, "key `hooks`: \"after_tool_call\" is not a hook; expected one of \"before_tool_call\", \"before_session_create\", \"session_created\"".into()),
+            ("socket_mode digits", "[supervisor]\nsocket_mode = \"0680\"\n".into(), 2, "key `socket_mode`: \"0680\" is not a permission mode".into()),
+            ("socket_mode too big", "[supervisor]\nsocket_mode = \"1777\"\n".into(), 2, "key `socket_mode`: \"1777\" is not a permission mode".into()),
+            ("socket_mode integer", "[supervisor]\nsocket_mode = 660\n".into(), 2, "key `supervisor.socket_mode`: invalid type: integer `660`".into()),
+            ("host socket too long", format!("[supervisor]\nsocket = \"{deep}/hookvisor.sock\"\n"), 2, "key `socket`: socket path `".into()),
+            (
+                "plugin socket too long",
+                format!("[supervisor]\nruntime_dir = \"{deep}\"\n\n[[plugin]]\ncommand = \"/bin/p\"\nname = \"long-enough\"\n"),
+                6,
+                "key `name`: socket path `".into(),
+            ),
+            (
+                "plugin socket is the host socket",
+                "[supervisor]\nsocket = \"/run/hookvisor/p.sock\"\n[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n".into(),
+                4,
+                "key `name`: the plugin socket `/run/hookvisor/p.sock` would be the host socket".into(),
+            ),
+        ];
+        for (what, text, line, message) in cases {
+            let err = match parse(&text) {
+                Ok(config) => panic!("{what}: expected an error, got {config:?}"),
+                Err(err) => err,
+            };
+            let display = err.to_string();
+            let prefix = format!("/etc/hookvisor/hookvisor.toml:{line}: {message}");
+            assert!(
+                display.starts_with(&prefix),
+                "{what}:\n  got      {display}\n  expected {prefix}…"
+            );
+            assert!(!display.contains('\n'), "{what}: not one line: {display}");
+        }
+    }
+
+    #[test]
+    fn socket_path_limit_is_exact() {
+        // "/" + 101 + "/p.sock" = 109 bytes fails; trim to exactly 107 and it fits.
+        let dir = format!("/{}", "d".repeat(99));
+        let text = format!(
+            "[supervisor]\nruntime_dir = \"{dir}\"\n[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n"
+        );
+        let config = parse(&text).expect("a 107-byte socket path fits");
+        assert_eq!(
+            config.plugin_socket(&config.plugins[0]).as_os_str().len(),
+            107
+        );
+        let text = text.replace(&dir, &format!("{dir}d"));
+        assert!(parse(&text).is_err(), "a 108-byte socket path does not fit");
+    }
+
+    #[test]
+    fn errors_without_a_file_say_config() {
+        let err = Config::parse("x = 1\n", None).expect_err("unknown key");
+        assert!(
+            err.to_string().starts_with("<config>:1: unknown key `x`"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,499 @@
+//! The merge rules of contract §4 and §5: per-plugin results in, one verdict out.
+//!
+//! Everything here is pure: no I/O, no clocks (latencies are passed in). The host-facing service
+//! calls plugins and feeds what they said, in merge order, into a [`ToolMerge`] or a
+//! [`SessionMerge`]. Hook-stage calls run concurrently; [`InOrder`] releases their results in
+//! merge order so the verdict equals the one a sequential run would give (a property test below
+//! checks exactly that).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookvisor_proto::v1::{
+    ApprovalRequest, BlockKind, Failure, Outcome, PluginResult, SessionVerdict, Stage,
+    ToolCallVerdict,
+};
+use serde_json::{Map, Value};
+
+/// A tool call's params: always a JSON object.
+pub type Params = Map<String, Value>;
+
+/// One plugin's place in a merge.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The plugin's configured name.
+    pub plugin: Arc<str>,
+    /// The stage this call runs in.
+    pub stage: Stage,
+    /// `on_failure = "skip"`: a failure is recorded and passed over (hook stage only).
+    pub skip_on_failure: bool,
+}
+
+/// How a plugin failed to give a valid answer in time (§7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// The contract's failure kind.
+    pub kind: Failure,
+    /// What happened, phrased to follow "plugin 'NAME' ", e.g. "timed out after 200 ms".
+    pub detail: String,
+}
+
+impl Failed {
+    /// No answer before the deadline.
+    pub fn timeout(deadline: Duration) -> Self {
+        Self::new(Failure::Timeout, format!("timed out after {} ms", deadline.as_millis()))
+    }
+
+    /// The process died or the connection broke during the call.
+    pub fn crashed(what: impl std::fmt::Display) -> Self {
+        Self::new(Failure::Crashed, format!("crashed during the call: {what}"))
+    }
+
+    /// The plugin is not ready.
+    pub fn unavailable(why: impl std::fmt::Display) -> Self {
+        Self::new(Failure::Unavailable, format!("is unavailable: {why}"))
+    }
+
+    /// The answer broke the contract.
+    pub fn invalid(why: impl std::fmt::Display) -> Self {
+        Self::new(Failure::InvalidResponse, format!("returned an invalid response: {why}"))
+    }
+
+    /// The plugin answered with a non-OK gRPC status.
+    pub fn error(code: impl std::fmt::Debug, message: &str) -> Self {
+        Self::new(Failure::Error, format!("failed with gRPC status {code:?}: {message}"))
+    }
+
+    fn new(kind: Failure, detail: String) -> Self {
+        Self { kind, detail }
+    }
+
+    /// The kind as the policy-failure reason spells it: `timeout`, `crashed`, ...
+    pub fn kind_word(&self) -> &'static str {
+        match self.kind {
+            Failure::Timeout => "timeout",
+            Failure::Crashed => "crashed",
+            Failure::Unavailable => "unavailable",
+            Failure::InvalidResponse => "invalid_response",
+            Failure::Error => "error",
+            Failure::None => "none",
+        }
+    }
+
+    /// The full sentence, naming the plugin.
+    pub fn sentence(&self, plugin: &str) -> String {
+        format!("plugin '{plugin}' {}", self.detail)
+    }
+}
+
+/// A plugin's valid answer to `BeforeToolCall` (already checked against §8).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolAnswer {
+    /// A rewrite: the whole params object.
+    pub params: Option<Params>,
+    /// A block, with the plugin's reason (may be empty).
+    pub block: Option<String>,
+    /// An approval request, normalized.
+    pub approval: Option<ApprovalRequest>,
+}
+
+/// A plugin's valid answer to `BeforeSessionCreate` (already checked against §8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionAnswer {
+    /// A block, with the plugin's reason (may be empty).
+    pub block: Option<String>,
+    /// A JSON value replacing the plugin's own metadata namespace.
+    pub patch: Option<String>,
+}
+
+/// What a plugin's result means for the rest of the merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep going.
+    Continue,
+    /// The verdict is decided (a block): later results cannot change it.
+    Decided,
+}
+
+/// Something that folds plugin results, in merge order, into a verdict.
+pub trait Merge {
+    /// The plugin's answer type.
+    type Answer;
+    /// Folds the result at the next position.
+    fn apply(&mut self, call: &Call, result: Result<Self::Answer, Failed>, latency: Duration)
+    -> Flow;
+    /// Records a call that was cancelled (or not merged) because the verdict was decided.
+    fn cancelled(&mut self, call: &Call);
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    reason: String,
+    kind: BlockKind,
+    by: Arc<str>,
+}
+
+/// One trace entry before it becomes a [`PluginResult`].
+fn entry(call: &Call, outcome: Outcome, latency: Duration) -> PluginResult {
+    PluginResult {
+        plugin: call.plugin.to_string(),
+        stage: call.stage as i32,
+        outcome: outcome as i32,
+        failure: Failure::None as i32,
+        detail: String::new(),
+        latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        params_changed: false,
+        revalidation: false,
+    }
+}
+
+/// Applies §4/§7 to a failure: a block (policy stage, or hook stage without skip) or a skip.
+fn fold_failure(
+    call: &Call,
+    failed: &Failed,
+    latency: Duration,
+) -> (Option<Block>, PluginResult) {
+    let sentence = failed.sentence(&call.plugin);
+    let skip = call.skip_on_failure && call.stage != Stage::Policy;
+    let mut result = entry(call, if skip { Outcome::Allow } else { Outcome::Block }, latency);
+    result.failure = failed.kind as i32;
+    if skip {
+        result.detail = format!("skipped (on_failure = \"skip\"): {sentence}");
+        return (None, result);
+    }
+    let reason = if call.stage == Stage::Policy {
+        format!(
+            "blocked by {}: policy evaluation failed ({})",
+            call.plugin,
+            failed.kind_word()
+        )
+    } else {
+        sentence.clone()
+    };
+    result.detail = sentence;
+    let block = Block { reason, kind: BlockKind::Failure, by: call.plugin.clone() };
+    (Some(block), result)
+}
+
+fn plugin_block(call: &Call, reason: &str) -> Block {
+    let reason = if reason.is_empty() {
+        format!("blocked by {}", call.plugin)
+    } else {
+        reason.to_string()
+    };
+    Block { reason, kind: BlockKind::Policy, by: call.plugin.clone() }
+}
+
+fn cancelled_entry(call: &Call) -> PluginResult {
+    let mut result = entry(call, Outcome::Unspecified, Duration::ZERO);
+    result.detail = "cancelled: the verdict was decided before this plugin's turn".into();
+    result
+}
+
+/// The merge of one `BeforeToolCall` (§4): policy stage, hook stage, revalidation.
+#[derive(Debug, Clone)]
+pub struct ToolMerge {
+    original: Params,
+    /// The params as the policy stage left them (what policies chain and hooks see).
+    params: Params,
+    /// The winning hook-stage rewrite, merged key by key over `params` at the end.
+    hook_rewrite: Option<Params>,
+    approval: Option<(Arc<str>, ApprovalRequest)>,
+    block: Option<Block>,
+    revalidating: bool,
+    trace: Vec<PluginResult>,
+}
+
+impl ToolMerge {
+    /// Starts a merge for the host's params.
+    pub fn new(params: Params) -> Self {
+        Self {
+            original: params.clone(),
+            params,
+            hook_rewrite: None,
+            approval: None,
+            block: None,
+            revalidating: false,
+            trace: Vec::new(),
+        }
+    }
+
+    /// The params the next plugin sees: policies see the chain so far; hooks see what the
+    /// policy stage left (never another hook's rewrite).
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Whether something blocked already.
+    pub fn is_blocked(&self) -> bool {
+        self.block.is_some()
+    }
+
+    /// Whether the hook stage changed the params, so the policies must see them again (§4.3).
+    pub fn needs_revalidation(&self) -> bool {
+        self.block.is_none() && !self.revalidating && self.merged() != self.params
+    }
+
+    /// Starts revalidation: policies now chain from the hook stage's final params.
+    pub fn begin_revalidation(&mut self) {
+        self.params = self.merged();
+        self.hook_rewrite = None;
+        self.revalidating = true;
+    }
+
+    /// The hook stage's winning rewrite merged key by key over the policy stage's params.
+    fn merged(&self) -> Params {
+        match &self.hook_rewrite {
+            None => self.params.clone(),
+            Some(rewrite) => {
+                let mut out = self.params.clone();
+                for (k, v) in rewrite {
+                    out.insert(k.clone(), v.clone());
+                }
+                out
+            }
+        }
+    }
+
+    /// The verdict. `original_text` is the host's params text, returned as-is when nothing
+    /// changed them.
+    pub fn finish(self, original_text: &str) -> ToolCallVerdict {
+        let final_params = self.merged();
+        let params_changed = final_params != self.original;
+        let params_json = if params_changed {
+            Value::Object(final_params).to_string()
+        } else {
+            original_text.to_string()
+        };
+        let outcome = match (&self.block, &self.approval) {
+            (Some(_), _) => Outcome::Block,
+            (None, Some(_)) => Outcome::RequireApproval,
+            (None, None) => Outcome::Allow,
+        };
+        let (approval_plugin, approval) = match self.approval {
+            Some((plugin, approval)) => (plugin.to_string(), Some(approval)),
+            None => (String::new(), None),
+        };
+        let (block_reason, block_kind, decided_by) = match self.block {
+            Some(b) => (b.reason, b.kind, b.by.to_string()),
+            None => (String::new(), BlockKind::Unspecified, String::new()),
+        };
+        ToolCallVerdict {
+            outcome: outcome as i32,
+            params_json,
+            params_changed,
+            block_reason,
+            block_kind: block_kind as i32,
+            decided_by,
+            approval,
+            approval_plugin,
+            trace: self.trace,
+        }
+    }
+
+    fn fold_answer(&mut self, call: &Call, answer: ToolAnswer, result: &mut PluginResult) -> Flow {
+        if let Some(reason) = answer.block {
+            result.outcome = Outcome::Block as i32;
+            self.block = Some(plugin_block(call, &reason));
+            return Flow::Decided;
+        }
+        let mut notes = Vec::new();
+        if let Some(rewrite) = answer.params {
+            match &self.approval {
+                Some((by, _)) => notes.push(format!(
+                    "params rewrite ignored: params are frozen by the approval request of '{by}'"
+                )),
+                None => {
+                    result.params_changed = rewrite != self.params;
+                    if call.stage == Stage::Policy {
+                        self.params = rewrite;
+                    } else {
+                        self.hook_rewrite = Some(rewrite);
+                    }
+                }
+            }
+        }
+        if let Some(approval) = answer.approval {
+            result.outcome = Outcome::RequireApproval as i32;
+            match &self.approval {
+                Some((by, _)) => notes.push(format!(
+                    "approval request ignored: '{by}' asked first"
+                )),
+                None => self.approval = Some((call.plugin.clone(), approval)),
+            }
+        }
+        result.detail = notes.join("; ");
+        Flow::Continue
+    }
+}
+
+impl Merge for ToolMerge {
+    type Answer = ToolAnswer;
+
+    fn apply(&mut self, call: &Call, result: Result<ToolAnswer, Failed>, latency: Duration) -> Flow {
+        let (flow, mut entry) = match result {
+            Err(failed) => {
+                let (block, entry) = fold_failure(call, &failed, latency);
+                let flow = if block.is_some() { Flow::Decided } else { Flow::Continue };
+                if block.is_some() {
+                    self.block = block;
+                }
+                (flow, entry)
+            }
+            Ok(answer) => {
+                let mut entry = entry(call, Outcome::Allow, latency);
+                (self.fold_answer(call, answer, &mut entry), entry)
+            }
+        };
+        entry.revalidation = self.revalidating;
+        self.trace.push(entry);
+        flow
+    }
+
+    fn cancelled(&mut self, call: &Call) {
+        let mut entry = cancelled_entry(call);
+        entry.revalidation = self.revalidating;
+        self.trace.push(entry);
+    }
+}
+
+/// The merge of one `BeforeSessionCreate` (§5): blocks, and patches of each plugin's own
+/// metadata namespace.
+#[derive(Debug, Clone)]
+pub struct SessionMerge {
+    metadata: HashMap<String, String>,
+    block: Option<Block>,
+    trace: Vec<PluginResult>,
+}
+
+impl SessionMerge {
+    /// Starts a merge over the host's session metadata.
+    pub fn new(metadata: HashMap<String, String>) -> Self {
+        Self { metadata, block: None, trace: Vec::new() }
+    }
+
+    /// The metadata namespace a plugin sees ("" when absent).
+    pub fn namespace(&self, plugin: &str) -> &str {
+        self.metadata.get(plugin).map_or("", String::as_str)
+    }
+
+    /// Whether something blocked already.
+    pub fn is_blocked(&self) -> bool {
+        self.block.is_some()
+    }
+
+    /// The verdict.
+    pub fn finish(self) -> SessionVerdict {
+        let (outcome, block_reason, block_kind, decided_by) = match self.block {
+            Some(b) => (Outcome::Block, b.reason, b.kind, b.by.to_string()),
+            None => (Outcome::Allow, String::new(), BlockKind::Unspecified, String::new()),
+        };
+        SessionVerdict {
+            outcome: outcome as i32,
+            block_reason,
+            block_kind: block_kind as i32,
+            decided_by,
+            session_metadata: self.metadata,
+            trace: self.trace,
+        }
+    }
+}
+
+impl Merge for SessionMerge {
+    type Answer = SessionAnswer;
+
+    fn apply(
+        &mut self,
+        call: &Call,
+        result: Result<SessionAnswer, Failed>,
+        latency: Duration,
+    ) -> Flow {
+        let (flow, entry) = match result {
+            Err(failed) => {
+                let (block, entry) = fold_failure(call, &failed, latency);
+                let flow = if block.is_some() { Flow::Decided } else { Flow::Continue };
+                if block.is_some() {
+                    self.block = block;
+                }
+                (flow, entry)
+            }
+            Ok(SessionAnswer { block: Some(reason), .. }) => {
+                self.block = Some(plugin_block(call, &reason));
+                (Flow::Decided, entry(call, Outcome::Block, latency))
+            }
+            Ok(SessionAnswer { block: None, patch }) => {
+                let mut entry = entry(call, Outcome::Allow, latency);
+                if let Some(patch) = patch {
+                    entry.detail = "patched its metadata namespace".into();
+                    self.metadata.insert(call.plugin.to_string(), patch);
+                }
+                (Flow::Continue, entry)
+            }
+        };
+        self.trace.push(entry);
+        flow
+    }
+
+    fn cancelled(&mut self, call: &Call) {
+        self.trace.push(cancelled_entry(call));
+    }
+}
+
+/// The trace entry of an observation (`SessionCreated`): never a block.
+pub fn observation(call: &Call, result: Result<(), Failed>, latency: Duration) -> PluginResult {
+    let mut result_entry = entry(call, Outcome::Allow, latency);
+    if let Err(failed) = result {
+        result_entry.failure = failed.kind as i32;
+        result_entry.detail = failed.sentence(&call.plugin);
+    }
+    result_entry
+}
+
+/// Merges results that arrive in any order exactly as a sequential run would: each result is
+/// held until every earlier position has been merged.
+pub struct InOrder<'a, M: Merge> {
+    merge: &'a mut M,
+    calls: &'a [Call],
+    held: Vec<Option<(Result<M::Answer, Failed>, Duration)>>,
+    next: usize,
+    decided: bool,
+}
+
+impl<'a, M: Merge> InOrder<'a, M> {
+    /// Starts merging results for `calls`, which are in merge order.
+    pub fn new(merge: &'a mut M, calls: &'a [Call]) -> Self {
+        let held = calls.iter().map(|_| None).collect();
+        Self { merge, calls, held, next: 0, decided: false }
+    }
+
+    /// Offers the result at `index`; returns [`Flow::Decided`] once the verdict cannot change,
+    /// after which the caller cancels what is still in flight.
+    pub fn offer(&mut self, index: usize, result: Result<M::Answer, Failed>, latency: Duration) -> Flow {
+        if self.decided {
+            return Flow::Decided;
+        }
+        if let Some(slot) = self.held.get_mut(index) {
+            *slot = Some((result, latency));
+        }
+        while let Some(Some((result, latency))) = self.held.get_mut(self.next).map(Option::take) {
+            let call = &self.calls[self.next];
+            self.next += 1;
+            if self.merge.apply(call, result, latency) == Flow::Decided {
+                self.decided = true;
+                return Flow::Decided;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Ends the stage: every position not merged is recorded as cancelled.
+    pub fn finish(self) {
+        for call in &self.calls[self.next..] {
+            self.merge.cancelled(call);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

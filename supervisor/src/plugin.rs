@@ -1,0 +1,381 @@
+//! One plugin process: launch (contract §2), the handshake (connect, `SO_PEERCRED`, `Describe`),
+//! calls bounded by deadlines the supervisor enforces itself, and stop.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hookvisor_proto::v1::plugin_client::PluginClient;
+use hookvisor_proto::v1::{DescribeRequest, PluginInfo};
+use hookvisor_proto::{MAGIC_COOKIE, PROTOCOL_VERSION, env};
+use hyper_util::rt::TokioIo;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::net::UnixStream;
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Response, Status};
+
+use crate::config::PluginConfig;
+use crate::merge::Failed;
+use crate::spawner::Spawner;
+
+/// gRPC messages from plugins larger than this are refused (contract §8).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// How many of a plugin's last stderr lines a start failure quotes.
+const STDERR_TAIL_LINES: usize = 10;
+/// Longer output lines are cut (a plugin that prints megabytes without a newline must not make
+/// the supervisor buffer them).
+const MAX_LOG_LINE_BYTES: usize = 4096;
+
+/// A running (or exited) plugin process.
+#[derive(Debug)]
+pub struct Process {
+    name: Arc<str>,
+    pid: Pid,
+    exit: watch::Receiver<Option<String>>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    stderr_done: watch::Receiver<bool>,
+}
+
+/// A plugin that passed the handshake.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    /// The client on the plugin's socket; every (re)connect checks the peer again.
+    pub client: PluginClient<Channel>,
+    /// What `Describe` said.
+    pub info: PluginInfo,
+}
+
+impl Process {
+    /// Starts the plugin as §2 says: cleared environment plus the contract's variables, its own
+    /// process group, stdin from /dev/null, stdout and stderr logged line by line.
+    pub async fn spawn(
+        spawner: &Spawner,
+        config: &PluginConfig,
+        socket: &Path,
+        workdir: Option<&Path>,
+    ) -> Result<Process, String> {
+        let mut command = Command::new(&config.command);
+        command
+            .args(&config.args)
+            .env_clear()
+            .envs(config.inherit_env.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
+            .envs(&config.env)
+            .env(env::PLUGIN_SOCKET, socket)
+            .env(env::PLUGIN_NAME, &config.name)
+            .env(env::PROTOCOL_VERSION, PROTOCOL_VERSION.to_string())
+            .env(env::MAGIC_COOKIE, MAGIC_COOKIE)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false);
+        if let Some(dir) = workdir {
+            command.current_dir(dir);
+        }
+        let mut child = spawner
+            .spawn(command)
+            .await
+            .map_err(|e| format!("cannot start {}: {e}", config.command.display()))?;
+        let name: Arc<str> = Arc::from(config.name.as_str());
+        let pid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw)
+            .ok_or("the process exited before its pid could be read")?;
+
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let (stderr_done_tx, stderr_done) = watch::channel(false);
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward_lines(out, name.clone(), "stdout", None));
+        }
+        if let Some(err) = child.stderr.take() {
+            let tail = stderr_tail.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                forward_lines(err, name, "stderr", Some(tail)).await;
+                let _ = stderr_done_tx.send(true);
+            });
+        }
+        let (exit_tx, exit) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(status) => status.to_string(),
+                Err(e) => format!("unknown status ({e})"),
+            };
+            let _ = exit_tx.send(Some(status));
+        });
+        tracing::debug!(plugin = %name, pid = pid.as_raw(), "started");
+        Ok(Process { name, pid, exit, stderr_tail, stderr_done })
+    }
+
+    /// The process id (also its process group id).
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// How the process ended, once it has.
+    pub fn exited(&self) -> Option<String> {
+        self.exit.borrow().clone()
+    }
+
+    /// A receiver that changes when the process exits.
+    pub fn exit_watch(&self) -> watch::Receiver<Option<String>> {
+        self.exit.clone()
+    }
+
+    /// Resolves when the process has exited.
+    pub async fn wait_exit(&self) -> String {
+        let mut exit = self.exit.clone();
+        match exit.wait_for(Option::is_some).await {
+            Ok(status) => status.clone().unwrap_or_default(),
+            Err(_) => "unknown status".into(),
+        }
+    }
+
+    /// The last stderr lines, for start-failure messages ("" when it printed nothing). Waits a
+    /// moment for a process that just exited to have its output read to the end.
+    pub async fn stderr_tail(&self) -> String {
+        let mut done = self.stderr_done.clone();
+        if self.exited().is_some() {
+            let _ = tokio::time::timeout(Duration::from_millis(200), done.wait_for(|d| *d)).await;
+        }
+        let tail = self.stderr_tail.lock().map(|t| t.iter().cloned().collect::<Vec<_>>());
+        tail.unwrap_or_default().join(" | ")
+    }
+
+    /// The handshake of §2.4: the socket accepts a connection from the child or its process
+    /// group, and `Describe` answers protocol 1, all within `timeout`.
+    pub async fn handshake(&self, socket: &Path, timeout: Duration) -> Result<Connected, String> {
+        let deadline = Instant::now() + timeout;
+        let timed_out = || format!("timed out after {} ms", timeout.as_millis());
+        let mut exit = self.exit.clone();
+        loop {
+            if let Some(status) = self.exited() {
+                return Err(format!("exited before it was ready ({status})"));
+            }
+            match connect_checked(socket, self.pid).await {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Err(e.to_string()),
+                Err(_) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "{} waiting for it to serve on {}",
+                        timed_out(),
+                        socket.display()
+                    ));
+                }
+                Err(_) => {
+                    let pause = Instant::now() + Duration::from_millis(10);
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(pause.min(deadline)) => {}
+                        _ = exit.changed() => {}
+                    }
+                }
+            }
+        }
+
+        let path: PathBuf = socket.to_path_buf();
+        let pid = self.pid;
+        let endpoint = Endpoint::from_static("http://localhost");
+        let connecting = endpoint.connect_with_connector(
+            tower::service_fn(move |_| {
+                let path = path.clone();
+                async move { connect_checked(&path, pid).await.map(TokioIo::new) }
+            }),
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        let channel = match self.bounded(left, connecting).await {
+            Some(Ok(channel)) => channel,
+            Some(Err(e)) => return Err(format!("cannot connect to {}: {e}", socket.display())),
+            None => return Err(self.why_no_answer(timed_out()).await),
+        };
+        let mut client = PluginClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let request = DescribeRequest { protocol_version: PROTOCOL_VERSION };
+        let info = match self.bounded(left, client.describe(request)).await {
+            Some(Ok(info)) => info.into_inner(),
+            Some(Err(status)) => {
+                return Err(format!(
+                    "Describe failed with gRPC status {:?}: {}",
+                    status.code(),
+                    status.message()
+                ));
+            }
+            None => return Err(self.why_no_answer(format!("Describe {}", timed_out())).await),
+        };
+        if info.protocol_version != PROTOCOL_VERSION {
+            return Err(format!(
+                "Describe answered protocol_version {} (expected {PROTOCOL_VERSION})",
+                info.protocol_version
+            ));
+        }
+        Ok(Connected { client, info })
+    }
+
+    /// Runs `work` until `limit` passes or the process exits (`None` in both cases).
+    async fn bounded<T>(&self, limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+        let mut exit = self.exit.clone();
+        tokio::select! {
+            out = tokio::time::timeout(limit, work) => out.ok(),
+            _ = exit.wait_for(Option::is_some) => None,
+        }
+    }
+
+    async fn why_no_answer(&self, timed_out: String) -> String {
+        match self.exited() {
+            Some(status) => format!("exited before it was ready ({status})"),
+            None => timed_out,
+        }
+    }
+
+    /// Stops the process group: SIGTERM, `grace`, then SIGKILL (§2.5). Returns how it ended.
+    pub async fn stop(&self, grace: Duration) -> String {
+        if let Some(status) = self.exited() {
+            self.kill_stragglers();
+            return status;
+        }
+        let _ = killpg(self.pid, Signal::SIGTERM);
+        let status = match tokio::time::timeout(grace, self.wait_exit()).await {
+            Ok(status) => status,
+            Err(_) => {
+                tracing::warn!(plugin = %self.name, grace_ms = grace.as_millis() as u64,
+                    "did not stop within its grace period; sending SIGKILL to its process group");
+                let _ = killpg(self.pid, Signal::SIGKILL);
+                self.wait_exit().await
+            }
+        };
+        self.kill_stragglers();
+        status
+    }
+
+    /// Children the plugin left behind in its group (a launcher's server, say) go too.
+    fn kill_stragglers(&self) {
+        let _ = killpg(self.pid, Signal::SIGKILL);
+    }
+}
+
+/// Connects to `socket` and checks with `SO_PEERCRED` that the listening process is `child` or
+/// in `child`'s process group (so launchers such as `npx tsx` pass, and nothing else does).
+async fn connect_checked(socket: &Path, child: Pid) -> io::Result<UnixStream> {
+    let stream = UnixStream::connect(socket).await?;
+    let peer = stream
+        .peer_cred()?
+        .pid()
+        .map(Pid::from_raw)
+        .ok_or_else(|| io::Error::other("the socket's peer has no pid"))?;
+    if peer == child {
+        return Ok(stream);
+    }
+    match nix::unistd::getpgid(Some(peer)) {
+        Ok(group) if group == child => Ok(stream),
+        group => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "peer mismatch: {} is served by pid {peer} (process group {}), which is neither \
+                 the plugin (pid {child}) nor in its process group",
+                socket.display(),
+                group.map_or_else(|e| format!("unknown: {e}"), |g| g.to_string()),
+            ),
+        )),
+    }
+}
+
+/// Makes one call, bounded by the supervisor's own deadline and by the process's life: a plugin
+/// that dies mid-call fails the call at once, not at the deadline.
+pub async fn call<T>(
+    exit: watch::Receiver<Option<String>>,
+    deadline: Duration,
+    work: impl Future<Output = Result<Response<T>, Status>>,
+) -> Result<T, Failed> {
+    let exited = {
+        let mut exit = exit.clone();
+        async move {
+            let status = exit.wait_for(Option::is_some).await;
+            status.map(|s| s.clone().unwrap_or_default()).unwrap_or_default()
+        }
+    };
+    tokio::select! {
+        biased;
+        out = tokio::time::timeout(deadline, work) => match out {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(classify(&status, &exit)),
+            Err(_) => Err(Failed::timeout(deadline)),
+        },
+        status = exited => Err(Failed::crashed(format!("the process exited ({status})"))),
+    }
+}
+
+/// A status decoded from the plugin's trailers is the plugin's error; one made by the transport
+/// (it carries a source error) means the connection broke.
+fn classify(status: &Status, exit: &watch::Receiver<Option<String>>) -> Failed {
+    if let Some(exit) = exit.borrow().as_ref() {
+        return Failed::crashed(format!("the process exited ({exit})"));
+    }
+    if std::error::Error::source(status).is_some() {
+        return Failed::crashed(format!("the connection broke ({})", status.message()));
+    }
+    if status.code() == tonic::Code::OutOfRange && status.message().contains("message length") {
+        return Failed::invalid(format!(
+            "the message is larger than {MAX_MESSAGE_BYTES} bytes ({})",
+            status.message()
+        ));
+    }
+    Failed::error(status.code(), status.message())
+}
+
+/// Logs a plugin's output line by line with its name; stderr lines are also kept in `tail`.
+async fn forward_lines(
+    stream: impl AsyncRead + Unpin,
+    plugin: Arc<str>,
+    which: &'static str,
+    tail: Option<Arc<Mutex<VecDeque<String>>>>,
+) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    let mut cut = false;
+    loop {
+        let buf = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(buf) => buf,
+        };
+        let (chunk, used, ends_line) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        let room = MAX_LOG_LINE_BYTES.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        cut |= chunk.len() > room;
+        reader.consume(used);
+        if ends_line {
+            emit(&plugin, which, &line, cut, tail.as_deref());
+            line.clear();
+            cut = false;
+        }
+    }
+    if !line.is_empty() {
+        emit(&plugin, which, &line, cut, tail.as_deref());
+    }
+}
+
+fn emit(plugin: &str, which: &str, line: &[u8], cut: bool, tail: Option<&Mutex<VecDeque<String>>>) {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end_matches('\r');
+    let marker = if cut { " [line cut]" } else { "" };
+    tracing::info!(target: "hookvisor::plugin_output", plugin, stream = which, "{text}{marker}");
+    if let Some(Ok(mut tail)) = tail.map(Mutex::lock) {
+        if tail.len() == STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(format!("{text}{marker}"));
+    }
+}

@@ -1,0 +1,26 @@
+# The two commands a newcomer needs (README.md):
+#   make demo   build hookvisor and the example plugins, run the scripted demo
+#   make test   install what the tests need (Python packages included) and run every test
+.PHONY: demo test lint venv
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+
+demo:
+	cargo build --release --locked -p hookvisor -p hookvisor-examples
+	./target/release/hookvisor demo
+
+$(PYTHON):
+	python3 -m venv $(VENV)
+
+venv: $(PYTHON)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+test: venv lint
+	# Black-box tests spawn the real binaries: build them all first.
+	cargo build --locked --workspace --bins
+	HOOKVISOR_TEST_PYTHON=$(abspath $(PYTHON)) cargo test --locked --workspace

@@ -21,8 +21,14 @@ use crate::plugins::PluginSet;
 use crate::server::{Observer, serve};
 
 /// The example plugins the demo runs (built by `cargo build -p hookvisor-examples`).
-const PLUGINS: [&str; 6] =
-    ["deny-list", "path-guard", "approval-gate", "session-tagger", "demo-crash", "demo-hang"];
+const PLUGINS: [&str; 6] = [
+    "deny-list",
+    "path-guard",
+    "approval-gate",
+    "session-tagger",
+    "demo-crash",
+    "demo-hang",
+];
 
 const WORKSPACE: &str = "/home/agent/project";
 
@@ -48,18 +54,32 @@ pub async fn run() -> anyhow::Result<()> {
 
 async fn run_in(bin_dir: &Path, dir: &Path) -> anyhow::Result<()> {
     let deny_list = dir.join("deny-list.txt");
-    std::fs::write(&deny_list, "# demo deny list\ntool dangerous_tool\ncommand rm -rf /\n")
-        .context("cannot write the demo deny list")?;
+    std::fs::write(
+        &deny_list,
+        "# demo deny list\ntool dangerous_tool\ncommand rm -rf /\n",
+    )
+    .context("cannot write the demo deny list")?;
     let config = Config::parse(&demo_config(bin_dir, dir, &deny_list), None)
         .context("the built-in demo configuration is invalid")?;
     let socket = config.supervisor.socket.clone();
 
-    println!("hookvisor demo: starting {} example plugins in {}", PLUGINS.len(), dir.display());
+    println!(
+        "hookvisor demo: starting {} example plugins in {}",
+        PLUGINS.len(),
+        dir.display()
+    );
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(async move {
         let observer = Ready(Mutex::new(Some(ready_tx)));
-        serve(config, async { let _ = stop_rx.await; }, &observer).await
+        serve(
+            config,
+            async {
+                let _ = stop_rx.await;
+            },
+            &observer,
+        )
+        .await
     });
     let statuses = tokio::select! {
         ready = ready_rx => ready.context("the supervisor stopped before it was ready")?,
@@ -79,16 +99,25 @@ async fn run_in(bin_dir: &Path, dir: &Path) -> anyhow::Result<()> {
 
     let _ = stop_tx.send(());
     server.await.context("the supervisor task failed")??;
-    println!("\nhookvisor demo: stopped the supervisor and its plugins; removed {}", dir.display());
+    println!(
+        "\nhookvisor demo: stopped the supervisor and its plugins; removed {}",
+        dir.display()
+    );
     Ok(())
 }
 
-struct Ready(Mutex<Option<tokio::sync::oneshot::Sender<Vec<(String, String)>>>>);
+/// Each plugin's name and status, as the demo prints them.
+type Statuses = Vec<(String, String)>;
+
+struct Ready(Mutex<Option<tokio::sync::oneshot::Sender<Statuses>>>);
 
 impl Observer for Ready {
     fn ready(&self, _socket: &Path, plugins: &PluginSet) {
-        let statuses =
-            plugins.statuses().into_iter().map(|(n, s)| (n.to_string(), s.to_string())).collect();
+        let statuses = plugins
+            .statuses()
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect();
         if let Some(tx) = self.0.lock().ok().and_then(|mut t| t.take()) {
             let _ = tx.send(statuses);
         }
@@ -204,10 +233,22 @@ fn outcome_name(outcome: i32) -> String {
 async fn script(client: &mut HooksClient<Channel>) -> anyhow::Result<Vec<Row>> {
     use serde_json::json;
     let calls = [
-        ("web_search", json!({"query": "rust tonic unix socket"}), "allowed"),
-        ("exec", json!({"command": "rm -rf / --no-preserve-root"}), "trusted policy"),
+        (
+            "web_search",
+            json!({"query": "rust tonic unix socket"}),
+            "allowed",
+        ),
+        (
+            "exec",
+            json!({"command": "rm -rf / --no-preserve-root"}),
+            "trusted policy",
+        ),
         ("read", json!({"path": "notes/todo.md"}), "rewrite"),
-        ("write", json!({"path": "../../etc/passwd", "content": "x"}), "path escape"),
+        (
+            "write",
+            json!({"path": "../../etc/passwd", "content": "x"}),
+            "path escape",
+        ),
         ("exec", json!({"command": "ls -la"}), "approval"),
         ("crash-me", json!({}), "plugin crashes mid-call"),
         ("crash-me", json!({}), "plugin is gone"),
@@ -216,7 +257,10 @@ async fn script(client: &mut HooksClient<Channel>) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (tool, params, _what) in calls {
         let start = Instant::now();
-        let verdict = client.before_tool_call(tool_call(tool, params)).await?.into_inner();
+        let verdict = client
+            .before_tool_call(tool_call(tool, params))
+            .await?
+            .into_inner();
         let latency = start.elapsed();
         let reason = match Outcome::try_from(verdict.outcome) {
             Ok(Outcome::Block) => verdict.block_reason.clone(),
@@ -258,7 +302,11 @@ async fn script(client: &mut HooksClient<Channel>) -> anyhow::Result<Vec<Row>> {
         } else {
             let mut metadata: Vec<_> = verdict.session_metadata.into_iter().collect();
             metadata.sort();
-            metadata.iter().map(|(k, v)| format!("metadata[{k}] = {v}")).collect::<Vec<_>>().join(", ")
+            metadata
+                .iter()
+                .map(|(k, v)| format!("metadata[{k}] = {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         rows.push(Row {
             hook: "before_session_create",
@@ -316,8 +364,11 @@ fn print_table(rows: &[Row]) {
         }
     }
     let line = |cols: &[String]| {
-        let padded: Vec<String> =
-            cols.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cols
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(&header.map(String::from));

@@ -81,9 +81,15 @@ pub fn check_value(value: &Value, text_len: usize) -> Result<(), JsonError> {
     let mut nodes = 0;
     walk(value, 1, &mut nodes)?;
     if text_len > MAX_SERIALIZED_BYTES {
-        let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(value)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_SERIALIZED_BYTES {
-            return Err(too_large("serialized size (bytes)", size, MAX_SERIALIZED_BYTES));
+            return Err(too_large(
+                "serialized size (bytes)",
+                size,
+                MAX_SERIALIZED_BYTES,
+            ));
         }
     }
     Ok(())
@@ -123,7 +129,11 @@ fn check_depth(depth: usize) -> Result<(), JsonError> {
 
 fn check_string(s: &str) -> Result<(), JsonError> {
     if s.len() > MAX_STRING_BYTES {
-        return Err(too_large("string length (bytes)", s.len(), MAX_STRING_BYTES));
+        return Err(too_large(
+            "string length (bytes)",
+            s.len(),
+            MAX_STRING_BYTES,
+        ));
     }
     Ok(())
 }
@@ -169,13 +179,20 @@ pub fn normalize_approval(mut approval: ApprovalRequest) -> Result<ApprovalReque
     match Severity::try_from(approval.severity) {
         Ok(Severity::Unspecified) => approval.severity = Severity::Warning as i32,
         Ok(_) => {}
-        Err(_) => return Err(format!("approval severity {} is unknown", approval.severity)),
+        Err(_) => {
+            return Err(format!(
+                "approval severity {} is unknown",
+                approval.severity
+            ));
+        }
     }
     let mut decisions = Vec::with_capacity(3);
     for &raw in &approval.allowed_decisions {
         match ApprovalDecision::try_from(raw) {
             Ok(ApprovalDecision::Unspecified) | Err(_) => {
-                return Err(format!("approval allowed_decisions has an invalid value {raw}"));
+                return Err(format!(
+                    "approval allowed_decisions has an invalid value {raw}"
+                ));
             }
             Ok(_) if decisions.contains(&raw) => {}
             Ok(_) => decisions.push(raw),
@@ -261,7 +278,10 @@ mod tests {
     }
 
     fn approval(title: &str) -> ApprovalRequest {
-        ApprovalRequest { title: title.into(), ..Default::default() }
+        ApprovalRequest {
+            title: title.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -278,8 +298,14 @@ mod tests {
             description: "d".repeat(513),
             ..approval("t")
         };
-        let long_timeout = ApprovalRequest { timeout_ms: 600_001, ..approval("t") };
-        let bad_decision = ApprovalRequest { allowed_decisions: vec![0], ..approval("t") };
+        let long_timeout = ApprovalRequest {
+            timeout_ms: 600_001,
+            ..approval("t")
+        };
+        let bad_decision = ApprovalRequest {
+            allowed_decisions: vec![0],
+            ..approval("t")
+        };
         let cases = [
             (approval(""), "title has 0 characters"),
             (approval(&"é".repeat(81)), "title has 81 characters"),

@@ -42,7 +42,10 @@ pub struct Failed {
 impl Failed {
     /// No answer before the deadline.
     pub fn timeout(deadline: Duration) -> Self {
-        Self::new(Failure::Timeout, format!("timed out after {} ms", deadline.as_millis()))
+        Self::new(
+            Failure::Timeout,
+            format!("timed out after {} ms", deadline.as_millis()),
+        )
     }
 
     /// The process died or the connection broke during the call.
@@ -57,12 +60,18 @@ impl Failed {
 
     /// The answer broke the contract.
     pub fn invalid(why: impl std::fmt::Display) -> Self {
-        Self::new(Failure::InvalidResponse, format!("returned an invalid response: {why}"))
+        Self::new(
+            Failure::InvalidResponse,
+            format!("returned an invalid response: {why}"),
+        )
     }
 
     /// The plugin answered with a non-OK gRPC status.
     pub fn error(code: impl std::fmt::Debug, message: &str) -> Self {
-        Self::new(Failure::Error, format!("failed with gRPC status {code:?}: {message}"))
+        Self::new(
+            Failure::Error,
+            format!("failed with gRPC status {code:?}: {message}"),
+        )
     }
 
     fn new(kind: Failure, detail: String) -> Self {
@@ -121,8 +130,12 @@ pub trait Merge {
     /// The plugin's answer type.
     type Answer;
     /// Folds the result at the next position.
-    fn apply(&mut self, call: &Call, result: Result<Self::Answer, Failed>, latency: Duration)
-    -> Flow;
+    fn apply(
+        &mut self,
+        call: &Call,
+        result: Result<Self::Answer, Failed>,
+        latency: Duration,
+    ) -> Flow;
     /// Records a call that was cancelled (or not merged) because the verdict was decided.
     fn cancelled(&mut self, call: &Call);
 }
@@ -149,14 +162,14 @@ fn entry(call: &Call, outcome: Outcome, latency: Duration) -> PluginResult {
 }
 
 /// Applies §4/§7 to a failure: a block (policy stage, or hook stage without skip) or a skip.
-fn fold_failure(
-    call: &Call,
-    failed: &Failed,
-    latency: Duration,
-) -> (Option<Block>, PluginResult) {
+fn fold_failure(call: &Call, failed: &Failed, latency: Duration) -> (Option<Block>, PluginResult) {
     let sentence = failed.sentence(&call.plugin);
     let skip = call.skip_on_failure && call.stage != Stage::Policy;
-    let mut result = entry(call, if skip { Outcome::Allow } else { Outcome::Block }, latency);
+    let mut result = entry(
+        call,
+        if skip { Outcome::Allow } else { Outcome::Block },
+        latency,
+    );
     result.failure = failed.kind as i32;
     if skip {
         result.detail = format!("skipped (on_failure = \"skip\"): {sentence}");
@@ -172,7 +185,11 @@ fn fold_failure(
         sentence.clone()
     };
     result.detail = sentence;
-    let block = Block { reason, kind: BlockKind::Failure, by: call.plugin.clone() };
+    let block = Block {
+        reason,
+        kind: BlockKind::Failure,
+        by: call.plugin.clone(),
+    };
     (Some(block), result)
 }
 
@@ -182,7 +199,11 @@ fn plugin_block(call: &Call, reason: &str) -> Block {
     } else {
         reason.to_string()
     };
-    Block { reason, kind: BlockKind::Policy, by: call.plugin.clone() }
+    Block {
+        reason,
+        kind: BlockKind::Policy,
+        by: call.plugin.clone(),
+    }
 }
 
 fn cancelled_entry(call: &Call) -> PluginResult {
@@ -317,9 +338,9 @@ impl ToolMerge {
         if let Some(approval) = answer.approval {
             result.outcome = Outcome::RequireApproval as i32;
             match &self.approval {
-                Some((by, _)) => notes.push(format!(
-                    "approval request ignored: '{by}' asked first"
-                )),
+                Some((by, _)) => {
+                    notes.push(format!("approval request ignored: '{by}' asked first"))
+                }
                 None => self.approval = Some((call.plugin.clone(), approval)),
             }
         }
@@ -331,11 +352,20 @@ impl ToolMerge {
 impl Merge for ToolMerge {
     type Answer = ToolAnswer;
 
-    fn apply(&mut self, call: &Call, result: Result<ToolAnswer, Failed>, latency: Duration) -> Flow {
+    fn apply(
+        &mut self,
+        call: &Call,
+        result: Result<ToolAnswer, Failed>,
+        latency: Duration,
+    ) -> Flow {
         let (flow, mut entry) = match result {
             Err(failed) => {
                 let (block, entry) = fold_failure(call, &failed, latency);
-                let flow = if block.is_some() { Flow::Decided } else { Flow::Continue };
+                let flow = if block.is_some() {
+                    Flow::Decided
+                } else {
+                    Flow::Continue
+                };
                 if block.is_some() {
                     self.block = block;
                 }
@@ -370,7 +400,11 @@ pub struct SessionMerge {
 impl SessionMerge {
     /// Starts a merge over the host's session metadata.
     pub fn new(metadata: HashMap<String, String>) -> Self {
-        Self { metadata, block: None, trace: Vec::new() }
+        Self {
+            metadata,
+            block: None,
+            trace: Vec::new(),
+        }
     }
 
     /// The metadata namespace a plugin sees ("" when absent).
@@ -387,7 +421,12 @@ impl SessionMerge {
     pub fn finish(self) -> SessionVerdict {
         let (outcome, block_reason, block_kind, decided_by) = match self.block {
             Some(b) => (Outcome::Block, b.reason, b.kind, b.by.to_string()),
-            None => (Outcome::Allow, String::new(), BlockKind::Unspecified, String::new()),
+            None => (
+                Outcome::Allow,
+                String::new(),
+                BlockKind::Unspecified,
+                String::new(),
+            ),
         };
         SessionVerdict {
             outcome: outcome as i32,
@@ -412,13 +451,20 @@ impl Merge for SessionMerge {
         let (flow, entry) = match result {
             Err(failed) => {
                 let (block, entry) = fold_failure(call, &failed, latency);
-                let flow = if block.is_some() { Flow::Decided } else { Flow::Continue };
+                let flow = if block.is_some() {
+                    Flow::Decided
+                } else {
+                    Flow::Continue
+                };
                 if block.is_some() {
                     self.block = block;
                 }
                 (flow, entry)
             }
-            Ok(SessionAnswer { block: Some(reason), .. }) => {
+            Ok(SessionAnswer {
+                block: Some(reason),
+                ..
+            }) => {
                 self.block = Some(plugin_block(call, &reason));
                 (Flow::Decided, entry(call, Outcome::Block, latency))
             }
@@ -450,12 +496,15 @@ pub fn observation(call: &Call, result: Result<(), Failed>, latency: Duration) -
     result_entry
 }
 
+/// A result that arrived, with its latency.
+type Arrived<A> = (Result<A, Failed>, Duration);
+
 /// Merges results that arrive in any order exactly as a sequential run would: each result is
 /// held until every earlier position has been merged.
 pub struct InOrder<'a, M: Merge> {
     merge: &'a mut M,
     calls: &'a [Call],
-    held: Vec<Option<(Result<M::Answer, Failed>, Duration)>>,
+    held: Vec<Option<Arrived<M::Answer>>>,
     next: usize,
     decided: bool,
 }
@@ -464,12 +513,23 @@ impl<'a, M: Merge> InOrder<'a, M> {
     /// Starts merging results for `calls`, which are in merge order.
     pub fn new(merge: &'a mut M, calls: &'a [Call]) -> Self {
         let held = calls.iter().map(|_| None).collect();
-        Self { merge, calls, held, next: 0, decided: false }
+        Self {
+            merge,
+            calls,
+            held,
+            next: 0,
+            decided: false,
+        }
     }
 
     /// Offers the result at `index`; returns [`Flow::Decided`] once the verdict cannot change,
     /// after which the caller cancels what is still in flight.
-    pub fn offer(&mut self, index: usize, result: Result<M::Answer, Failed>, latency: Duration) -> Flow {
+    pub fn offer(
+        &mut self,
+        index: usize,
+        result: Result<M::Answer, Failed>,
+        latency: Duration,
+    ) -> Flow {
         if self.decided {
             return Flow::Decided;
         }

@@ -67,7 +67,12 @@ impl Process {
         command
             .args(&config.args)
             .env_clear()
-            .envs(config.inherit_env.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
+            .envs(
+                config
+                    .inherit_env
+                    .iter()
+                    .filter_map(|k| Some((k, std::env::var_os(k)?))),
+            )
             .envs(&config.env)
             .env(env::PLUGIN_SOCKET, socket)
             .env(env::PLUGIN_NAME, &config.name)
@@ -114,7 +119,13 @@ impl Process {
             let _ = exit_tx.send(Some(status));
         });
         tracing::debug!(plugin = %name, pid = pid.as_raw(), "started");
-        Ok(Process { name, pid, exit, stderr_tail, stderr_done })
+        Ok(Process {
+            name,
+            pid,
+            exit,
+            stderr_tail,
+            stderr_done,
+        })
     }
 
     /// The process id (also its process group id).
@@ -148,7 +159,10 @@ impl Process {
         if self.exited().is_some() {
             let _ = tokio::time::timeout(Duration::from_millis(200), done.wait_for(|d| *d)).await;
         }
-        let tail = self.stderr_tail.lock().map(|t| t.iter().cloned().collect::<Vec<_>>());
+        let tail = self
+            .stderr_tail
+            .lock()
+            .map(|t| t.iter().cloned().collect::<Vec<_>>());
         tail.unwrap_or_default().join(" | ")
     }
 
@@ -185,12 +199,10 @@ impl Process {
         let path: PathBuf = socket.to_path_buf();
         let pid = self.pid;
         let endpoint = Endpoint::from_static("http://localhost");
-        let connecting = endpoint.connect_with_connector(
-            tower::service_fn(move |_| {
-                let path = path.clone();
-                async move { connect_checked(&path, pid).await.map(TokioIo::new) }
-            }),
-        );
+        let connecting = endpoint.connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move { connect_checked(&path, pid).await.map(TokioIo::new) }
+        }));
         let left = deadline.saturating_duration_since(Instant::now());
         let channel = match self.bounded(left, connecting).await {
             Some(Ok(channel)) => channel,
@@ -201,7 +213,9 @@ impl Process {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let left = deadline.saturating_duration_since(Instant::now());
-        let request = DescribeRequest { protocol_version: PROTOCOL_VERSION };
+        let request = DescribeRequest {
+            protocol_version: PROTOCOL_VERSION,
+        };
         let info = match self.bounded(left, client.describe(request)).await {
             Some(Ok(info)) => info.into_inner(),
             Some(Err(status)) => {
@@ -211,7 +225,11 @@ impl Process {
                     status.message()
                 ));
             }
-            None => return Err(self.why_no_answer(format!("Describe {}", timed_out())).await),
+            None => {
+                return Err(self
+                    .why_no_answer(format!("Describe {}", timed_out()))
+                    .await);
+            }
         };
         if info.protocol_version != PROTOCOL_VERSION {
             return Err(format!(
@@ -301,7 +319,9 @@ pub async fn call<T>(
         let mut exit = exit.clone();
         async move {
             let status = exit.wait_for(Option::is_some).await;
-            status.map(|s| s.clone().unwrap_or_default()).unwrap_or_default()
+            status
+                .map(|s| s.clone().unwrap_or_default())
+                .unwrap_or_default()
         }
     };
     tokio::select! {

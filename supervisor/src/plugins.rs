@@ -110,8 +110,16 @@ impl PluginSet {
                 })
             })
             .collect();
-        let workdir = config.source.as_deref().and_then(Path::parent).map(Path::to_path_buf);
-        let set = PluginSet { plugins, spawner, workdir };
+        let workdir = config
+            .source
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf);
+        let set = PluginSet {
+            plugins,
+            spawner,
+            workdir,
+        };
         let timeout = Duration::from_millis(config.supervisor.start_timeout_ms.into());
         join_all(set.plugins.iter().map(|p| set.launch(p.clone(), timeout))).await;
         set
@@ -179,12 +187,20 @@ impl PluginSet {
 
     /// The plugins taking part in `hook` for `tool`, split into the policy stage and the hook
     /// stage, each by priority descending, ties in configuration order.
-    pub fn participants(&self, hook: Hook, tool: Option<&str>) -> (Vec<Participant>, Vec<Participant>) {
+    pub fn participants(
+        &self,
+        hook: Hook,
+        tool: Option<&str>,
+    ) -> (Vec<Participant>, Vec<Participant>) {
         let mut policy = Vec::new();
         let mut hooks = Vec::new();
         for plugin in &self.plugins {
             let config = &plugin.config;
-            if config.hooks.as_ref().is_some_and(|allowed| !allowed.contains(&hook)) {
+            if config
+                .hooks
+                .as_ref()
+                .is_some_and(|allowed| !allowed.contains(&hook))
+            {
                 continue;
             }
             let configured_timeout = config.timeout_ms.map(|ms| Duration::from_millis(ms.into()));
@@ -198,28 +214,46 @@ impl PluginSet {
                     },
                     timeout,
                 };
-                let list = if stage == Stage::Policy { &mut policy } else { &mut hooks };
-                if !list.iter().any(|(_, p): &(i32, Participant)| Arc::ptr_eq(&p.plugin, plugin)) {
+                let list = if stage == Stage::Policy {
+                    &mut policy
+                } else {
+                    &mut hooks
+                };
+                if !list
+                    .iter()
+                    .any(|(_, p): &(i32, Participant)| Arc::ptr_eq(&p.plugin, plugin))
+                {
                     list.push((priority, participant));
                 }
             };
             match plugin.registrations() {
                 None if hook != Hook::SessionCreated => {
-                    let stage = if config.trusted { Stage::Policy } else { Stage::Hook };
+                    let stage = if config.trusted {
+                        Stage::Policy
+                    } else {
+                        Stage::Hook
+                    };
                     add(stage, config.priority.unwrap_or(0), configured_timeout);
                 }
                 None => {}
                 Some(registrations) => {
                     for r in registrations.iter().filter(|r| r.hook == hook as i32) {
-                        if tool.is_some_and(|t| !r.tools.is_empty() && !r.tools.iter().any(|x| x == t)) {
+                        if tool
+                            .is_some_and(|t| !r.tools.is_empty() && !r.tools.iter().any(|x| x == t))
+                        {
                             continue;
                         }
                         let stage = match r.stage() {
                             Stage::Policy => Stage::Policy,
                             Stage::Hook | Stage::Unspecified => Stage::Hook,
                         };
-                        let own = (r.timeout_ms > 0).then(|| Duration::from_millis(r.timeout_ms.into()));
-                        add(stage, config.priority.unwrap_or(r.priority), configured_timeout.or(own));
+                        let own =
+                            (r.timeout_ms > 0).then(|| Duration::from_millis(r.timeout_ms.into()));
+                        add(
+                            stage,
+                            config.priority.unwrap_or(r.priority),
+                            configured_timeout.or(own),
+                        );
                     }
                 }
             }
@@ -234,7 +268,10 @@ impl PluginSet {
 
     /// Every plugin with its status, in configuration order.
     pub fn statuses(&self) -> Vec<(Arc<str>, Status)> {
-        self.plugins.iter().map(|p| (p.name.clone(), p.status())).collect()
+        self.plugins
+            .iter()
+            .map(|p| (p.name.clone(), p.status()))
+            .collect()
     }
 
     /// Stops every plugin (SIGTERM to its group, `grace`, SIGKILL) and removes its socket.
@@ -256,17 +293,27 @@ impl PluginSet {
 }
 
 fn with_stderr(why: String, tail: &str) -> String {
-    if tail.is_empty() { why } else { format!("{why}; last stderr: {tail}") }
+    if tail.is_empty() {
+        why
+    } else {
+        format!("{why}; last stderr: {tail}")
+    }
 }
 
 impl Plugin {
     fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        let mut state = self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut state)
     }
 
     fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
-        let state = self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = self
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&state)
     }
 
@@ -297,7 +344,12 @@ impl Plugin {
                 Ok(Hook::Unspecified) | Err(_) => {
                     tracing::warn!(plugin = %self.name, hook = r.hook, "ignoring a registration for an unknown hook");
                 }
-                Ok(hook) if self.config.hooks.as_ref().is_some_and(|h| !h.contains(&hook)) => {}
+                Ok(hook)
+                    if self
+                        .config
+                        .hooks
+                        .as_ref()
+                        .is_some_and(|h| !h.contains(&hook)) => {}
                 Ok(_) => accepted.push(r.clone()),
             }
         }
@@ -322,7 +374,12 @@ impl Plugin {
         deadline: Duration,
     ) -> Result<ToolCallDecision, Failed> {
         let (mut client, exit) = self.ready()?;
-        plugin::call(exit, deadline, client.before_tool_call(with_timeout(request, deadline))).await
+        plugin::call(
+            exit,
+            deadline,
+            client.before_tool_call(with_timeout(request, deadline)),
+        )
+        .await
     }
 
     /// `BeforeSessionCreate`, bounded by `deadline`.
@@ -343,7 +400,12 @@ impl Plugin {
         deadline: Duration,
     ) -> Result<Ack, Failed> {
         let (mut client, exit) = self.ready()?;
-        plugin::call(exit, deadline, client.session_created(with_timeout(event, deadline))).await
+        plugin::call(
+            exit,
+            deadline,
+            client.session_created(with_timeout(event, deadline)),
+        )
+        .await
     }
 }
 

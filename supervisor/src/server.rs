@@ -102,7 +102,9 @@ pub async fn serve(
         None => {
             tracing::info!("shutting down: draining calls in flight");
             draining.store(true, Ordering::Release);
-            health.set_service_status("", ServingStatus::NotServing).await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
             health.set_not_serving::<HooksServer<HooksService>>().await;
             let _ = stop_tx.send(());
             // Calls in flight finish with their verdicts; none can outlive the longest hook
@@ -111,7 +113,10 @@ pub async fn serve(
             match tokio::time::timeout(limit, &mut server).await {
                 Ok(ended) => flatten(ended),
                 Err(_) => {
-                    tracing::warn!(limit_ms = limit.as_millis() as u64, "drain took too long; closing");
+                    tracing::warn!(
+                        limit_ms = limit.as_millis() as u64,
+                        "drain took too long; closing"
+                    );
                     server.abort();
                     Ok(())
                 }
@@ -130,17 +135,24 @@ fn flatten(
     match ended {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.into()),
-        Err(e) => Err(ServeError::Io { context: "the host API server task".into(), source: io::Error::other(e) }),
+        Err(e) => Err(ServeError::Io {
+            context: "the host API server task".into(),
+            source: io::Error::other(e),
+        }),
     }
 }
 
 fn drain_limit(config: &Config) -> Duration {
     let hooks = &config.hooks;
-    let longest = [&hooks.before_tool_call, &hooks.before_session_create, &hooks.session_created]
-        .iter()
-        .map(|h| h.timeout_ms)
-        .max()
-        .unwrap_or(0);
+    let longest = [
+        &hooks.before_tool_call,
+        &hooks.before_session_create,
+        &hooks.session_created,
+    ]
+    .iter()
+    .map(|h| h.timeout_ms)
+    .max()
+    .unwrap_or(0);
     // Revalidation can run the policy stage twice: allow two hook timeouts and a second.
     Duration::from_millis(u64::from(longest) * 2 + 1000)
 }
@@ -159,11 +171,15 @@ fn prepare_runtime_dir(dir: &Path) -> Result<(), ServeError> {
             context: context(),
             source: io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                format!("owned by uid {}, not by this process; plugin sockets would be exposed", meta.uid()),
+                format!(
+                    "owned by uid {}, not by this process; plugin sockets would be exposed",
+                    meta.uid()
+                ),
             ),
         });
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(context()))
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io_error(context()))
 }
 
 /// Binds the host socket with `mode`, without a moment where it has looser permissions: bind
@@ -177,7 +193,10 @@ fn bind_host_socket(path: &Path, mode: u32) -> Result<UnixListener, ServeError> 
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(ServeError::Io {
                 context: context(),
-                source: io::Error::new(io::ErrorKind::AddrInUse, "another process is serving on it"),
+                source: io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another process is serving on it",
+                ),
             });
         }
         std::fs::remove_file(path).map_err(io_error(context()))?;
@@ -195,7 +214,10 @@ fn bind_host_socket(path: &Path, mode: u32) -> Result<UnixListener, ServeError> 
 }
 
 fn staging_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".{}.new", std::process::id()));
     path.with_file_name(name)
 }

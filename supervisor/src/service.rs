@@ -41,7 +41,11 @@ pub struct HooksService {
 impl HooksService {
     /// A service over `plugins`; new calls are refused once `draining` is set.
     pub fn new(plugins: Arc<PluginSet>, hooks: HooksConfig, draining: Arc<AtomicBool>) -> Self {
-        Self { plugins, hooks: Arc::new(hooks), draining }
+        Self {
+            plugins,
+            hooks: Arc::new(hooks),
+            draining,
+        }
     }
 
     fn admit(&self) -> Result<(), Status> {
@@ -65,7 +69,9 @@ impl Budget {
         let host_ends = host_timeout(metadata)
             .map(|t| now + t.saturating_sub(HOST_DEADLINE_MARGIN))
             .unwrap_or(hook_ends);
-        Budget { ends: hook_ends.min(host_ends) }
+        Budget {
+            ends: hook_ends.min(host_ends),
+        }
     }
 
     /// The effective deadline of one plugin call starting now (§6).
@@ -105,7 +111,10 @@ fn check_tool_name(name: &str) -> Result<(), Status> {
     if name.len() > MAX_TOOL_NAME_BYTES {
         return Err(invalid(
             "tool_name",
-            format!("length {} exceeds the limit of {MAX_TOOL_NAME_BYTES} bytes", name.len()),
+            format!(
+                "length {} exceeds the limit of {MAX_TOOL_NAME_BYTES} bytes",
+                name.len()
+            ),
         ));
     }
     Ok(())
@@ -126,9 +135,9 @@ fn micros_since(start: Instant) -> Duration {
 /// Checks a plugin's tool-call answer against the contract.
 fn tool_answer(decision: ToolCallDecision) -> Result<ToolAnswer, Failed> {
     let params = match decision.params_json {
-        Some(text) => {
-            Some(limits::parse_object(&text).map_err(|e| Failed::invalid(format!("params_json {e}")))?)
-        }
+        Some(text) => Some(
+            limits::parse_object(&text).map_err(|e| Failed::invalid(format!("params_json {e}")))?,
+        ),
         None => None,
     };
     let approval = match decision.require_approval {
@@ -136,19 +145,27 @@ fn tool_answer(decision: ToolCallDecision) -> Result<ToolAnswer, Failed> {
         None => None,
     };
     let block = decision.block.then_some(decision.block_reason);
-    Ok(ToolAnswer { params, block, approval })
+    Ok(ToolAnswer {
+        params,
+        block,
+        approval,
+    })
 }
 
 /// Checks a plugin's session answer against the contract.
 fn session_answer(decision: SessionDecision) -> Result<SessionAnswer, Failed> {
     let patch = match decision.metadata_json {
         Some(text) => {
-            limits::parse_value(&text).map_err(|e| Failed::invalid(format!("metadata_json {e}")))?;
+            limits::parse_value(&text)
+                .map_err(|e| Failed::invalid(format!("metadata_json {e}")))?;
             Some(text)
         }
         None => None,
     };
-    Ok(SessionAnswer { block: decision.block.then_some(decision.block_reason), patch })
+    Ok(SessionAnswer {
+        block: decision.block.then_some(decision.block_reason),
+        patch,
+    })
 }
 
 fn deadline_ms(deadline: Duration) -> u32 {
@@ -177,7 +194,11 @@ impl HooksService {
             deadline_ms: deadline_ms(deadline),
         };
         let start = Instant::now();
-        let result = p.plugin.before_tool_call(call, deadline).await.and_then(tool_answer);
+        let result = p
+            .plugin
+            .before_tool_call(call, deadline)
+            .await
+            .and_then(tool_answer);
         (result, micros_since(start))
     }
 
@@ -192,7 +213,13 @@ impl HooksService {
     ) {
         for p in policies {
             let (result, latency) = self.ask_tool(p, request, &params_json, budget).await;
-            let rewrote = matches!(&result, Ok(ToolAnswer { params: Some(_), .. }));
+            let rewrote = matches!(
+                &result,
+                Ok(ToolAnswer {
+                    params: Some(_),
+                    ..
+                })
+            );
             if merge.apply(&p.call, result, latency) == Flow::Decided {
                 return;
             }
@@ -255,7 +282,11 @@ impl HooksService {
             deadline_ms: deadline_ms(deadline),
         };
         let start = Instant::now();
-        let result = p.plugin.before_session_create(call, deadline).await.and_then(session_answer);
+        let result = p
+            .plugin
+            .before_session_create(call, deadline)
+            .await
+            .and_then(session_answer);
         (result, micros_since(start))
     }
 }
@@ -271,23 +302,27 @@ impl Hooks for HooksService {
         let budget = Budget::new(request.metadata(), hook);
         let request = request.into_inner();
         check_tool_name(&request.tool_name)?;
-        let params = limits::parse_object(&request.params_json)
-            .map_err(|e| invalid("params_json", e))?;
+        let params =
+            limits::parse_object(&request.params_json).map_err(|e| invalid("params_json", e))?;
         check_metadata(&request.session_metadata)?;
 
-        let (policies, hooks) =
-            self.plugins.participants(Hook::BeforeToolCall, Some(&request.tool_name));
+        let (policies, hooks) = self
+            .plugins
+            .participants(Hook::BeforeToolCall, Some(&request.tool_name));
         let mut merge = ToolMerge::new(params);
         let original = Cow::Borrowed(request.params_json.as_str());
-        self.tool_policies(&mut merge, &policies, &request, budget, original).await;
+        self.tool_policies(&mut merge, &policies, &request, budget, original)
+            .await;
         if !merge.is_blocked() && !hooks.is_empty() {
             let policy_params = Value::Object(merge.params().clone()).to_string();
-            self.tool_hooks(&mut merge, &hooks, &request, budget, &policy_params).await;
+            self.tool_hooks(&mut merge, &hooks, &request, budget, &policy_params)
+                .await;
         }
         if hook.revalidate && merge.needs_revalidation() {
             merge.begin_revalidation();
             let params = Cow::Owned(Value::Object(merge.params().clone()).to_string());
-            self.tool_policies(&mut merge, &policies, &request, budget, params).await;
+            self.tool_policies(&mut merge, &policies, &request, budget, params)
+                .await;
         }
         Ok(Response::new(merge.finish(&request.params_json)))
     }
@@ -379,10 +414,22 @@ mod tests {
 
     #[test]
     fn grpc_timeout_header_parses() {
-        assert_eq!(host_timeout(&with_timeout("250m")), Some(Duration::from_millis(250)));
-        assert_eq!(host_timeout(&with_timeout("2S")), Some(Duration::from_secs(2)));
-        assert_eq!(host_timeout(&with_timeout("1H")), Some(Duration::from_secs(3600)));
-        assert_eq!(host_timeout(&with_timeout("7u")), Some(Duration::from_micros(7)));
+        assert_eq!(
+            host_timeout(&with_timeout("250m")),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            host_timeout(&with_timeout("2S")),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            host_timeout(&with_timeout("1H")),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            host_timeout(&with_timeout("7u")),
+            Some(Duration::from_micros(7))
+        );
         assert_eq!(host_timeout(&with_timeout("123456789m")), None, "9 digits");
         assert_eq!(host_timeout(&with_timeout("m")), None);
         assert_eq!(host_timeout(&with_timeout("5x")), None);
@@ -391,12 +438,24 @@ mod tests {
 
     #[test]
     fn the_effective_deadline_is_the_smallest() {
-        let hook = HookConfig { timeout_ms: 1000, revalidate: true };
+        let hook = HookConfig {
+            timeout_ms: 1000,
+            revalidate: true,
+        };
         let budget = Budget::new(&with_timeout("300m"), &hook);
         let d = budget.for_plugin(None);
-        assert!(d <= Duration::from_millis(295) && d > Duration::from_millis(200), "{d:?}");
-        assert_eq!(budget.for_plugin(Some(Duration::from_millis(50))), Duration::from_millis(50));
+        assert!(
+            d <= Duration::from_millis(295) && d > Duration::from_millis(200),
+            "{d:?}"
+        );
+        assert_eq!(
+            budget.for_plugin(Some(Duration::from_millis(50))),
+            Duration::from_millis(50)
+        );
         let d = Budget::new(&MetadataMap::new(), &hook).for_plugin(None);
-        assert!(d <= Duration::from_millis(1000) && d > Duration::from_millis(900), "{d:?}");
+        assert!(
+            d <= Duration::from_millis(1000) && d > Duration::from_millis(900),
+            "{d:?}"
+        );
     }
 }

@@ -31,15 +31,17 @@ impl Spawner {
     /// tokio (their `wait()` futures are awaited on the runtime).
     pub fn start(runtime: tokio::runtime::Handle) -> io::Result<Spawner> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        thread::Builder::new().name("hookvisor-spawner".into()).spawn(move || {
-            let _runtime = runtime.enter();
-            for mut job in queue {
-                arm_parent_death_signal(&mut job.command);
-                // The receiver may have given up (its start was cancelled); the child is then
-                // dropped here and, without kill_on_drop, left to its pdeathsig.
-                let _ = job.reply.send(job.command.spawn());
-            }
-        })?;
+        thread::Builder::new()
+            .name("hookvisor-spawner".into())
+            .spawn(move || {
+                let _runtime = runtime.enter();
+                for mut job in queue {
+                    arm_parent_death_signal(&mut job.command);
+                    // The receiver may have given up (its start was cancelled); the child is then
+                    // dropped here and, without kill_on_drop, left to its pdeathsig.
+                    let _ = job.reply.send(job.command.spawn());
+                }
+            })?;
         Ok(Spawner { jobs })
     }
 

@@ -6,7 +6,11 @@ use proptest::prelude::*;
 use serde_json::json;
 
 fn call(name: &str, stage: Stage) -> Call {
-    Call { plugin: Arc::from(name), stage, skip_on_failure: false }
+    Call {
+        plugin: Arc::from(name),
+        stage,
+        skip_on_failure: false,
+    }
 }
 
 fn policy(name: &str) -> Call {
@@ -18,7 +22,10 @@ fn hook(name: &str) -> Call {
 }
 
 fn skipping(name: &str) -> Call {
-    Call { skip_on_failure: true, ..hook(name) }
+    Call {
+        skip_on_failure: true,
+        ..hook(name)
+    }
 }
 
 fn obj(v: Value) -> Params {
@@ -29,16 +36,25 @@ fn obj(v: Value) -> Params {
 }
 
 fn rewrite(v: Value) -> Result<ToolAnswer, Failed> {
-    Ok(ToolAnswer { params: Some(obj(v)), ..Default::default() })
+    Ok(ToolAnswer {
+        params: Some(obj(v)),
+        ..Default::default()
+    })
 }
 
 fn block(reason: &str) -> Result<ToolAnswer, Failed> {
-    Ok(ToolAnswer { block: Some(reason.into()), ..Default::default() })
+    Ok(ToolAnswer {
+        block: Some(reason.into()),
+        ..Default::default()
+    })
 }
 
 fn approve(title: &str) -> Result<ToolAnswer, Failed> {
     Ok(ToolAnswer {
-        approval: Some(ApprovalRequest { title: title.into(), ..Default::default() }),
+        approval: Some(ApprovalRequest {
+            title: title.into(),
+            ..Default::default()
+        }),
         ..Default::default()
     })
 }
@@ -82,7 +98,11 @@ fn no_plugins_allow_with_the_original_text() {
 fn policies_chain_params_and_replace_the_object_whole() {
     let mut merge = ToolMerge::new(obj(json!({"a": 1, "b": 2})));
     merge.apply(&policy("p1"), rewrite(json!({"a": 10})), MS);
-    assert_eq!(merge.params(), &obj(json!({"a": 10})), "p2 sees p1's rewrite");
+    assert_eq!(
+        merge.params(),
+        &obj(json!({"a": 10})),
+        "p2 sees p1's rewrite"
+    );
     merge.apply(&policy("p2"), allow(), MS);
     let verdict = merge.finish("{}");
     assert_eq!(params_of(&verdict), json!({"a": 10}));
@@ -117,16 +137,39 @@ fn a_block_without_reason_names_the_plugin() {
 #[test]
 fn a_policy_failure_blocks_with_the_contract_reason() {
     let cases = [
-        (Failed::timeout(Duration::from_millis(200)), "timeout", Failure::Timeout),
-        (Failed::crashed("exit status 3"), "crashed", Failure::Crashed),
-        (Failed::unavailable("starting"), "unavailable", Failure::Unavailable),
-        (Failed::invalid("params_json is not a JSON object"), "invalid_response", Failure::InvalidResponse),
-        (Failed::error(tonic::Code::Internal, "boom"), "error", Failure::Error),
+        (
+            Failed::timeout(Duration::from_millis(200)),
+            "timeout",
+            Failure::Timeout,
+        ),
+        (
+            Failed::crashed("exit status 3"),
+            "crashed",
+            Failure::Crashed,
+        ),
+        (
+            Failed::unavailable("starting"),
+            "unavailable",
+            Failure::Unavailable,
+        ),
+        (
+            Failed::invalid("params_json is not a JSON object"),
+            "invalid_response",
+            Failure::InvalidResponse,
+        ),
+        (
+            Failed::error(tonic::Code::Internal, "boom"),
+            "error",
+            Failure::Error,
+        ),
     ];
     for (failed, word, kind) in cases {
         let sentence = failed.sentence("deny-list");
         // A trusted policy can never be skipped, whatever the flag says.
-        let call = Call { skip_on_failure: true, ..policy("deny-list") };
+        let call = Call {
+            skip_on_failure: true,
+            ..policy("deny-list")
+        };
         let verdict = run(json!({}), vec![(call, Err(failed)), (hook("h"), allow())]);
         assert_eq!(verdict.outcome, Outcome::Block as i32);
         assert_eq!(verdict.block_kind, BlockKind::Failure as i32);
@@ -147,13 +190,19 @@ fn a_hook_failure_blocks_at_its_position_naming_the_plugin() {
         json!({}),
         vec![
             (hook("first"), allow()),
-            (hook("path-guard"), Err(Failed::timeout(Duration::from_millis(200)))),
+            (
+                hook("path-guard"),
+                Err(Failed::timeout(Duration::from_millis(200))),
+            ),
             (hook("after"), block("too late to matter")),
         ],
     );
     assert_eq!(verdict.outcome, Outcome::Block as i32);
     assert_eq!(verdict.block_kind, BlockKind::Failure as i32);
-    assert_eq!(verdict.block_reason, "plugin 'path-guard' timed out after 200 ms");
+    assert_eq!(
+        verdict.block_reason,
+        "plugin 'path-guard' timed out after 200 ms"
+    );
     assert_eq!(verdict.decided_by, "path-guard");
     assert_eq!(verdict.trace[1].failure, Failure::Timeout as i32);
 }
@@ -162,20 +211,31 @@ fn a_hook_failure_blocks_at_its_position_naming_the_plugin() {
 fn a_skipped_failure_is_recorded_and_passed_over() {
     let verdict = run(
         json!({}),
-        vec![(skipping("flaky"), Err(Failed::crashed("exit status 1"))), (hook("ok"), allow())],
+        vec![
+            (skipping("flaky"), Err(Failed::crashed("exit status 1"))),
+            (hook("ok"), allow()),
+        ],
     );
     assert_eq!(verdict.outcome, Outcome::Allow as i32);
     assert_eq!(verdict.trace.len(), 2);
     assert_eq!(verdict.trace[0].failure, Failure::Crashed as i32);
     assert_eq!(verdict.trace[0].outcome, Outcome::Allow as i32);
-    assert!(verdict.trace[0].detail.starts_with("skipped"), "{}", verdict.trace[0].detail);
+    assert!(
+        verdict.trace[0].detail.starts_with("skipped"),
+        "{}",
+        verdict.trace[0].detail
+    );
 }
 
 #[test]
 fn the_first_hook_block_is_terminal() {
     let verdict = run(
         json!({}),
-        vec![(hook("a"), allow()), (hook("b"), block("b says no")), (hook("c"), block("c says no"))],
+        vec![
+            (hook("a"), allow()),
+            (hook("b"), block("b says no")),
+            (hook("c"), block("c says no")),
+        ],
     );
     assert_eq!(verdict.block_reason, "b says no");
     assert_eq!(verdict.decided_by, "b");
@@ -187,7 +247,11 @@ fn hooks_see_the_policy_params_and_the_last_rewrite_wins_key_by_key() {
     let mut merge = ToolMerge::new(obj(json!({"a": 1, "b": 1, "c": 1})));
     merge.apply(&policy("p"), rewrite(json!({"a": 2, "b": 2, "c": 2})), MS);
     merge.apply(&hook("h1"), rewrite(json!({"a": 3, "x": 3})), MS);
-    assert_eq!(merge.params(), &obj(json!({"a": 2, "b": 2, "c": 2})), "hooks never see hooks");
+    assert_eq!(
+        merge.params(),
+        &obj(json!({"a": 2, "b": 2, "c": 2})),
+        "hooks never see hooks"
+    );
     merge.apply(&hook("h2"), rewrite(json!({"b": 4})), MS);
     assert!(merge.needs_revalidation());
     let verdict = merge.finish("{}");
@@ -206,7 +270,10 @@ fn the_first_approval_wins_and_freezes_params() {
                 hook("gate"),
                 Ok(ToolAnswer {
                     params: Some(obj(json!({"a": 3}))),
-                    approval: Some(ApprovalRequest { title: "ok?".into(), ..Default::default() }),
+                    approval: Some(ApprovalRequest {
+                        title: "ok?".into(),
+                        ..Default::default()
+                    }),
                     block: None,
                 }),
             ),
@@ -216,10 +283,17 @@ fn the_first_approval_wins_and_freezes_params() {
     );
     assert_eq!(verdict.outcome, Outcome::RequireApproval as i32);
     assert_eq!(verdict.approval_plugin, "gate");
-    assert_eq!(verdict.approval.as_ref().map(|a| a.title.as_str()), Some("ok?"));
+    assert_eq!(
+        verdict.approval.as_ref().map(|a| a.title.as_str()),
+        Some("ok?")
+    );
     // The approving plugin's own rewrite counts; later ones do not.
     assert_eq!(params_of(&verdict), json!({"a": 3}));
-    assert!(verdict.trace[2].detail.contains("ignored"), "{}", verdict.trace[2].detail);
+    assert!(
+        verdict.trace[2].detail.contains("ignored"),
+        "{}",
+        verdict.trace[2].detail
+    );
     assert!(!verdict.trace[2].params_changed);
     assert!(verdict.trace[3].detail.contains("'gate' asked first"));
 }
@@ -228,7 +302,10 @@ fn the_first_approval_wins_and_freezes_params() {
 fn a_policy_approval_freezes_hook_rewrites() {
     let verdict = run(
         json!({"a": 1}),
-        vec![(policy("p"), approve("check")), (hook("h"), rewrite(json!({"a": 2})))],
+        vec![
+            (policy("p"), approve("check")),
+            (hook("h"), rewrite(json!({"a": 2}))),
+        ],
     );
     assert_eq!(verdict.outcome, Outcome::RequireApproval as i32);
     assert_eq!(verdict.approval_plugin, "p");
@@ -290,7 +367,10 @@ fn sessions_patch_only_their_own_namespace() {
     let mut merge = SessionMerge::new(metadata);
     assert_eq!(merge.namespace("tagger"), "{\"old\":true}");
     assert_eq!(merge.namespace("nobody"), "");
-    let patch = Ok(SessionAnswer { block: None, patch: Some("{\"labels\":[\"x\"]}".into()) });
+    let patch = Ok(SessionAnswer {
+        block: None,
+        patch: Some("{\"labels\":[\"x\"]}".into()),
+    });
     merge.apply(&hook("tagger"), patch, MS);
     merge.apply(&hook("quiet"), Ok(SessionAnswer::default()), MS);
     let verdict = merge.finish();
@@ -306,21 +386,34 @@ fn sessions_block_on_a_block_or_a_failure() {
     let flow = merge.apply(&policy("p"), Err(Failed::unavailable("starting")), MS);
     assert_eq!(flow, Flow::Decided);
     let verdict = merge.finish();
-    assert_eq!(verdict.block_reason, "blocked by p: policy evaluation failed (unavailable)");
+    assert_eq!(
+        verdict.block_reason,
+        "blocked by p: policy evaluation failed (unavailable)"
+    );
     assert_eq!(verdict.block_kind, BlockKind::Failure as i32);
 
     let mut merge = SessionMerge::new(HashMap::new());
-    let no = Ok(SessionAnswer { block: Some("no".into()), patch: Some("1".into()) });
+    let no = Ok(SessionAnswer {
+        block: Some("no".into()),
+        patch: Some("1".into()),
+    });
     merge.apply(&hook("h"), no, MS);
     let verdict = merge.finish();
     assert_eq!(verdict.outcome, Outcome::Block as i32);
     assert_eq!(verdict.block_kind, BlockKind::Policy as i32);
-    assert!(verdict.session_metadata.is_empty(), "a blocking plugin's patch is not applied");
+    assert!(
+        verdict.session_metadata.is_empty(),
+        "a blocking plugin's patch is not applied"
+    );
 }
 
 #[test]
 fn observations_never_block() {
-    let result = observation(&hook("obs"), Err(Failed::timeout(Duration::from_millis(5))), MS);
+    let result = observation(
+        &hook("obs"),
+        Err(Failed::timeout(Duration::from_millis(5))),
+        MS,
+    );
     assert_eq!(result.outcome, Outcome::Allow as i32);
     assert_eq!(result.failure, Failure::Timeout as i32);
     assert_eq!(result.detail, "plugin 'obs' timed out after 5 ms");
@@ -331,9 +424,17 @@ fn in_order_holds_early_arrivals_and_records_cancellations() {
     let calls = [hook("a"), hook("b"), hook("c"), hook("d")];
     let mut merge = ToolMerge::new(obj(json!({})));
     let mut order = InOrder::new(&mut merge, &calls);
-    assert_eq!(order.offer(2, block("c blocks"), MS), Flow::Continue, "a and b still running");
+    assert_eq!(
+        order.offer(2, block("c blocks"), MS),
+        Flow::Continue,
+        "a and b still running"
+    );
     assert_eq!(order.offer(0, allow(), MS), Flow::Continue);
-    assert_eq!(order.offer(1, allow(), MS), Flow::Decided, "b done: c's block is final");
+    assert_eq!(
+        order.offer(1, allow(), MS),
+        Flow::Decided,
+        "b done: c's block is final"
+    );
     order.finish();
     let verdict = merge.finish("{}");
     assert_eq!(verdict.decided_by, "c");
@@ -357,7 +458,10 @@ fn arb_answer() -> impl Strategy<Value = (bool, Result<ToolAnswer, Failed>)> {
             Ok(ToolAnswer {
                 params,
                 block,
-                approval: title.map(|title| ApprovalRequest { title, ..Default::default() }),
+                approval: title.map(|title| ApprovalRequest {
+                    title,
+                    ..Default::default()
+                }),
             })
         });
     let failure = prop_oneof![

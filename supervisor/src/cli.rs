@@ -62,7 +62,7 @@ pub fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                println!("{e}");
+                eprintln!("{e}");
                 ExitCode::from(EX_USAGE)
             }
         },

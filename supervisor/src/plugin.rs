@@ -328,21 +328,29 @@ pub async fn call<T>(
         biased;
         out = tokio::time::timeout(deadline, work) => match out {
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(classify(&status, &exit)),
+            Ok(Err(status)) => Err(classify(&status, &exit).await),
             Err(_) => Err(Failed::timeout(deadline)),
         },
         status = exited => Err(Failed::crashed(format!("the process exited ({status})"))),
     }
 }
 
+/// How long a broken connection waits for the process's exit status, to report it.
+const EXIT_REPORT_WAIT: Duration = Duration::from_millis(100);
+
 /// A status decoded from the plugin's trailers is the plugin's error; one made by the transport
-/// (it carries a source error) means the connection broke.
-fn classify(status: &Status, exit: &watch::Receiver<Option<String>>) -> Failed {
-    if let Some(exit) = exit.borrow().as_ref() {
-        return Failed::crashed(format!("the process exited ({exit})"));
-    }
-    if std::error::Error::source(status).is_some() {
-        return Failed::crashed(format!("the connection broke ({})", status.message()));
+/// (it carries a source error) means the connection broke, usually because the process died.
+async fn classify(status: &Status, exit: &watch::Receiver<Option<String>>) -> Failed {
+    if std::error::Error::source(status).is_some() || exit.borrow().is_some() {
+        let mut exit = exit.clone();
+        let waited = tokio::time::timeout(EXIT_REPORT_WAIT, exit.wait_for(Option::is_some)).await;
+        return match waited {
+            Ok(Ok(how)) => Failed::crashed(format!(
+                "the process exited ({})",
+                how.as_deref().unwrap_or("")
+            )),
+            _ => Failed::crashed(format!("the connection broke ({})", status.message())),
+        };
     }
     if status.code() == tonic::Code::OutOfRange && status.message().contains("message length") {
         return Failed::invalid(format!(

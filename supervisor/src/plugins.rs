@@ -409,9 +409,15 @@ impl Plugin {
     }
 }
 
-/// Sends `grpc-timeout` as a courtesy; the supervisor enforces the deadline itself.
+/// How much later than the supervisor's own deadline the `grpc-timeout` header says.
+const HEADER_SLACK: Duration = Duration::from_millis(20);
+
+/// Sends `grpc-timeout` so the plugin can stop working when the answer no longer matters. The
+/// supervisor enforces the deadline itself; the header is set a little later because tonic's
+/// client also honours it, and the supervisor's own timer must be the one that fires (so the
+/// failure is reported as a timeout, not as a broken connection).
 fn with_timeout<T>(message: T, deadline: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.set_timeout(deadline);
+    request.set_timeout(deadline + HEADER_SLACK);
     request
 }

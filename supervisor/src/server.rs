@@ -6,7 +6,6 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hookvisor_proto::v1::hooks_server::HooksServer;
@@ -17,8 +16,11 @@ use tonic_health::ServingStatus;
 use crate::config::Config;
 use crate::plugin::MAX_MESSAGE_BYTES;
 use crate::plugins::PluginSet;
-use crate::service::HooksService;
+use crate::service::{Drain, HooksService};
 use crate::spawner::Spawner;
+
+/// How long closing the host connections may take once no call is in flight.
+const CONNECTION_CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// Why `serve` could not run.
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +77,8 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<HooksServer<HooksService>>().await;
     health.set_service_status("", ServingStatus::Serving).await;
-    let draining = Arc::new(AtomicBool::new(false));
-    let hooks = HooksService::new(plugins.clone(), config.hooks.clone(), draining.clone());
+    let drain = Arc::new(Drain::default());
+    let hooks = HooksService::new(plugins.clone(), config.hooks.clone(), drain.clone());
     let hooks = HooksServer::new(hooks)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -100,23 +102,27 @@ pub async fn serve(
     let result = match early {
         Some(ended) => flatten(ended),
         None => {
-            tracing::info!("shutting down: draining calls in flight");
-            draining.store(true, Ordering::Release);
+            tracing::info!("shutting down: new calls get UNAVAILABLE; draining calls in flight");
+            drain.start();
             health
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
             health.set_not_serving::<HooksServer<HooksService>>().await;
-            let _ = stop_tx.send(());
-            // Calls in flight finish with their verdicts; none can outlive the longest hook
-            // timeout, so waiting longer would only hide a stuck connection.
+            // No call can outlive the longest hook timeout (twice, with revalidation), so a
+            // longer wait would only hide a bug.
             let limit = drain_limit(&config);
-            match tokio::time::timeout(limit, &mut server).await {
+            if tokio::time::timeout(limit, drain.idle()).await.is_err() {
+                tracing::warn!(
+                    limit_ms = limit.as_millis() as u64,
+                    "calls still in flight after the drain limit"
+                );
+            }
+            // Close connections. A host that does not take part in HTTP/2's graceful close
+            // (a frozen process, say) must not hold the shutdown up: its verdicts were sent.
+            let _ = stop_tx.send(());
+            match tokio::time::timeout(CONNECTION_CLOSE_WAIT, &mut server).await {
                 Ok(ended) => flatten(ended),
                 Err(_) => {
-                    tracing::warn!(
-                        limit_ms = limit.as_millis() as u64,
-                        "drain took too long; closing"
-                    );
                     server.abort();
                     Ok(())
                 }

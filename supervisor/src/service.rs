@@ -3,8 +3,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -16,6 +17,7 @@ use hookvisor_proto::v1::{
     SessionVerdict, ToolCallDecision, ToolCallRequest, ToolCallVerdict,
 };
 use serde_json::Value;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
@@ -27,32 +29,83 @@ use crate::merge::{
 };
 use crate::plugins::{Participant, PluginSet};
 
-/// What the supervisor keeps of the host's own deadline, for answering in time.
-const HOST_DEADLINE_MARGIN: Duration = Duration::from_millis(5);
+/// What the supervisor keeps of the host's own deadline to answer in time: 5% of it, at least
+/// 5 ms and at most 50 ms.
+fn host_deadline_margin(host: Duration) -> Duration {
+    (host / 20).clamp(Duration::from_millis(5), Duration::from_millis(50))
+}
+
+/// Whether the service takes new calls, and how many are in flight (§6: while draining, new
+/// calls get `UNAVAILABLE` and calls in flight finish with their verdicts).
+#[derive(Debug, Default)]
+pub struct Drain {
+    draining: AtomicBool,
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+impl Drain {
+    /// Refuses new calls from now on.
+    pub fn start(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Resolves once no call is in flight.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Admits one call, unless draining. Counting first and checking second means `idle` can
+    /// never miss a call that was admitted.
+    fn enter(self: &Arc<Self>) -> Result<InFlight, Status> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = InFlight(self.clone());
+        if self.draining.load(Ordering::SeqCst) {
+            return Err(Status::unavailable("hookvisor is shutting down"));
+        }
+        Ok(guard)
+    }
+}
+
+/// One admitted call; dropping it ends the call.
+struct InFlight(Arc<Drain>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
 
 /// The `Hooks` service.
 #[derive(Debug, Clone)]
 pub struct HooksService {
     plugins: Arc<PluginSet>,
     hooks: Arc<HooksConfig>,
-    draining: Arc<AtomicBool>,
+    drain: Arc<Drain>,
 }
 
 impl HooksService {
-    /// A service over `plugins`; new calls are refused once `draining` is set.
-    pub fn new(plugins: Arc<PluginSet>, hooks: HooksConfig, draining: Arc<AtomicBool>) -> Self {
+    /// A service over `plugins`; new calls are refused once `drain` has started.
+    pub fn new(plugins: Arc<PluginSet>, hooks: HooksConfig, drain: Arc<Drain>) -> Self {
         Self {
             plugins,
             hooks: Arc::new(hooks),
-            draining,
+            drain,
         }
     }
 
-    fn admit(&self) -> Result<(), Status> {
-        if self.draining.load(Ordering::Acquire) {
-            return Err(Status::unavailable("hookvisor is shutting down"));
-        }
-        Ok(())
+    fn admit(&self) -> Result<InFlight, Status> {
+        self.drain.enter()
     }
 }
 
@@ -67,7 +120,7 @@ impl Budget {
         let now = Instant::now();
         let hook_ends = now + Duration::from_millis(hook.timeout_ms.into());
         let host_ends = host_timeout(metadata)
-            .map(|t| now + t.saturating_sub(HOST_DEADLINE_MARGIN))
+            .map(|t| now + t.saturating_sub(host_deadline_margin(t)))
             .unwrap_or(hook_ends);
         Budget {
             ends: hook_ends.min(host_ends),
@@ -239,24 +292,10 @@ impl HooksService {
         budget: Budget,
         params_json: &str,
     ) {
-        let calls: Vec<_> = hooks.iter().map(|p| p.call.clone()).collect();
-        let mut pending: FuturesUnordered<_> = hooks
-            .iter()
-            .enumerate()
-            .map(|(i, p)| async move {
-                let (result, latency) = self.ask_tool(p, request, params_json, budget).await;
-                (i, result, latency)
-            })
-            .collect();
-        let mut order = InOrder::new(merge, &calls);
-        while let Some((i, result, latency)) = pending.next().await {
-            if order.offer(i, result, latency) == Flow::Decided {
-                break;
-            }
-        }
-        // Dropping the futures still in flight cancels their calls (an HTTP/2 RST_STREAM).
-        drop(pending);
-        order.finish();
+        concurrently(merge, hooks, |p| {
+            self.ask_tool(p, request, params_json, budget)
+        })
+        .await;
     }
 
     async fn ask_session(
@@ -291,13 +330,41 @@ impl HooksService {
     }
 }
 
+/// The hook stage's shape: every participant called at once, results merged in order, and
+/// whatever is still in flight once the verdict is decided cancelled (dropping a call's future
+/// resets its HTTP/2 stream).
+async fn concurrently<'a, M, F, Fut>(merge: &mut M, participants: &'a [Participant], ask: F)
+where
+    M: Merge,
+    F: Fn(&'a Participant) -> Fut,
+    Fut: Future<Output = (Result<M::Answer, Failed>, Duration)>,
+{
+    let calls: Vec<_> = participants.iter().map(|p| p.call.clone()).collect();
+    let mut pending: FuturesUnordered<_> = participants
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let asked = ask(p);
+            async move { (i, asked.await) }
+        })
+        .collect();
+    let mut order = InOrder::new(merge, &calls);
+    while let Some((i, (result, latency))) = pending.next().await {
+        if order.offer(i, result, latency) == Flow::Decided {
+            break;
+        }
+    }
+    drop(pending);
+    order.finish();
+}
+
 #[tonic::async_trait]
 impl Hooks for HooksService {
     async fn before_tool_call(
         &self,
         request: Request<ToolCallRequest>,
     ) -> Result<Response<ToolCallVerdict>, Status> {
-        self.admit()?;
+        let _in_flight = self.admit()?;
         let hook = &self.hooks.before_tool_call;
         let budget = Budget::new(request.metadata(), hook);
         let request = request.into_inner();
@@ -331,7 +398,7 @@ impl Hooks for HooksService {
         &self,
         request: Request<SessionCreateRequest>,
     ) -> Result<Response<SessionVerdict>, Status> {
-        self.admit()?;
+        let _in_flight = self.admit()?;
         let budget = Budget::new(request.metadata(), &self.hooks.before_session_create);
         let request = request.into_inner();
         check_metadata(&request.session_metadata)?;
@@ -345,26 +412,10 @@ impl Hooks for HooksService {
             }
         }
         if !merge.is_blocked() && !hooks.is_empty() {
-            let calls: Vec<_> = hooks.iter().map(|p| p.call.clone()).collect();
-            let mut pending: FuturesUnordered<_> = hooks
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let request = &request;
-                    async move {
-                        let (result, latency) = self.ask_session(p, request, budget).await;
-                        (i, result, latency)
-                    }
-                })
-                .collect();
-            let mut order = InOrder::new(&mut merge, &calls);
-            while let Some((i, result, latency)) = pending.next().await {
-                if order.offer(i, result, latency) == Flow::Decided {
-                    break;
-                }
-            }
-            drop(pending);
-            order.finish();
+            concurrently(&mut merge, &hooks, |p| {
+                self.ask_session(p, &request, budget)
+            })
+            .await;
         }
         Ok(Response::new(merge.finish()))
     }
@@ -373,7 +424,7 @@ impl Hooks for HooksService {
         &self,
         request: Request<SessionCreatedNotice>,
     ) -> Result<Response<SessionCreatedReceipt>, Status> {
-        self.admit()?;
+        let _in_flight = self.admit()?;
         let budget = Budget::new(request.metadata(), &self.hooks.session_created);
         let notice = request.into_inner();
         check_metadata(&notice.session_metadata)?;

@@ -1,0 +1,762 @@
+//! What the integration tests share: finding the binaries, starting `hookvisor serve` on a fresh
+//! configuration and socket, talking to it, and reading what recorder fixtures saw.
+//!
+//! Every supervisor gets its own short directory under the system temp dir (Unix socket paths
+//! must stay under 108 bytes) holding `hookvisor.toml`, `host.sock`, the runtime dir `run/` and
+//! the captured `stdout.log` / `stderr.log`. Dropping the [`Supervisor`] kills what is left and
+//! removes the directory.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use hookvisor_proto::v1::hooks_client::HooksClient;
+use hookvisor_proto::v1::{
+    Failure, Outcome, PluginResult, Requester, SessionCreateRequest, Stage, ToolCallContext,
+    ToolCallRequest,
+};
+use hyper_util::rt::TokioIo;
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde_json::Value;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tower::service_fn;
+
+/// How long a supervisor may take to start serving.
+pub const START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The workspace directory every request's context carries.
+pub const WORKSPACE_DIR: &str = "/srv/agent/workspace";
+
+/// Environment given to every supervisor process; plugins must not see it unless allowlisted.
+pub const LEAK_VAR: (&str, &str) = ("HOOKVISOR_TEST_LEAK", "leaked");
+/// Environment given to every supervisor process, for `inherit_env` tests.
+pub const INHERIT_VAR: (&str, &str) = ("HOOKVISOR_TEST_INHERIT", "inherited");
+
+/// The cargo profile directory (`target/debug`) holding `hookvisor` and the fixtures: the parent
+/// of the `deps` directory the test executable runs from.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe
+        .parent()
+        .expect("test executable directory")
+        .to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// A binary of the workspace, which must have been built.
+pub fn binary(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} does not exist: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// The `hookvisor` binary.
+pub fn hookvisor() -> PathBuf {
+    binary("hookvisor")
+}
+
+/// A fixture plugin binary, e.g. `fixture("fixture-hang")`.
+pub fn fixture(name: &str) -> PathBuf {
+    binary(name)
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A fresh directory under the system temp dir, removed on drop. Paths are short on purpose.
+#[derive(Debug)]
+pub struct TestDir(PathBuf);
+
+impl TestDir {
+    /// Creates `<tmp>/hv<pid>-<n>`.
+    pub fn new() -> TestDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("hv{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|err| panic!("creating {}: {err}", path.display()));
+        TestDir(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Default for TestDir {
+    fn default() -> Self {
+        TestDir::new()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A TOML basic string with `text` in it.
+pub fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Builds one `[[plugin]]` table running a fixture.
+#[derive(Debug, Clone)]
+pub struct PluginToml {
+    name: String,
+    command: PathBuf,
+    keys: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl PluginToml {
+    /// A plugin called `name` running the fixture binary `fixture_name`.
+    pub fn new(name: &str, fixture_name: &str) -> PluginToml {
+        PluginToml {
+            name: name.to_owned(),
+            command: fixture(fixture_name),
+            keys: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Adds a raw `key = value` line to the table.
+    pub fn key(mut self, line: &str) -> PluginToml {
+        self.keys.push(line.to_owned());
+        self
+    }
+
+    /// `trusted = true`.
+    pub fn trusted(self) -> PluginToml {
+        self.key("trusted = true")
+    }
+
+    /// `trusted = true` and a policy-stage registration (`FIXTURE_STAGE=policy`).
+    pub fn policy(self) -> PluginToml {
+        self.trusted().env("FIXTURE_STAGE", "policy")
+    }
+
+    /// `timeout_ms = N`.
+    pub fn timeout_ms(self, ms: u32) -> PluginToml {
+        self.key(&format!("timeout_ms = {ms}"))
+    }
+
+    /// `priority = N`.
+    pub fn priority(self, priority: i32) -> PluginToml {
+        self.key(&format!("priority = {priority}"))
+    }
+
+    /// Sets an entry of the plugin's `env`.
+    pub fn env(mut self, key: &str, value: &str) -> PluginToml {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `FIXTURE_ACTION` for the recorder.
+    pub fn action(self, action: &str) -> PluginToml {
+        self.env("FIXTURE_ACTION", action)
+    }
+
+    /// `FIXTURE_HOOKS`.
+    pub fn hooks(self, hooks: &str) -> PluginToml {
+        self.env("FIXTURE_HOOKS", hooks)
+    }
+
+    /// `FIXTURE_RECORD` pointing at a [`Recording`].
+    pub fn record(self, recording: &Recording) -> PluginToml {
+        let path = recording.path().display().to_string();
+        self.env("FIXTURE_RECORD", &path)
+    }
+
+    /// The table's text.
+    pub fn toml(&self) -> String {
+        let mut out = String::from("\n[[plugin]]\n");
+        let _ = writeln!(out, "name = {}", toml_string(&self.name));
+        let _ = writeln!(
+            out,
+            "command = {}",
+            toml_string(&self.command.display().to_string())
+        );
+        for key in &self.keys {
+            let _ = writeln!(out, "{key}");
+        }
+        if !self.env.is_empty() {
+            let pairs: Vec<String> = self
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", toml_string(v)))
+                .collect();
+            let _ = writeln!(out, "env = {{ {} }}", pairs.join(", "));
+        }
+        out
+    }
+}
+
+/// The text of several plugin tables.
+pub fn plugins(list: &[PluginToml]) -> String {
+    list.iter().map(PluginToml::toml).collect()
+}
+
+/// How to start a [`Supervisor`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    body: String,
+    supervisor_keys: Vec<String>,
+    socket_flag: bool,
+}
+
+impl Builder {
+    /// Adds a `key = value` line to the `[supervisor]` table.
+    pub fn supervisor_key(mut self, line: &str) -> Builder {
+        self.supervisor_keys.push(line.to_owned());
+        self
+    }
+
+    /// Gives the host socket with `--socket` (the configuration names another path).
+    pub fn socket_flag(mut self) -> Builder {
+        self.socket_flag = true;
+        self
+    }
+
+    /// Starts `hookvisor serve` and waits until its host socket reports SERVING.
+    pub async fn start(self) -> Supervisor {
+        let dir = TestDir::new();
+        let config = dir.join("hookvisor.toml");
+        let socket = if self.socket_flag {
+            dir.join("flag.sock")
+        } else {
+            dir.join("host.sock")
+        };
+        let configured_socket = dir.join("host.sock");
+        let mut text = String::from("[supervisor]\n");
+        let _ = writeln!(
+            text,
+            "socket = {}",
+            toml_string(&configured_socket.display().to_string())
+        );
+        let _ = writeln!(
+            text,
+            "runtime_dir = {}",
+            toml_string(&dir.join("run").display().to_string())
+        );
+        for key in &self.supervisor_keys {
+            let _ = writeln!(text, "{key}");
+        }
+        text.push('\n');
+        text.push_str(&self.body);
+        std::fs::write(&config, &text).expect("writing hookvisor.toml");
+
+        let mut command = tokio::process::Command::new(hookvisor());
+        command.arg("serve").arg("--config").arg(&config);
+        if self.socket_flag {
+            command.arg("--socket").arg(&socket);
+        }
+        let stdout = std::fs::File::create(dir.join("stdout.log")).expect("stdout.log");
+        let stderr = std::fs::File::create(dir.join("stderr.log")).expect("stderr.log");
+        command
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .env(LEAK_VAR.0, LEAK_VAR.1)
+            .env(INHERIT_VAR.0, INHERIT_VAR.1)
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = command.spawn().expect("spawning hookvisor serve");
+        let pid = child.id().expect("hookvisor pid") as i32;
+        let mut supervisor = Supervisor {
+            dir,
+            config,
+            socket,
+            child,
+            pid,
+            exited: None,
+        };
+        supervisor.wait_serving().await;
+        supervisor
+    }
+}
+
+/// A running `hookvisor serve` with its own configuration, socket and logs.
+#[derive(Debug)]
+pub struct Supervisor {
+    dir: TestDir,
+    config: PathBuf,
+    socket: PathBuf,
+    child: tokio::process::Child,
+    pid: i32,
+    exited: Option<ExitStatus>,
+}
+
+impl Supervisor {
+    /// A supervisor whose configuration is `[supervisor]` (socket, runtime_dir) plus `body`.
+    pub fn builder(body: &str) -> Builder {
+        Builder {
+            body: body.to_owned(),
+            supervisor_keys: Vec::new(),
+            socket_flag: false,
+        }
+    }
+
+    /// Starts a supervisor on `body` and waits until it serves.
+    pub async fn start(body: &str) -> Supervisor {
+        Supervisor::builder(body).start().await
+    }
+
+    async fn wait_serving(&mut self) {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.exited = Some(status);
+                panic!(
+                    "hookvisor serve exited with {status} before serving\n{}",
+                    self.log_tail()
+                );
+            }
+            if self.socket.exists() {
+                let check = tokio::time::timeout(Duration::from_secs(2), self.health());
+                if let Ok(Ok(ServingStatus::Serving)) = check.await {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "hookvisor serve did not report SERVING on {} within {:?}\n{}",
+                    self.socket.display(),
+                    START_DEADLINE,
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `grpc.health.v1.Health/Check` for the whole server on the host socket.
+    pub async fn health(&self) -> Result<ServingStatus, tonic::Status> {
+        let channel = connect(&self.socket)
+            .await
+            .map_err(|err| tonic::Status::unavailable(err.to_string()))?;
+        let response = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await?;
+        Ok(response.into_inner().status())
+    }
+
+    /// A `Hooks` client on the host socket.
+    pub async fn client(&self) -> HooksClient<Channel> {
+        let channel = connect(&self.socket)
+            .await
+            .unwrap_or_else(|err| panic!("connecting to {}: {err}", self.socket.display()));
+        HooksClient::new(channel)
+    }
+
+    /// The supervisor's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The supervisor's directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The configuration file.
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
+    /// The host socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The runtime directory (`runtime_dir`).
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    /// Everything the supervisor wrote so far: stdout, then stderr, without ANSI colours.
+    pub fn log(&self) -> String {
+        let read = |name| std::fs::read(self.dir.join(name)).unwrap_or_default();
+        let mut text = String::from_utf8_lossy(&read("stdout.log")).into_owned();
+        text.push_str(&String::from_utf8_lossy(&read("stderr.log")));
+        strip_ansi(&text)
+    }
+
+    /// The last 16 KiB of the log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let mut start = log.len().saturating_sub(16 * 1024);
+        while !log.is_char_boundary(start) {
+            start += 1;
+        }
+        log[start..].to_owned()
+    }
+
+    /// Waits up to 5 s for a log line containing every one of `needles`.
+    pub async fn log_line_with(&self, needles: &[&str]) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            let found = log
+                .lines()
+                .find(|line| needles.iter().all(|n| line.contains(n)));
+            if let Some(line) = found {
+                return Some(line.to_owned());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits up to 5 s for `needle` to appear in the log.
+    pub async fn log_contains(&self, needle: &str) -> bool {
+        self.log_line_with(&[needle]).await.is_some()
+    }
+
+    /// Sends `signal` to the supervisor process.
+    pub fn signal(&self, signal: Signal) {
+        if self.exited.is_none() {
+            let _ = kill(Pid::from_raw(self.pid), signal);
+        }
+    }
+
+    /// Waits for the supervisor to exit, panicking after `limit`.
+    pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        if let Some(status) = self.exited {
+            return status;
+        }
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => {
+                let status = status.expect("waiting for hookvisor");
+                self.exited = Some(status);
+                status
+            }
+            Err(_) => panic!(
+                "hookvisor did not exit within {limit:?}\n{}",
+                self.log_tail()
+            ),
+        }
+    }
+
+    /// SIGTERM, then the exit status (within 10 s).
+    pub async fn stop(&mut self) -> ExitStatus {
+        self.signal(Signal::SIGTERM);
+        self.wait_exit(Duration::from_secs(10)).await
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // SIGTERM first, so the supervisor stops and reaps its plugins (an orphaned plugin's
+        // zombie may never be reaped in a container); SIGKILL to the group if it lingers. Not
+        // longer: this blocks the test's runtime, so the test's own client connections cannot
+        // answer the supervisor's graceful HTTP/2 shutdown.
+        if self.exited.is_none() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = kill(Pid::from_raw(self.pid), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- hookvisor log ({}) ----\n{}",
+                self.config.display(),
+                self.log_tail()
+            );
+        }
+    }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A channel to a gRPC server on a Unix socket.
+pub async fn connect(path: &Path) -> Result<Channel, tonic::transport::Error> {
+    let path = path.to_path_buf();
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await
+}
+
+/// Runs `hookvisor ARGS` to completion; returns status, stdout and stderr.
+pub fn run_hookvisor(args: &[&str]) -> (ExitStatus, String, String) {
+    let output = std::process::Command::new(hookvisor())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running hookvisor");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The context every test request carries.
+pub fn context() -> ToolCallContext {
+    ToolCallContext {
+        agent_id: "agent-1".to_owned(),
+        session_key: "agent:agent-1:main".to_owned(),
+        session_id: "session-1".to_owned(),
+        run_id: "run-1".to_owned(),
+        tool_call_id: "call-1".to_owned(),
+        workspace_dir: WORKSPACE_DIR.to_owned(),
+        container_workdir: String::new(),
+        channel_id: "chan-1".to_owned(),
+        requester: Some(requester()),
+    }
+}
+
+fn requester() -> Requester {
+    Requester {
+        channel: "telegram".to_owned(),
+        account_id: "acct-1".to_owned(),
+        sender_id: "user-1".to_owned(),
+        sender_is_owner: true,
+    }
+}
+
+/// A `BeforeToolCall` request for `tool` with `params`.
+pub fn tool_call(tool: &str, params: Value) -> ToolCallRequest {
+    tool_call_raw(tool, &params.to_string())
+}
+
+/// A `BeforeToolCall` request whose `params_json` is `params_json` verbatim.
+pub fn tool_call_raw(tool: &str, params_json: &str) -> ToolCallRequest {
+    ToolCallRequest {
+        tool_name: tool.to_owned(),
+        params_json: params_json.to_owned(),
+        context: Some(context()),
+        session_metadata: Default::default(),
+    }
+}
+
+/// A `BeforeSessionCreate` request with the given metadata namespaces (values as JSON).
+pub fn session_create(session_key: &str, metadata: &[(&str, Value)]) -> SessionCreateRequest {
+    SessionCreateRequest {
+        session_key: session_key.to_owned(),
+        agent_id: "agent-1".to_owned(),
+        label: "test".to_owned(),
+        model: "test-model".to_owned(),
+        parent_session_key: String::new(),
+        workspace_dir: WORKSPACE_DIR.to_owned(),
+        requester: Some(requester()),
+        session_metadata: metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// Parses a JSON text the test expects to be valid.
+pub fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|err| panic!("not JSON ({err}): {text}"))
+}
+
+/// One trace entry in a form tests compare exactly: plugin, stage, outcome, failure,
+/// revalidation.
+pub type Step = (String, Stage, Outcome, Failure, bool);
+
+/// The trace as [`Step`]s.
+pub fn steps(trace: &[PluginResult]) -> Vec<Step> {
+    trace
+        .iter()
+        .map(|r| {
+            (
+                r.plugin.clone(),
+                r.stage(),
+                r.outcome(),
+                r.failure(),
+                r.revalidation,
+            )
+        })
+        .collect()
+}
+
+/// A [`Step`] with revalidation false.
+pub fn step(plugin: &str, stage: Stage, outcome: Outcome, failure: Failure) -> Step {
+    (plugin.to_owned(), stage, outcome, failure, false)
+}
+
+/// The trace entry of `plugin` (the first one), panicking when there is none.
+pub fn entry<'a>(trace: &'a [PluginResult], plugin: &str) -> &'a PluginResult {
+    trace
+        .iter()
+        .find(|r| r.plugin == plugin)
+        .unwrap_or_else(|| panic!("no trace entry for {plugin}: {trace:#?}"))
+}
+
+/// A file recorder fixtures append to (`FIXTURE_RECORD`), in its own directory.
+#[derive(Debug)]
+pub struct Recording {
+    dir: TestDir,
+}
+
+impl Recording {
+    /// A fresh, empty recording.
+    pub fn new() -> Recording {
+        Recording {
+            dir: TestDir::new(),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("calls.jsonl")
+    }
+
+    /// Every call recorded, in order.
+    pub fn calls(&self) -> Vec<Value> {
+        recorded_calls(&self.path())
+    }
+
+    /// The calls `plugin` recorded.
+    pub fn calls_of(&self, plugin: &str) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c["plugin"] == plugin)
+            .collect()
+    }
+
+    /// The start lines (`pid`, `pgid`, `stdin`, `env`) of every process that recorded here.
+    pub fn starts(&self) -> Vec<Value> {
+        read_lines(&self.path())
+            .into_iter()
+            .filter(|line| line.get("pid").is_some())
+            .collect()
+    }
+
+    /// The start line of `plugin` (its last start).
+    pub fn start_of(&self, plugin: &str) -> Value {
+        self.starts()
+            .into_iter()
+            .rev()
+            .find(|s| s["plugin"] == plugin)
+            .unwrap_or_else(|| panic!("{plugin} never started: {:?}", self.starts()))
+    }
+
+    /// Waits up to 5 s until `plugin` recorded at least `n` calls.
+    pub async fn wait_calls(&self, plugin: &str, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let calls = self.calls_of(plugin);
+            if calls.len() >= n || Instant::now() > deadline {
+                return calls;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording::new()
+    }
+}
+
+fn read_lines(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().filter(|l| !l.is_empty()).map(json).collect()
+}
+
+/// The call lines (`hook`, `tool`, `params_json`, ...) in a recorder file.
+pub fn recorded_calls(path: &Path) -> Vec<Value> {
+    read_lines(path)
+        .into_iter()
+        .filter(|line| line.get("hook").is_some())
+        .collect()
+}
+
+/// Whether process `pid` is gone (no such process, or a zombie nobody reaped yet).
+pub fn process_gone(pid: i32) -> bool {
+    match kill(Pid::from_raw(pid), None) {
+        Err(Errno::ESRCH) => true,
+        _ => std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z'))
+            })
+            .unwrap_or(true),
+    }
+}
+
+/// Waits up to `limit` for `pid` to be gone.
+pub async fn wait_gone(pid: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if process_gone(pid) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,165 @@
+//! Contract §4 input rule and §8 limits on what the host sends: a bad `params_json` or
+//! session metadata value is refused with INVALID_ARGUMENT naming the field and the limit, and
+//! no plugin is called.
+
+use hookvisor_tests::harness::{
+    PluginToml, Recording, Supervisor, plugins, session_create, tool_call_raw,
+};
+use serde_json::{Value, json};
+use tonic::Code;
+
+async fn start(recording: &Recording) -> Supervisor {
+    Supervisor::start(&plugins(&[PluginToml::new("watcher", "fixture-recorder")
+        .hooks("before_tool_call,before_session_create")
+        .record(recording)]))
+    .await
+}
+
+async fn assert_params_refused(params_json: &str, mentions: &[&str]) {
+    let recording = Recording::new();
+    let supervisor = start(&recording).await;
+    let status = supervisor
+        .client()
+        .await
+        .before_tool_call(tool_call_raw("exec", params_json))
+        .await
+        .expect_err("the supervisor must refuse this params_json");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    for needle in ["params_json"].iter().chain(mentions) {
+        assert!(
+            status.message().contains(needle),
+            "{:?} does not mention {needle:?}",
+            status.message()
+        );
+    }
+    assert!(
+        recording.calls().is_empty(),
+        "a plugin was called: {:?}",
+        recording.calls()
+    );
+    // A valid call afterwards still works: the refusal did not break anything.
+    let verdict = supervisor
+        .client()
+        .await
+        .before_tool_call(tool_call_raw("exec", "{}"))
+        .await
+        .expect("a valid call");
+    assert_eq!(verdict.into_inner().trace.len(), 1);
+}
+
+fn nested(depth: usize) -> String {
+    [
+        "{\"a\":".repeat(depth - 1),
+        "{}".to_owned(),
+        "}".repeat(depth - 1),
+    ]
+    .concat()
+}
+
+#[tokio::test]
+async fn params_that_are_not_json_are_refused() {
+    assert_params_refused("{\"command\": ", &[]).await;
+}
+
+#[tokio::test]
+async fn empty_params_are_refused() {
+    assert_params_refused("", &[]).await;
+}
+
+#[tokio::test]
+async fn params_that_are_not_an_object_are_refused() {
+    assert_params_refused("[1, 2, 3]", &["object"]).await;
+    assert_params_refused("\"ls\"", &["object"]).await;
+}
+
+#[tokio::test]
+async fn params_with_an_overlong_string_are_refused() {
+    let params = json!({"command": "x".repeat(65_537)}).to_string();
+    assert_params_refused(&params, &["65536"]).await;
+}
+
+#[tokio::test]
+async fn params_too_deep_are_refused() {
+    assert_params_refused(&nested(33), &["32"]).await;
+}
+
+#[tokio::test]
+async fn params_at_the_depth_limit_are_accepted() {
+    let recording = Recording::new();
+    let supervisor = start(&recording).await;
+    let verdict = supervisor
+        .client()
+        .await
+        .before_tool_call(tool_call_raw("exec", &nested(32)))
+        .await
+        .expect("depth 32 is within the limit");
+    assert_eq!(verdict.into_inner().trace.len(), 1);
+}
+
+#[tokio::test]
+async fn params_over_the_size_limit_are_refused() {
+    let chunk = "x".repeat(60_000);
+    let params: serde_json::Map<String, Value> =
+        (0..5).map(|i| (format!("k{i}"), json!(chunk))).collect();
+    assert_params_refused(&Value::Object(params).to_string(), &["262144"]).await;
+}
+
+#[tokio::test]
+async fn params_with_too_many_nodes_are_refused() {
+    let params = json!({"list": vec![0; 5000]}).to_string();
+    assert_params_refused(&params, &["4096"]).await;
+}
+
+#[tokio::test]
+async fn params_with_too_many_keys_are_refused() {
+    let params: serde_json::Map<String, Value> =
+        (0..513).map(|i| (format!("k{i}"), json!(i))).collect();
+    assert_params_refused(&Value::Object(params).to_string(), &["512"]).await;
+}
+
+#[tokio::test]
+async fn tool_call_session_metadata_must_be_json_within_limits() {
+    for (value, limit) in [("{oops".to_owned(), None), (nested(33), Some("32"))] {
+        let recording = Recording::new();
+        let supervisor = start(&recording).await;
+        let mut request = tool_call_raw("exec", "{}");
+        request.session_metadata = [("ns".to_owned(), value)].into();
+        let status = supervisor
+            .client()
+            .await
+            .before_tool_call(request)
+            .await
+            .expect_err("bad session metadata must be refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(
+            status.message().contains("session_metadata[\"ns\"]"),
+            "{:?}",
+            status.message()
+        );
+        if let Some(limit) = limit {
+            assert!(status.message().contains(limit), "{:?}", status.message());
+        }
+        assert!(recording.calls().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn session_create_metadata_must_be_json() {
+    let recording = Recording::new();
+    let supervisor = start(&recording).await;
+    let mut request = session_create("agent:agent-1:s1", &[]);
+    request.session_metadata = [("ns".to_owned(), "not json".to_owned())].into();
+    let status = supervisor
+        .client()
+        .await
+        .before_session_create(request)
+        .await
+        .expect_err("bad session metadata must be refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("session_metadata[\"ns\"]"),
+        "{:?}",
+        status.message()
+    );
+    assert!(recording.calls().is_empty());
+}

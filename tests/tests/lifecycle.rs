@@ -1,0 +1,222 @@
+//! The command line (`serve`, `check-config`, `--socket`, exit 64), shutdown on SIGTERM
+//! (drain, socket removed, plugins stopped, §2.5 and §6) and plugins dying with the supervisor.
+
+use std::time::Duration;
+
+use hookvisor_proto::v1::Outcome;
+use hookvisor_tests::harness::{
+    PluginToml, Recording, Supervisor, TestDir, plugins, process_gone, run_hookvisor, toml_string,
+    tool_call, wait_gone,
+};
+use nix::sys::signal::Signal;
+use serde_json::json;
+use tonic::Code;
+
+fn recorded_pids(recording: &Recording, expected: usize) -> Vec<i32> {
+    let pids: Vec<i32> = recording
+        .starts()
+        .iter()
+        .map(|s| s["pid"].as_i64().expect("pid") as i32)
+        .collect();
+    assert_eq!(pids.len(), expected, "{:?}", recording.starts());
+    pids
+}
+
+#[tokio::test]
+async fn sigterm_stops_plugins_removes_the_socket_and_exits_0() {
+    let recording = Recording::new();
+    let mut supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("one", "fixture-recorder")
+            .env("FIXTURE_NO_WATCHDOG", "1")
+            .record(&recording),
+        PluginToml::new("two", "fixture-recorder")
+            .env("FIXTURE_NO_WATCHDOG", "1")
+            .record(&recording),
+    ]))
+    .await;
+    let pids = recorded_pids(&recording, 2);
+    assert!(pids.iter().all(|&pid| !process_gone(pid)));
+    let socket = supervisor.socket().to_path_buf();
+    let status = supervisor.stop().await;
+    assert_eq!(status.code(), Some(0), "{}", supervisor.log());
+    assert!(!socket.exists(), "{} is still there", socket.display());
+    for pid in pids {
+        assert!(
+            wait_gone(pid, Duration::from_millis(500)).await,
+            "plugin {pid} outlived the supervisor"
+        );
+    }
+}
+
+#[tokio::test]
+async fn plugins_die_with_a_killed_supervisor() {
+    let recording = Recording::new();
+    let mut supervisor =
+        Supervisor::start(&plugins(&[PluginToml::new("orphan", "fixture-recorder")
+            .env("FIXTURE_NO_WATCHDOG", "1")
+            .record(&recording)]))
+        .await;
+    let pids = recorded_pids(&recording, 1);
+    supervisor.signal(Signal::SIGKILL);
+    supervisor.wait_exit(Duration::from_secs(5)).await;
+    let gone = wait_gone(pids[0], Duration::from_secs(3)).await;
+    if !gone {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pids[0]), Signal::SIGKILL);
+    }
+    assert!(gone, "plugin {} outlived a SIGKILLed supervisor", pids[0]);
+}
+
+#[tokio::test]
+async fn shutdown_drains_calls_in_flight_and_refuses_new_ones() {
+    let recording = Recording::new();
+    let mut supervisor =
+        Supervisor::start(&plugins(&[PluginToml::new("slowpoke", "fixture-slow")
+            .env("FIXTURE_TOOLS", "exec")
+            .env("FIXTURE_DELAY_MS", "1500")
+            .action("block:answered while draining")
+            .record(&recording)]))
+        .await;
+    let mut in_flight_client = supervisor.client().await;
+    let mut probe = supervisor.client().await;
+    let in_flight = tokio::spawn(async move {
+        in_flight_client
+            .before_tool_call(tool_call("exec", json!({})))
+            .await
+    });
+    assert_eq!(recording.wait_calls("slowpoke", 1).await.len(), 1);
+    supervisor.signal(Signal::SIGTERM);
+    // "read" is not the slow plugin's tool: before the drain it is allowed at once.
+    let mut refused = None;
+    for _ in 0..50 {
+        match probe.before_tool_call(tool_call("read", json!({}))).await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(status) => {
+                refused = Some(status);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("new calls must be refused while draining");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    let verdict = in_flight
+        .await
+        .unwrap()
+        .expect("the call in flight finishes with its verdict")
+        .into_inner();
+    assert_eq!(verdict.outcome(), Outcome::Block, "{verdict:#?}");
+    assert_eq!(verdict.block_reason, "answered while draining");
+    let status = supervisor.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn socket_flag_overrides_the_configured_socket() {
+    let supervisor = Supervisor::builder(&plugins(&[PluginToml::new("quiet", "fixture-recorder")]))
+        .socket_flag()
+        .start()
+        .await;
+    assert!(supervisor.socket().ends_with("flag.sock"));
+    assert!(!supervisor.dir().join("host.sock").exists());
+    let verdict = supervisor
+        .client()
+        .await
+        .before_tool_call(tool_call("exec", json!({})))
+        .await
+        .expect("BeforeToolCall over --socket")
+        .into_inner();
+    assert_eq!(verdict.outcome(), Outcome::Allow);
+}
+
+fn write_config(dir: &TestDir, body: &str) -> String {
+    let path = dir.join("hookvisor.toml");
+    let text = format!(
+        "[supervisor]\nsocket = {}\nruntime_dir = {}\n{body}",
+        toml_string(&dir.join("h.sock").display().to_string()),
+        toml_string(&dir.join("run").display().to_string()),
+    );
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let dir = TestDir::new();
+    let config = write_config(
+        &dir,
+        &format!(
+            "[hooks.before_tool_call]\ntimeout_ms = 2000\nrevalidate = true\n{}",
+            plugins(&[
+                PluginToml::new("guard", "fixture-recorder")
+                    .policy()
+                    .priority(100)
+                    .timeout_ms(200)
+                    .key("args = []")
+                    .key("inherit_env = [\"PATH\"]"),
+                PluginToml::new("hook", "fixture-recorder").key("on_failure = \"skip\""),
+            ])
+        ),
+    );
+    let (status, stdout, stderr) = run_hookvisor(&["check-config", "--config", &config]);
+    assert_eq!(status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), "ok");
+    assert!(!dir.join("h.sock").exists(), "check-config must not serve");
+}
+
+#[test]
+fn check_config_names_an_unknown_key_and_its_line() {
+    let dir = TestDir::new();
+    // Line 1 [supervisor], 2 socket, 3 runtime_dir, 4 blank, 5 [[plugin]], 6 name, 7 command,
+    // 8 the typo.
+    let config = write_config(
+        &dir,
+        &format!(
+            "\n[[plugin]]\nname = \"typo\"\ncommand = {}\ntrusetd = true\n",
+            toml_string(
+                &hookvisor_tests::harness::fixture("fixture-recorder")
+                    .display()
+                    .to_string()
+            )
+        ),
+    );
+    let (status, stdout, stderr) = run_hookvisor(&["check-config", "--config", &config]);
+    assert_eq!(status.code(), Some(64), "{stdout}{stderr}");
+    let text = format!("{stdout}{stderr}");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected: {text}");
+    assert!(
+        lines[0].starts_with(&format!("{config}:8:")),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("trusetd"), "{}", lines[0]);
+}
+
+#[test]
+fn serve_with_a_bad_config_exits_64_without_serving() {
+    let dir = TestDir::new();
+    let config = write_config(
+        &dir,
+        "\n[[plugin]]\nname = \"Bad Name!\"\ncommand = \"/bin/true\"\n",
+    );
+    let (status, stdout, stderr) = run_hookvisor(&["serve", "--config", &config]);
+    assert_eq!(status.code(), Some(64), "{stdout}{stderr}");
+    let text = format!("{stdout}{stderr}");
+    assert!(text.contains(&config), "{text}");
+    assert!(text.contains("name"), "{text}");
+    assert!(!dir.join("h.sock").exists());
+}
+
+#[test]
+fn check_config_refuses_duplicate_plugin_names() {
+    let dir = TestDir::new();
+    let config = write_config(
+        &dir,
+        &plugins(&[
+            PluginToml::new("twin", "fixture-recorder"),
+            PluginToml::new("twin", "fixture-recorder"),
+        ]),
+    );
+    let (status, stdout, stderr) = run_hookvisor(&["check-config", "--config", &config]);
+    assert_eq!(status.code(), Some(64), "{stdout}{stderr}");
+    assert!(format!("{stdout}{stderr}").contains("twin"));
+}

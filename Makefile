@@ -3,6 +3,9 @@
 #   make test   install what the tests need (Python packages included) and run every test
 .PHONY: demo test lint venv
 
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
@@ -21,6 +24,10 @@ lint:
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
 test: venv lint
-	# Black-box tests spawn the real binaries: build them all first.
+	@# Black-box tests spawn the real binaries: build them all first.
 	cargo build --locked --workspace --bins
-	HOOKVISOR_TEST_PYTHON=$(abspath $(PYTHON)) cargo test --locked --workspace
+	HOOKVISOR_TEST_PYTHON=$(abspath $(PYTHON)) cargo test --locked --workspace 2>&1 \
+		| tee target/test-output.log
+	@# cargo prints one summary per test binary; close with the total.
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
+		target/test-output.log

@@ -161,8 +161,14 @@ fn entry(call: &Call, outcome: Outcome, latency: Duration) -> PluginResult {
     }
 }
 
-/// Applies §4/§7 to a failure: a block (policy stage, or hook stage without skip) or a skip.
-fn fold_failure(call: &Call, failed: &Failed, latency: Duration) -> (Option<Block>, PluginResult) {
+/// Applies §4/§7 to a failure: a block (policy stage, or hook stage without skip) recorded in
+/// `block`, or a skip.
+fn fold_failure(
+    call: &Call,
+    failed: &Failed,
+    latency: Duration,
+    block: &mut Option<Block>,
+) -> (Flow, PluginResult) {
     let sentence = failed.sentence(&call.plugin);
     let skip = call.skip_on_failure && call.stage != Stage::Policy;
     let mut result = entry(
@@ -173,7 +179,7 @@ fn fold_failure(call: &Call, failed: &Failed, latency: Duration) -> (Option<Bloc
     result.failure = failed.kind as i32;
     if skip {
         result.detail = format!("skipped (on_failure = \"skip\"): {sentence}");
-        return (None, result);
+        return (Flow::Continue, result);
     }
     let reason = if call.stage == Stage::Policy {
         format!(
@@ -185,12 +191,12 @@ fn fold_failure(call: &Call, failed: &Failed, latency: Duration) -> (Option<Bloc
         sentence.clone()
     };
     result.detail = sentence;
-    let block = Block {
+    *block = Some(Block {
         reason,
         kind: BlockKind::Failure,
         by: call.plugin.clone(),
-    };
-    (Some(block), result)
+    });
+    (Flow::Decided, result)
 }
 
 fn plugin_block(call: &Call, reason: &str) -> Block {
@@ -359,18 +365,7 @@ impl Merge for ToolMerge {
         latency: Duration,
     ) -> Flow {
         let (flow, mut entry) = match result {
-            Err(failed) => {
-                let (block, entry) = fold_failure(call, &failed, latency);
-                let flow = if block.is_some() {
-                    Flow::Decided
-                } else {
-                    Flow::Continue
-                };
-                if block.is_some() {
-                    self.block = block;
-                }
-                (flow, entry)
-            }
+            Err(failed) => fold_failure(call, &failed, latency, &mut self.block),
             Ok(answer) => {
                 let mut entry = entry(call, Outcome::Allow, latency);
                 (self.fold_answer(call, answer, &mut entry), entry)
@@ -449,18 +444,7 @@ impl Merge for SessionMerge {
         latency: Duration,
     ) -> Flow {
         let (flow, entry) = match result {
-            Err(failed) => {
-                let (block, entry) = fold_failure(call, &failed, latency);
-                let flow = if block.is_some() {
-                    Flow::Decided
-                } else {
-                    Flow::Continue
-                };
-                if block.is_some() {
-                    self.block = block;
-                }
-                (flow, entry)
-            }
+            Err(failed) => fold_failure(call, &failed, latency, &mut self.block),
             Ok(SessionAnswer {
                 block: Some(reason),
                 ..

@@ -181,8 +181,12 @@ fn check_metadata(metadata: &HashMap<String, String>) -> Result<(), Status> {
     Ok(())
 }
 
-fn micros_since(start: Instant) -> Duration {
-    start.elapsed()
+/// A plugin's own namespace of the session metadata, "" when absent (§4: never another's).
+fn namespace(metadata: &HashMap<String, String>, p: &Participant) -> String {
+    metadata
+        .get(p.plugin.name.as_ref())
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Checks a plugin's tool-call answer against the contract.
@@ -239,11 +243,7 @@ impl HooksService {
             tool_name: request.tool_name.clone(),
             params_json: params_json.to_string(),
             context: request.context.clone(),
-            session_metadata_json: request
-                .session_metadata
-                .get(p.plugin.name.as_ref())
-                .cloned()
-                .unwrap_or_default(),
+            session_metadata_json: namespace(&request.session_metadata, p),
             deadline_ms: deadline_ms(deadline),
         };
         let start = Instant::now();
@@ -252,7 +252,7 @@ impl HooksService {
             .before_tool_call(call, deadline)
             .await
             .and_then(tool_answer);
-        (result, micros_since(start))
+        (result, start.elapsed())
     }
 
     /// The policy stage (or revalidation): one policy after another, params chained.
@@ -313,11 +313,7 @@ impl HooksService {
             parent_session_key: request.parent_session_key.clone(),
             workspace_dir: request.workspace_dir.clone(),
             requester: request.requester.clone(),
-            session_metadata_json: request
-                .session_metadata
-                .get(p.plugin.name.as_ref())
-                .cloned()
-                .unwrap_or_default(),
+            session_metadata_json: namespace(&request.session_metadata, p),
             deadline_ms: deadline_ms(deadline),
         };
         let start = Instant::now();
@@ -326,7 +322,7 @@ impl HooksService {
             .before_session_create(call, deadline)
             .await
             .and_then(session_answer);
-        (result, micros_since(start))
+        (result, start.elapsed())
     }
 }
 
@@ -435,17 +431,13 @@ impl Hooks for HooksService {
                 session_key: notice.session_key.clone(),
                 session_id: notice.session_id.clone(),
                 agent_id: notice.agent_id.clone(),
-                session_metadata_json: notice
-                    .session_metadata
-                    .get(p.plugin.name.as_ref())
-                    .cloned()
-                    .unwrap_or_default(),
+                session_metadata_json: namespace(&notice.session_metadata, p),
             };
             async move {
                 let deadline = budget.for_plugin(p.timeout);
                 let start = Instant::now();
                 let result = p.plugin.session_created(event, deadline).await.map(drop);
-                merge::observation(&p.call, result, micros_since(start))
+                merge::observation(&p.call, result, start.elapsed())
             }
         }))
         .await;

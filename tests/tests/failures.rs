@@ -141,6 +141,11 @@ async fn rewrite_over_the_size_limit_is_invalid() {
 }
 
 #[tokio::test]
+async fn a_message_over_4_mib_is_refused() {
+    assert_invalid_params("oversize", &["larger than 4194304 bytes"]).await;
+}
+
+#[tokio::test]
 async fn rewrite_over_the_depth_limit_is_invalid() {
     assert_invalid_params("deep", &["params_json", "32"]).await;
 }

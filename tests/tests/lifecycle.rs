@@ -127,6 +127,37 @@ async fn socket_flag_overrides_the_configured_socket() {
     assert_eq!(verdict.outcome(), Outcome::Allow);
 }
 
+fn socket_mode(supervisor: &Supervisor) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(supervisor.socket()).expect("host socket");
+    meta.permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn the_host_socket_is_0600_by_default() {
+    let supervisor = Supervisor::start("").await;
+    assert_eq!(socket_mode(&supervisor), 0o600);
+}
+
+#[tokio::test]
+async fn socket_mode_sets_the_host_socket_permissions() {
+    let supervisor = Supervisor::builder("")
+        .supervisor_key("socket_mode = \"0660\"")
+        .start()
+        .await;
+    assert_eq!(socket_mode(&supervisor), 0o660);
+    // No plugin configured: nothing can object, so the call is allowed.
+    let verdict = supervisor
+        .client()
+        .await
+        .before_tool_call(tool_call("exec", json!({"a": 1})))
+        .await
+        .expect("BeforeToolCall")
+        .into_inner();
+    assert_eq!(verdict.outcome(), Outcome::Allow);
+    assert!(verdict.trace.is_empty());
+}
+
 fn write_config(dir: &TestDir, body: &str) -> String {
     let path = dir.join("hookvisor.toml");
     let text = format!(

@@ -1,5 +1,6 @@
 //! Rewrites params with something that breaks the contract, per `FIXTURE_BAD`:
-//! `not-json`, `array`, `huge` (an object over 262144 bytes serialized) or `deep` (depth 40).
+//! `not-json`, `array`, `huge` (an object over 262144 bytes serialized), `deep` (depth 40) or
+//! `oversize` (a 5 MiB gRPC message, over the 4 MiB the supervisor accepts from a plugin).
 
 use hookvisor_proto::v1::{BeforeToolCallRequest, ToolCallDecision};
 use hookvisor_tests::fixture::{Behaviour, Fixture, env_var, run};
@@ -20,7 +21,10 @@ impl BadParams {
             }
             // {"a":{"a":...{}}}: 40 nested objects.
             "deep" => ["{\"a\":".repeat(39), "{}".to_owned(), "}".repeat(39)].concat(),
-            other => panic!("FIXTURE_BAD: expected not-json, array, huge or deep, got {other:?}"),
+            "oversize" => format!("{{\"blob\":\"{}\"}}", "x".repeat(5 * 1024 * 1024)),
+            other => panic!(
+                "FIXTURE_BAD: expected not-json, array, huge, deep or oversize, got {other:?}"
+            ),
         }
     }
 }

@@ -57,6 +57,9 @@ const HOOK_NAMES: [(&str, Hook); 3] = [
 pub struct Config {
     /// The file it was loaded from, if any.
     pub source: Option<PathBuf>,
+    /// The absolute directory relative paths resolve against: the file's, or the current
+    /// directory when there is no file. Plugins run with it as their working directory.
+    pub dir: PathBuf,
     /// `[supervisor]`.
     pub supervisor: SupervisorConfig,
     /// `[hooks.*]`.
@@ -360,6 +363,7 @@ impl Document<'_> {
         }
         Ok(Config {
             source: None,
+            dir: self.base_dir.clone(),
             supervisor,
             hooks,
             plugins,

@@ -61,7 +61,7 @@ impl Process {
         spawner: &Spawner,
         config: &PluginConfig,
         socket: &Path,
-        workdir: Option<&Path>,
+        workdir: &Path,
     ) -> Result<Process, String> {
         let mut command = Command::new(&config.command);
         command
@@ -82,10 +82,8 @@ impl Process {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
+            .current_dir(workdir)
             .kill_on_drop(false);
-        if let Some(dir) = workdir {
-            command.current_dir(dir);
-        }
         let mut child = spawner
             .spawn(command)
             .await

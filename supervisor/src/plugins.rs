@@ -1,7 +1,7 @@
 //! The set of plugins and their states: who is ready, who takes part in which call (§3), and
 //! the calls themselves. Per-plugin state lives here and only here.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -87,7 +87,8 @@ pub struct Participant {
 pub struct PluginSet {
     plugins: Vec<Arc<Plugin>>,
     spawner: Spawner,
-    workdir: Option<PathBuf>,
+    /// Every plugin's working directory: the configuration's directory.
+    workdir: PathBuf,
 }
 
 impl PluginSet {
@@ -110,15 +111,10 @@ impl PluginSet {
                 })
             })
             .collect();
-        let workdir = config
-            .source
-            .as_deref()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf);
         let set = PluginSet {
             plugins,
             spawner,
-            workdir,
+            workdir: config.dir.clone(),
         };
         let timeout = Duration::from_millis(config.supervisor.start_timeout_ms.into());
         join_all(set.plugins.iter().map(|p| set.launch(p.clone(), timeout))).await;
@@ -132,7 +128,7 @@ impl PluginSet {
             &self.spawner,
             &plugin.config,
             &plugin.socket,
-            self.workdir.as_deref(),
+            &self.workdir,
         )
         .await
         {

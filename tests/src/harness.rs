@@ -244,6 +244,7 @@ pub struct Builder {
     body: String,
     supervisor_keys: Vec<String>,
     socket_flag: bool,
+    relative_config: bool,
 }
 
 impl Builder {
@@ -256,6 +257,13 @@ impl Builder {
     /// Gives the host socket with `--socket` (the configuration names another path).
     pub fn socket_flag(mut self) -> Builder {
         self.socket_flag = true;
+        self
+    }
+
+    /// Runs `hookvisor serve` in the test directory with `--config hookvisor.toml`, a relative
+    /// path, as an operator in that directory would.
+    pub fn relative_config(mut self) -> Builder {
+        self.relative_config = true;
         self
     }
 
@@ -288,7 +296,15 @@ impl Builder {
         std::fs::write(&config, &text).expect("writing hookvisor.toml");
 
         let mut command = tokio::process::Command::new(hookvisor());
-        command.arg("serve").arg("--config").arg(&config);
+        if self.relative_config {
+            command
+                .current_dir(dir.path())
+                .arg("serve")
+                .arg("--config")
+                .arg("hookvisor.toml");
+        } else {
+            command.arg("serve").arg("--config").arg(&config);
+        }
         if self.socket_flag {
             command.arg("--socket").arg(&socket);
         }
@@ -335,6 +351,7 @@ impl Supervisor {
             body: body.to_owned(),
             supervisor_keys: Vec::new(),
             socket_flag: false,
+            relative_config: false,
         }
     }
 

@@ -127,6 +127,31 @@ async fn socket_flag_overrides_the_configured_socket() {
     assert_eq!(verdict.outcome(), Outcome::Allow);
 }
 
+#[tokio::test]
+async fn a_relative_config_path_runs_plugins_in_the_config_directory() {
+    let recording = Recording::new();
+    let supervisor = Supervisor::builder(&plugins(&[
+        PluginToml::new("here", "fixture-recorder").record(&recording)
+    ]))
+    .relative_config()
+    .start()
+    .await;
+    let verdict = supervisor
+        .client()
+        .await
+        .before_tool_call(tool_call("exec", json!({})))
+        .await
+        .expect("BeforeToolCall")
+        .into_inner();
+    assert_eq!(verdict.outcome(), Outcome::Allow, "{verdict:#?}");
+    let start = &recording.starts()[0];
+    let cwd = std::path::PathBuf::from(start["cwd"].as_str().expect("cwd"));
+    assert_eq!(
+        cwd.canonicalize().expect("cwd exists"),
+        supervisor.dir().canonicalize().expect("test dir exists")
+    );
+}
+
 fn socket_mode(supervisor: &Supervisor) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(supervisor.socket()).expect("host socket");

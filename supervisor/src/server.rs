@@ -1,14 +1,17 @@
 //! `hookvisor serve`: the runtime directory, the plugins, the host socket with `Hooks` and
 //! `grpc.health.v1.Health`, and an orderly shutdown (drain, stop plugins, remove sockets).
 
+use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hookvisor_proto::v1::hooks_server::HooksServer;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic_health::ServingStatus;
@@ -60,6 +63,9 @@ pub async fn serve(
     observer: &dyn Observer,
 ) -> Result<(), ServeError> {
     prepare_runtime_dir(&config.supervisor.runtime_dir)?;
+    // Held until the end: two supervisors must never share plugin sockets.
+    let _lock = lock_runtime_dir(&config.supervisor.runtime_dir)?;
+    check_host_socket_free(&config.supervisor.socket)?;
     let spawner = Spawner::start(tokio::runtime::Handle::current())
         .map_err(io_error("cannot start the spawner thread"))?;
     let plugins = Arc::new(PluginSet::start(&config, spawner).await);
@@ -188,6 +194,49 @@ fn prepare_runtime_dir(dir: &Path) -> Result<(), ServeError> {
         .map_err(io_error(context()))
 }
 
+/// Refuses a host socket another process is serving on (checked before any plugin starts, and
+/// again just before binding).
+fn check_host_socket_free(path: &Path) -> Result<(), ServeError> {
+    if path.exists() && std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(ServeError::Io {
+            context: format!("host socket {}", path.display()),
+            source: io::Error::new(io::ErrorKind::AddrInUse, "another process is serving on it"),
+        });
+    }
+    Ok(())
+}
+
+/// Takes an exclusive lock on `hookvisor.lock` in the runtime directory, so a second supervisor
+/// configured with the same directory stops before it touches the first one's plugin sockets.
+fn lock_runtime_dir(dir: &Path) -> Result<Flock<File>, ServeError> {
+    let path = dir.join("hookvisor.lock");
+    let context = || format!("runtime directory lock {}", path.display());
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_error(context()))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        let source = if errno == Errno::EWOULDBLOCK {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "another hookvisor is using the runtime directory {}",
+                    dir.display()
+                ),
+            )
+        } else {
+            io::Error::from(errno)
+        };
+        ServeError::Io {
+            context: context(),
+            source,
+        }
+    })
+}
+
 /// Binds the host socket with `mode`, without a moment where it has looser permissions: bind
 /// under a temporary name, chmod, then rename into place.
 fn bind_host_socket(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
@@ -195,16 +244,8 @@ fn bind_host_socket(path: &Path, mode: u32) -> Result<UnixListener, ServeError> 
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io_error(context()))?;
     }
+    check_host_socket_free(path)?;
     if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ServeError::Io {
-                context: context(),
-                source: io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    "another process is serving on it",
-                ),
-            });
-        }
         std::fs::remove_file(path).map_err(io_error(context()))?;
     }
     let staging = staging_path(path);

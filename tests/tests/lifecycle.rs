@@ -152,6 +152,45 @@ async fn a_relative_config_path_runs_plugins_in_the_config_directory() {
     );
 }
 
+#[tokio::test]
+async fn a_second_supervisor_on_the_same_runtime_dir_refuses_to_start() {
+    let recording = Recording::new();
+    let first = Supervisor::start(&plugins(&[
+        PluginToml::new("one", "fixture-recorder").record(&recording)
+    ]))
+    .await;
+    let dir = TestDir::new();
+    let path = dir.join("hookvisor.toml");
+    let second_plugin = PluginToml::new("one", "fixture-recorder").record(&recording);
+    std::fs::write(
+        &path,
+        format!(
+            "[supervisor]\nsocket = {}\nruntime_dir = {}\n{}",
+            toml_string(&dir.join("h.sock").display().to_string()),
+            toml_string(&first.runtime_dir().display().to_string()),
+            plugins(&[second_plugin]),
+        ),
+    )
+    .unwrap();
+    let (status, stdout, stderr) =
+        run_hookvisor(&["serve", "--config", &path.display().to_string()]);
+    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("another hookvisor is using the runtime directory"),
+        "{stderr}"
+    );
+    // It stopped before starting any plugin, and the first one still answers.
+    assert_eq!(recording.starts().len(), 1, "{:?}", recording.starts());
+    let verdict = first
+        .client()
+        .await
+        .before_tool_call(tool_call("exec", json!({})))
+        .await
+        .expect("the first supervisor still answers")
+        .into_inner();
+    assert_eq!(verdict.outcome(), Outcome::Allow, "{verdict:#?}");
+}
+
 fn socket_mode(supervisor: &Supervisor) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(supervisor.socket()).expect("host socket");

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use hookvisor_proto::v1::hooks_client::HooksClient;
 use hookvisor_proto::v1::{
     Failure, Outcome, PluginResult, Requester, SessionCreateRequest, Stage, ToolCallContext,
-    ToolCallRequest,
+    ToolCallRequest, ToolCallVerdict,
 };
 use hyper_util::rt::TokioIo;
 use nix::errno::Errno;
@@ -407,6 +407,17 @@ impl Supervisor {
             .await
             .unwrap_or_else(|err| panic!("connecting to {}: {err}", self.socket.display()));
         HooksClient::new(channel)
+    }
+
+    /// Sends `BeforeToolCall` for `tool` with `params` on a fresh connection; panics on a gRPC
+    /// error (use [`Supervisor::client`] to test those).
+    pub async fn verdict(&self, tool: &str, params: Value) -> ToolCallVerdict {
+        self.client()
+            .await
+            .before_tool_call(tool_call(tool, params))
+            .await
+            .unwrap_or_else(|status| panic!("BeforeToolCall {tool}: {status:?}"))
+            .into_inner()
     }
 
     /// The supervisor's pid.

@@ -4,18 +4,14 @@
 use hookvisor_proto::v1::{
     ApprovalDecision, BlockKind, Failure, Outcome, Severity, Stage, ToolCallVerdict,
 };
-use hookvisor_tests::harness::{PluginToml, Supervisor, entry, json, plugins, tool_call};
+use hookvisor_tests::harness::{PluginToml, Supervisor, entry, json, plugins};
 use serde_json::json;
 
 async fn verdict_for(list: &[PluginToml]) -> ToolCallVerdict {
     let supervisor = Supervisor::start(&plugins(list)).await;
     supervisor
-        .client()
+        .verdict("exec", json!({"command": "git push"}))
         .await
-        .before_tool_call(tool_call("exec", json!({"command": "git push"})))
-        .await
-        .expect("BeforeToolCall")
-        .into_inner()
 }
 
 #[tokio::test]

@@ -6,18 +6,12 @@ use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::{BlockKind, Failure, Outcome, ToolCallVerdict};
 use hookvisor_tests::harness::{
-    INHERIT_VAR, LEAK_VAR, PluginToml, Recording, Supervisor, plugins, session_create, tool_call,
+    INHERIT_VAR, LEAK_VAR, PluginToml, Recording, Supervisor, plugins, session_create,
 };
 use serde_json::json;
 
 async fn verdict_for(supervisor: &Supervisor, tool: &str) -> ToolCallVerdict {
-    supervisor
-        .client()
-        .await
-        .before_tool_call(tool_call(tool, json!({"command": "ls"})))
-        .await
-        .expect("BeforeToolCall")
-        .into_inner()
+    supervisor.verdict(tool, json!({"command": "ls"})).await
 }
 
 /// The plugin is unavailable: the call blocks at once with FAILURE_UNAVAILABLE and a reason

@@ -117,13 +117,7 @@ async fn socket_flag_overrides_the_configured_socket() {
         .await;
     assert!(supervisor.socket().ends_with("flag.sock"));
     assert!(!supervisor.dir().join("host.sock").exists());
-    let verdict = supervisor
-        .client()
-        .await
-        .before_tool_call(tool_call("exec", json!({})))
-        .await
-        .expect("BeforeToolCall over --socket")
-        .into_inner();
+    let verdict = supervisor.verdict("exec", json!({})).await;
     assert_eq!(verdict.outcome(), Outcome::Allow);
 }
 
@@ -136,13 +130,7 @@ async fn a_relative_config_path_runs_plugins_in_the_config_directory() {
     .relative_config()
     .start()
     .await;
-    let verdict = supervisor
-        .client()
-        .await
-        .before_tool_call(tool_call("exec", json!({})))
-        .await
-        .expect("BeforeToolCall")
-        .into_inner();
+    let verdict = supervisor.verdict("exec", json!({})).await;
     assert_eq!(verdict.outcome(), Outcome::Allow, "{verdict:#?}");
     let start = &recording.starts()[0];
     let cwd = std::path::PathBuf::from(start["cwd"].as_str().expect("cwd"));
@@ -181,13 +169,7 @@ async fn a_second_supervisor_on_the_same_runtime_dir_refuses_to_start() {
     );
     // It stopped before starting any plugin, and the first one still answers.
     assert_eq!(recording.starts().len(), 1, "{:?}", recording.starts());
-    let verdict = first
-        .client()
-        .await
-        .before_tool_call(tool_call("exec", json!({})))
-        .await
-        .expect("the first supervisor still answers")
-        .into_inner();
+    let verdict = first.verdict("exec", json!({})).await;
     assert_eq!(verdict.outcome(), Outcome::Allow, "{verdict:#?}");
 }
 
@@ -211,13 +193,7 @@ async fn socket_mode_sets_the_host_socket_permissions() {
         .await;
     assert_eq!(socket_mode(&supervisor), 0o660);
     // No plugin configured: nothing can object, so the call is allowed.
-    let verdict = supervisor
-        .client()
-        .await
-        .before_tool_call(tool_call("exec", json!({"a": 1})))
-        .await
-        .expect("BeforeToolCall")
-        .into_inner();
+    let verdict = supervisor.verdict("exec", json!({"a": 1})).await;
     assert_eq!(verdict.outcome(), Outcome::Allow);
     assert!(verdict.trace.is_empty());
 }

@@ -7,19 +7,9 @@ use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::{BlockKind, Failure, Outcome, Stage, ToolCallVerdict};
 use hookvisor_tests::harness::{
-    PluginToml, Recording, Supervisor, entry, json, plugins, step, steps, tool_call,
+    PluginToml, Recording, Supervisor, entry, json, plugins, step, steps,
 };
 use serde_json::{Value, json};
-
-async fn verdict_for(supervisor: &Supervisor, tool: &str, params: Value) -> ToolCallVerdict {
-    supervisor
-        .client()
-        .await
-        .before_tool_call(tool_call(tool, params))
-        .await
-        .expect("BeforeToolCall")
-        .into_inner()
-}
 
 fn params_of(verdict: &ToolCallVerdict) -> Value {
     json(&verdict.params_json)
@@ -32,7 +22,7 @@ async fn no_opinion_allows_with_the_request_params() {
         PluginToml::new("quiet", "fixture-recorder").record(&recording)
     ]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({"command": "ls"})).await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
     assert_eq!(verdict.outcome(), Outcome::Allow);
     assert_eq!(params_of(&verdict), json!({"command": "ls"}));
     assert!(!verdict.params_changed);
@@ -72,7 +62,7 @@ async fn trusted_policy_blocks_before_any_hook_runs() {
             .record(&recording),
     ]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({"command": "ls"})).await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
     assert_eq!(verdict.outcome(), Outcome::Block, "{verdict:#?}");
     assert_eq!(verdict.block_kind(), BlockKind::Policy);
     assert_eq!(verdict.decided_by, "guard");
@@ -108,7 +98,9 @@ async fn hook_cannot_override_a_trusted_block() {
                 .action("block-tool:exec"),
         ]))
         .await;
-        let verdict = verdict_for(&supervisor, "exec", json!({"command": "rm -rf /"})).await;
+        let verdict = supervisor
+            .verdict("exec", json!({"command": "rm -rf /"}))
+            .await;
         assert_eq!(verdict.outcome(), Outcome::Block, "{action}: {verdict:#?}");
         assert_eq!(verdict.block_kind(), BlockKind::Policy);
         assert_eq!(verdict.decided_by, "guard");
@@ -129,7 +121,7 @@ async fn untrusted_plugin_cannot_register_a_policy() {
         .env("FIXTURE_STAGE", "policy")
         .record(&recording)]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({"command": "ls"})).await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
     let rejected = "plugin 'sneaky' requested the policy stage but is not trusted";
     assert_eq!(verdict.outcome(), Outcome::Block, "{verdict:#?}");
     assert_eq!(verdict.block_kind(), BlockKind::Failure);
@@ -171,7 +163,7 @@ async fn rewrite_a_policy_forbids_is_blocked_by_revalidation() {
             .record(&recording),
     ]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({"command": "ls"})).await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
     assert_eq!(verdict.outcome(), Outcome::Block, "{verdict:#?}");
     assert_eq!(verdict.block_kind(), BlockKind::Policy);
     assert_eq!(verdict.decided_by, "guard");
@@ -211,7 +203,7 @@ async fn harmless_rewrite_passes_revalidation() {
         PluginToml::new("rewriter", "fixture-recorder").action("merge:{\"command\":\"ls -l\"}"),
     ]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({"command": "ls"})).await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
     assert_eq!(verdict.outcome(), Outcome::Allow, "{verdict:#?}");
     assert!(verdict.params_changed);
     assert_eq!(params_of(&verdict), json!({"command": "ls -l"}));
@@ -241,7 +233,7 @@ async fn no_revalidation_without_a_hook_rewrite() {
         PluginToml::new("quiet", "fixture-recorder"),
     ]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({"command": "ls"})).await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
     assert_eq!(verdict.outcome(), Outcome::Allow);
     assert!(verdict.params_changed);
     assert_eq!(
@@ -270,7 +262,7 @@ async fn revalidate_false_turns_revalidation_off() {
         ])
     );
     let supervisor = Supervisor::start(&body).await;
-    let verdict = verdict_for(&supervisor, "exec", json!({"command": "ls"})).await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
     assert_eq!(verdict.outcome(), Outcome::Allow, "{verdict:#?}");
     assert_eq!(params_of(&verdict), json!({"command": "rm -rf /"}));
     assert!(verdict.trace.iter().all(|r| !r.revalidation));
@@ -300,7 +292,7 @@ async fn policies_chain_params_and_hooks_see_the_policy_result() {
             .record(&recording),
     ]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({"command": "ls"})).await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
     let seen = |plugin: &str| {
         let calls = recording.calls_of(plugin);
         json(calls[0]["params_json"].as_str().unwrap())
@@ -334,7 +326,7 @@ async fn last_hook_rewrite_wins_merged_key_by_key() {
             .action("rewrite:{\"a\":\"late\"}"),
     ]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({"a": 0, "keep": 1})).await;
+    let verdict = supervisor.verdict("exec", json!({"a": 0, "keep": 1})).await;
     assert_eq!(verdict.outcome(), Outcome::Allow, "{verdict:#?}");
     assert!(verdict.params_changed);
     // The winning rewrite's top-level keys replace those of the policy stage's params.
@@ -355,7 +347,7 @@ async fn configured_priority_orders_hooks_over_their_own() {
             .action("block:high says no"),
     ]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({})).await;
+    let verdict = supervisor.verdict("exec", json!({})).await;
     assert_eq!(verdict.outcome(), Outcome::Block);
     assert_eq!(verdict.decided_by, "high");
     assert_eq!(verdict.block_reason, "high says no");
@@ -368,7 +360,7 @@ async fn equal_priorities_keep_configuration_order() {
         PluginToml::new("two", "fixture-recorder").action("block:two says no"),
     ]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({})).await;
+    let verdict = supervisor.verdict("exec", json!({})).await;
     assert_eq!(verdict.decided_by, "one");
     assert_eq!(verdict.block_reason, "one says no");
 }
@@ -379,7 +371,7 @@ async fn block_without_reason_names_the_plugin() {
         PluginToml::new("terse", "fixture-recorder").action("block:")
     ]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({})).await;
+    let verdict = supervisor.verdict("exec", json!({})).await;
     assert_eq!(verdict.outcome(), Outcome::Block);
     assert_eq!(verdict.block_kind(), BlockKind::Policy);
     assert_eq!(verdict.block_reason, "blocked by terse");
@@ -397,7 +389,7 @@ async fn slower_higher_priority_block_wins_over_faster_lower_one() {
             .action("block:fast says no"),
     ]))
     .await;
-    let verdict = verdict_for(&supervisor, "exec", json!({})).await;
+    let verdict = supervisor.verdict("exec", json!({})).await;
     assert_eq!(verdict.decided_by, "slow", "{verdict:#?}");
     assert_eq!(verdict.block_reason, "slow says no");
     let order: Vec<&str> = verdict.trace.iter().map(|r| r.plugin.as_str()).collect();
@@ -413,7 +405,7 @@ async fn hooks_run_concurrently() {
     ]))
     .await;
     let started = Instant::now();
-    let verdict = verdict_for(&supervisor, "exec", json!({})).await;
+    let verdict = supervisor.verdict("exec", json!({})).await;
     let elapsed = started.elapsed();
     assert_eq!(verdict.outcome(), Outcome::Allow);
     assert_eq!(verdict.trace.len(), 3);
@@ -436,7 +428,7 @@ async fn calls_in_flight_are_cancelled_once_the_verdict_is_decided() {
     ]))
     .await;
     let started = Instant::now();
-    let verdict = verdict_for(&supervisor, "exec", json!({})).await;
+    let verdict = supervisor.verdict("exec", json!({})).await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -467,13 +459,13 @@ async fn tools_filter_limits_which_calls_a_plugin_takes() {
     .action("block:no shells")
     .record(&recording)]))
     .await;
-    let read = verdict_for(&supervisor, "read", json!({"path": "a"})).await;
+    let read = supervisor.verdict("read", json!({"path": "a"})).await;
     assert_eq!(read.outcome(), Outcome::Allow, "{read:#?}");
     assert!(read.trace.is_empty(), "{read:#?}");
-    let exec = verdict_for(&supervisor, "exec", json!({})).await;
+    let exec = supervisor.verdict("exec", json!({})).await;
     assert_eq!(exec.outcome(), Outcome::Block);
     assert_eq!(exec.block_reason, "no shells");
-    let shell = verdict_for(&supervisor, "shell", json!({})).await;
+    let shell = supervisor.verdict("shell", json!({})).await;
     assert_eq!(shell.outcome(), Outcome::Block);
     let tools: Vec<Value> = recording
         .calls()

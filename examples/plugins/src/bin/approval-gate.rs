@@ -57,20 +57,7 @@ fn approval_texts(
 }
 
 fn load() -> Result<ApprovalGate, String> {
-    let value =
-        std::env::var("APPROVAL_GATE_TOOLS").unwrap_or_else(|_| "exec,shell,bash".to_owned());
-    let tools: Vec<String> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect();
-    if tools.is_empty() {
-        return Err(
-            "APPROVAL_GATE_TOOLS lists no tools; name at least one (default: exec,shell,bash)"
-                .into(),
-        );
-    }
+    let tools = hookvisor_examples::required_env_list("APPROVAL_GATE_TOOLS", "exec,shell,bash")?;
     Ok(ApprovalGate { tools })
 }
 

@@ -76,18 +76,7 @@ fn guard(
 }
 
 fn load() -> Result<PathGuard, String> {
-    let value = std::env::var("PATH_GUARD_TOOLS").unwrap_or_else(|_| "read,write,edit".to_owned());
-    let tools: Vec<String> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect();
-    if tools.is_empty() {
-        return Err(
-            "PATH_GUARD_TOOLS lists no tools; name at least one (default: read,write,edit)".into(),
-        );
-    }
+    let tools = hookvisor_examples::required_env_list("PATH_GUARD_TOOLS", "read,write,edit")?;
     Ok(PathGuard { tools })
 }
 

@@ -12,6 +12,7 @@
 //! - `SESSION_TAGGER_LABELS`: comma-separated labels to attach; default `hookvisor`.
 use std::process::ExitCode;
 
+use hookvisor_examples::env_list;
 use hookvisor_plugin::serde_json::{Value, json};
 use hookvisor_plugin::{
     Info, Plugin, Registration, SessionCreate, SessionCreated, Stage, Status, proto, session,
@@ -22,21 +23,11 @@ struct SessionTagger {
     labels: Vec<String>,
 }
 
-fn comma_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 impl SessionTagger {
     fn from_env() -> Self {
-        let var = |name, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         Self {
-            blocked_agents: comma_list(&var("SESSION_TAGGER_BLOCK_AGENTS", "")),
-            labels: comma_list(&var("SESSION_TAGGER_LABELS", "hookvisor")),
+            blocked_agents: env_list("SESSION_TAGGER_BLOCK_AGENTS", ""),
+            labels: env_list("SESSION_TAGGER_LABELS", "hookvisor"),
         }
     }
 
@@ -88,6 +79,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookvisor_examples::comma_list;
 
     fn tagger(blocked: &str, labels: &str) -> SessionTagger {
         SessionTagger {

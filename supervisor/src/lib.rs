@@ -9,6 +9,7 @@
 //! - [`spawner`]: the one thread that forks plugins (parent-death signal), and the one `unsafe`.
 //! - [`plugin`]: one plugin process: launch, handshake, deadline-bounded calls, stop.
 //! - [`plugins`]: the set of plugins, their states, and who takes part in which call (§3).
+//! - [`request`]: the host's requests checked against the limits, JSON made canonical.
 //! - [`service`]: the host-facing `hookvisor.v1.Hooks` service: input checks and the stages.
 //! - [`server`]: `hookvisor serve`: sockets, health, drain and shutdown.
 //! - [`demo`]: `hookvisor demo`: the example plugins and a scripted set of calls.
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod merge;
 pub mod plugin;
 pub mod plugins;
+pub mod request;
 pub mod server;
 pub mod service;
 #[allow(unsafe_code)]

@@ -74,7 +74,12 @@ impl Failed {
         )
     }
 
+    /// The detail is capped: it can quote a plugin's own text (a status message, stderr lines).
     fn new(kind: Failure, detail: String) -> Self {
+        let detail = match crate::limits::cap_text(&detail, crate::limits::MAX_PLUGIN_TEXT_BYTES) {
+            std::borrow::Cow::Borrowed(_) => detail,
+            std::borrow::Cow::Owned(cut) => cut,
+        };
         Self { kind, detail }
     }
 

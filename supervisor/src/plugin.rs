@@ -24,6 +24,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Response, Status};
 
 use crate::config::PluginConfig;
+use crate::limits;
 use crate::merge::Failed;
 use crate::spawner::Spawner;
 
@@ -56,7 +57,8 @@ pub struct Connected {
 
 impl Process {
     /// Starts the plugin as §2 says: cleared environment plus the contract's variables, its own
-    /// process group, stdin from /dev/null, stdout and stderr logged line by line.
+    /// session and process group (set up by the spawner), stdin from /dev/null, stdout and stderr
+    /// logged line by line.
     pub async fn spawn(
         spawner: &Spawner,
         config: &PluginConfig,
@@ -81,7 +83,6 @@ impl Process {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .current_dir(workdir)
             .kill_on_drop(false);
         let mut child = spawner
@@ -164,8 +165,8 @@ impl Process {
         tail.unwrap_or_default().join(" | ")
     }
 
-    /// The handshake of §2.4: the socket accepts a connection from the child or its process
-    /// group, and `Describe` answers protocol 1, all within `timeout`.
+    /// The handshake of §2.4: the socket accepts a connection from the child or a process in its
+    /// session, and `Describe` answers protocol 1, all within `timeout`.
     pub async fn handshake(&self, socket: &Path, timeout: Duration) -> Result<Connected, String> {
         let deadline = Instant::now() + timeout;
         let timed_out = || format!("timed out after {} ms", timeout.as_millis());
@@ -281,7 +282,10 @@ impl Process {
 }
 
 /// Connects to `socket` and checks with `SO_PEERCRED` that the listening process is `child` or
-/// in `child`'s process group (so launchers such as `npx tsx` pass, and nothing else does).
+/// a process in `child`'s own session (so launchers such as `npx tsx` or `go run` pass). The
+/// session, not the process group, is the identity: another plugin can join the child's process
+/// group with `setpgid(2)` from within its own session, but it can never join the child's session
+/// (each plugin is a session leader, `spawner`). Checked on every (re)connect.
 async fn connect_checked(socket: &Path, child: Pid) -> io::Result<UnixStream> {
     let stream = UnixStream::connect(socket).await?;
     let peer = stream
@@ -292,15 +296,15 @@ async fn connect_checked(socket: &Path, child: Pid) -> io::Result<UnixStream> {
     if peer == child {
         return Ok(stream);
     }
-    match nix::unistd::getpgid(Some(peer)) {
-        Ok(group) if group == child => Ok(stream),
-        group => Err(io::Error::new(
+    match nix::unistd::getsid(Some(peer)) {
+        Ok(session) if session == child => Ok(stream),
+        session => Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "peer mismatch: {} is served by pid {peer} (process group {}), which is neither \
-                 the plugin (pid {child}) nor in its process group",
+                "peer mismatch: {} is served by pid {peer} (session {}), which is neither \
+                 the plugin (pid {child}) nor in its session",
                 socket.display(),
-                group.map_or_else(|e| format!("unknown: {e}"), |g| g.to_string()),
+                session.map_or_else(|e| format!("unknown: {e}"), |g| g.to_string()),
             ),
         )),
     }
@@ -326,7 +330,7 @@ pub async fn call<T>(
         biased;
         out = tokio::time::timeout(deadline, work) => match out {
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(classify(&status, &exit).await),
+            Ok(Err(status)) => Err(classify(&status, &exit, deadline).await),
             Err(_) => Err(Failed::timeout(deadline)),
         },
         status = exited => Err(Failed::crashed(format!("the process exited ({status})"))),
@@ -336,27 +340,76 @@ pub async fn call<T>(
 /// How long a broken connection waits for the process's exit status, to report it.
 const EXIT_REPORT_WAIT: Duration = Duration::from_millis(100);
 
-/// A status decoded from the plugin's trailers is the plugin's error; one made by the transport
-/// (it carries a source error) means the connection broke, usually because the process died.
-async fn classify(status: &Status, exit: &watch::Receiver<Option<String>>) -> Failed {
-    if std::error::Error::source(status).is_some() || exit.borrow().is_some() {
-        let mut exit = exit.clone();
-        let waited = tokio::time::timeout(EXIT_REPORT_WAIT, exit.wait_for(Option::is_some)).await;
-        return match waited {
-            Ok(Ok(how)) => Failed::crashed(format!(
-                "the process exited ({})",
-                how.as_deref().unwrap_or("")
-            )),
-            _ => Failed::crashed(format!("the connection broke ({})", status.message())),
-        };
+/// Says what happened to a call that ended in a non-OK status. A status decoded from the
+/// plugin's trailers is the plugin's own error. One made on our side of the connection (it
+/// carries a source error) is told apart by its cause, so that a live plugin is never reported
+/// as crashed for what was a timeout or a response that broke HTTP/2's limits:
+/// - tonic's own timer (the `grpc-timeout` it sends) fired: a timeout;
+/// - the process exited: a crash;
+/// - HTTP/2 refused the response (headers over the limit, a malformed frame): an invalid
+///   response;
+/// - otherwise the connection broke under a live process: reported as such.
+async fn classify(
+    status: &Status,
+    exit: &watch::Receiver<Option<String>>,
+    deadline: Duration,
+) -> Failed {
+    let Some(source) = std::error::Error::source(status) else {
+        if exit.borrow().is_some() {
+            return exited_or_broke(status, exit).await;
+        }
+        if status.code() == tonic::Code::OutOfRange && status.message().contains("message length") {
+            return Failed::invalid(format!(
+                "the message is larger than {MAX_MESSAGE_BYTES} bytes ({})",
+                cap(status.message())
+            ));
+        }
+        return Failed::error(status.code(), &cap(status.message()));
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+    let mut h2_error = None;
+    while let Some(err) = cause {
+        if err.is::<tonic::TimeoutExpired>() {
+            return Failed::timeout(deadline);
+        }
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            h2_error.get_or_insert(h2);
+        }
+        cause = err.source();
     }
-    if status.code() == tonic::Code::OutOfRange && status.message().contains("message length") {
-        return Failed::invalid(format!(
-            "the message is larger than {MAX_MESSAGE_BYTES} bytes ({})",
-            status.message()
-        ));
+    let failed = exited_or_broke(status, exit).await;
+    if failed.detail.contains("the process exited") {
+        return failed;
     }
-    Failed::error(status.code(), status.message())
+    match h2_error {
+        Some(h2) if !h2.is_io() && (h2.is_library() || h2.is_go_away() || h2.is_reset()) => {
+            Failed::invalid(format!(
+                "the response broke HTTP/2 ({}); the process is still running",
+                cap(&h2.to_string())
+            ))
+        }
+        _ => failed,
+    }
+}
+
+/// The crash report of a call whose connection ended: the exit status when the process has
+/// exited (waiting briefly for it), else "the connection broke".
+async fn exited_or_broke(status: &Status, exit: &watch::Receiver<Option<String>>) -> Failed {
+    let mut exit = exit.clone();
+    let waited = tokio::time::timeout(EXIT_REPORT_WAIT, exit.wait_for(Option::is_some)).await;
+    match waited {
+        Ok(Ok(how)) => Failed::crashed(format!(
+            "the process exited ({})",
+            how.as_deref().unwrap_or("")
+        )),
+        _ => Failed::crashed(format!("the connection broke ({})", cap(status.message()))),
+    }
+}
+
+/// A text a plugin controls, cut so that the sentence quoting it stays within the length a
+/// verdict carries (`Failed` caps the whole sentence too, as a backstop).
+fn cap(text: &str) -> std::borrow::Cow<'_, str> {
+    limits::cap_text(text, limits::MAX_PLUGIN_TEXT_BYTES - 256)
 }
 
 /// Logs a plugin's output line by line with its name; stderr lines are also kept in `tail`.
@@ -395,7 +448,7 @@ async fn forward_lines(
 
 fn emit(plugin: &str, which: &str, line: &[u8], cut: bool, tail: Option<&Mutex<VecDeque<String>>>) {
     let text = String::from_utf8_lossy(line);
-    let text = text.trim_end_matches('\r');
+    let text = escape_controls(text.trim_end_matches('\r'));
     let marker = if cut { " [line cut]" } else { "" };
     tracing::info!(target: "hookvisor::plugin_output", plugin, stream = which, "{text}{marker}");
     if let Some(Ok(mut tail)) = tail.map(Mutex::lock) {
@@ -403,5 +456,35 @@ fn emit(plugin: &str, which: &str, line: &[u8], cut: bool, tail: Option<&Mutex<V
             tail.pop_front();
         }
         tail.push_back(format!("{text}{marker}"));
+    }
+}
+
+/// A plugin's output line with every control character but tab escaped (`\r` becomes `\\r`,
+/// ESC becomes `\\u{1b}`), so a plugin cannot forge log lines, rewrite a terminal or hide text.
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn plugin_output_cannot_carry_control_characters() {
+        assert_eq!(escape_controls("plain\ttext"), "plain\ttext");
+        assert_eq!(escape_controls("ok\rFAKE LINE"), "ok\\rFAKE LINE");
+        assert_eq!(escape_controls("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(escape_controls("a\u{0}b"), "a\\u{0}b");
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tonic::transport::Channel;
 
 use crate::config::{Config, OnFailure, PluginConfig};
+use crate::limits::MAX_TOOL_NAME_BYTES;
 use crate::merge::{Call, Failed};
 use crate::plugin::{self, Process};
 use crate::spawner::Spawner;
@@ -161,7 +162,7 @@ impl PluginSet {
             s.status = Status::Ready;
         });
         tracing::info!(plugin = %name, pid = process.pid().as_raw(),
-            version = %connected.info.version, hooks = connected.info.hooks.len(), "ready");
+            version = ?short(&connected.info.version), hooks = connected.info.hooks.len(), "ready");
 
         let watcher = plugin.clone();
         tokio::spawn(async move {
@@ -288,6 +289,44 @@ impl PluginSet {
     }
 }
 
+/// A plugin's self-description as logged: its own text, kept short.
+fn short(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::limits::cap_text(text, 128)
+}
+
+/// Most registrations one plugin may describe.
+pub const MAX_REGISTRATIONS: usize = 64;
+/// Most tool names in all of one plugin's registrations.
+pub const MAX_REGISTERED_TOOLS: usize = 1024;
+
+/// Bounds what one `Describe` may cost every later call (participants are worked out per call):
+/// past a limit the plugin is rejected, with the reason.
+fn check_registration_limits(name: &str, described: &[HookRegistration]) -> Result<(), String> {
+    if described.len() > MAX_REGISTRATIONS {
+        return Err(format!(
+            "plugin '{name}' described {} registrations (limit {MAX_REGISTRATIONS})",
+            described.len()
+        ));
+    }
+    let tools: usize = described.iter().map(|r| r.tools.len()).sum();
+    if tools > MAX_REGISTERED_TOOLS {
+        return Err(format!(
+            "plugin '{name}' registered {tools} tool names (limit {MAX_REGISTERED_TOOLS})"
+        ));
+    }
+    if let Some(long) = described
+        .iter()
+        .flat_map(|r| &r.tools)
+        .find(|t| t.is_empty() || t.len() > MAX_TOOL_NAME_BYTES)
+    {
+        return Err(format!(
+            "plugin '{name}' registered a tool name of {} bytes (allowed 1..={MAX_TOOL_NAME_BYTES})",
+            long.len()
+        ));
+    }
+    Ok(())
+}
+
 fn with_stderr(why: String, tail: &str) -> String {
     if tail.is_empty() {
         why
@@ -326,8 +365,10 @@ impl Plugin {
         self.read(|s| s.registrations.clone())
     }
 
-    /// Applies §3's trust rule to what `Describe` said, narrowed by the configured `hooks`.
+    /// Applies §3's trust rule and the registration limits to what `Describe` said, narrowed by
+    /// the configured `hooks`.
     fn accept(&self, described: &[HookRegistration]) -> Result<(), String> {
+        check_registration_limits(&self.name, described)?;
         if !self.config.trusted && described.iter().any(|r| r.stage == Stage::Policy as i32) {
             return Err(format!(
                 "plugin '{}' requested the policy stage but is not trusted",

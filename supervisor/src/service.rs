@@ -23,11 +23,12 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::config::{HookConfig, HooksConfig};
-use crate::limits::{self, MAX_TOOL_NAME_BYTES};
+use crate::limits;
 use crate::merge::{
     self, Failed, Flow, InOrder, Merge, SessionAnswer, SessionMerge, ToolAnswer, ToolMerge,
 };
 use crate::plugins::{Participant, PluginSet};
+use crate::request::{self, ToolCall};
 
 /// What the supervisor keeps of the host's own deadline to answer in time: 5% of it, at least
 /// 5 ms and at most 50 ms.
@@ -153,34 +154,6 @@ fn host_timeout(metadata: &MetadataMap) -> Option<Duration> {
     })
 }
 
-fn invalid(field: &str, why: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {why}"))
-}
-
-fn check_tool_name(name: &str) -> Result<(), Status> {
-    if name.is_empty() {
-        return Err(invalid("tool_name", "must not be empty"));
-    }
-    if name.len() > MAX_TOOL_NAME_BYTES {
-        return Err(invalid(
-            "tool_name",
-            format!(
-                "length {} exceeds the limit of {MAX_TOOL_NAME_BYTES} bytes",
-                name.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn check_metadata(metadata: &HashMap<String, String>) -> Result<(), Status> {
-    for (namespace, value) in metadata {
-        limits::parse_value(value)
-            .map_err(|e| invalid(&format!("session_metadata[{namespace:?}]"), e))?;
-    }
-    Ok(())
-}
-
 /// A plugin's own namespace of the session metadata, "" when absent (§4: never another's).
 fn namespace(metadata: &HashMap<String, String>, p: &Participant) -> String {
     metadata
@@ -201,7 +174,7 @@ fn tool_answer(decision: ToolCallDecision) -> Result<ToolAnswer, Failed> {
         Some(approval) => Some(limits::normalize_approval(approval).map_err(Failed::invalid)?),
         None => None,
     };
-    let block = decision.block.then_some(decision.block_reason);
+    let block = decision.block.then(|| capped(decision.block_reason));
     Ok(ToolAnswer {
         params,
         block,
@@ -213,16 +186,25 @@ fn tool_answer(decision: ToolCallDecision) -> Result<ToolAnswer, Failed> {
 fn session_answer(decision: SessionDecision) -> Result<SessionAnswer, Failed> {
     let patch = match decision.metadata_json {
         Some(text) => {
-            limits::parse_value(&text)
+            let value = limits::parse_value(&text)
                 .map_err(|e| Failed::invalid(format!("metadata_json {e}")))?;
-            Some(text)
+            Some(limits::canonical(&value))
         }
         None => None,
     };
     Ok(SessionAnswer {
-        block: decision.block.then_some(decision.block_reason),
+        block: decision.block.then(|| capped(decision.block_reason)),
         patch,
     })
+}
+
+/// A block reason as the verdict carries it: at most `MAX_PLUGIN_TEXT_BYTES`, so no plugin can
+/// make its own verdict too large to deliver.
+fn capped(reason: String) -> String {
+    match limits::cap_text(&reason, limits::MAX_PLUGIN_TEXT_BYTES) {
+        std::borrow::Cow::Borrowed(_) => reason,
+        std::borrow::Cow::Owned(cut) => cut,
+    }
 }
 
 fn deadline_ms(deadline: Duration) -> u32 {
@@ -363,11 +345,8 @@ impl Hooks for HooksService {
         let _in_flight = self.admit()?;
         let hook = &self.hooks.before_tool_call;
         let budget = Budget::new(request.metadata(), hook);
-        let request = request.into_inner();
-        check_tool_name(&request.tool_name)?;
-        let params =
-            limits::parse_object(&request.params_json).map_err(|e| invalid("params_json", e))?;
-        check_metadata(&request.session_metadata)?;
+        // From here on every plugin sees, and the verdict returns, the canonical params text.
+        let ToolCall { request, params } = request::tool_call(request.into_inner())?;
 
         let (policies, hooks) = self
             .plugins
@@ -396,8 +375,8 @@ impl Hooks for HooksService {
     ) -> Result<Response<SessionVerdict>, Status> {
         let _in_flight = self.admit()?;
         let budget = Budget::new(request.metadata(), &self.hooks.before_session_create);
-        let request = request.into_inner();
-        check_metadata(&request.session_metadata)?;
+        let mut request = request.into_inner();
+        request::session_create(&mut request)?;
 
         let (policies, hooks) = self.plugins.participants(Hook::BeforeSessionCreate, None);
         let mut merge = SessionMerge::new(request.session_metadata.clone());
@@ -422,8 +401,8 @@ impl Hooks for HooksService {
     ) -> Result<Response<SessionCreatedReceipt>, Status> {
         let _in_flight = self.admit()?;
         let budget = Budget::new(request.metadata(), &self.hooks.session_created);
-        let notice = request.into_inner();
-        check_metadata(&notice.session_metadata)?;
+        let mut notice = request.into_inner();
+        request::session_created(&mut notice)?;
         let (policies, hooks) = self.plugins.participants(Hook::SessionCreated, None);
         let subscribers: Vec<_> = policies.into_iter().chain(hooks).collect();
         let trace = futures_util::future::join_all(subscribers.iter().map(|p| {

@@ -5,6 +5,12 @@
 //! that worker, so every plugin is forked from a dedicated thread that lives as long as the
 //! [`Spawner`]. Dropping the spawner ends the thread, and with it every plugin it started: the
 //! same thing that happens when the supervisor dies.
+//!
+//! Every plugin is also made the leader of a new session (and so of a new process group). The
+//! session is the plugin's identity in the readiness check: any process of a session can join
+//! another process group of that session with `setpgid(2)`, but no process can join a session it
+//! was not born into, so "the listener is in the child's session" cannot be faked by another
+//! plugin.
 
 use std::io;
 use std::sync::mpsc;
@@ -20,7 +26,8 @@ struct Job {
     reply: oneshot::Sender<io::Result<Child>>,
 }
 
-/// Forks plugin processes from one long-lived thread, each with a parent-death signal armed.
+/// Forks plugin processes from one long-lived thread, each in a new session and with a
+/// parent-death signal armed.
 #[derive(Debug, Clone)]
 pub struct Spawner {
     jobs: mpsc::Sender<Job>,
@@ -36,7 +43,7 @@ impl Spawner {
             .spawn(move || {
                 let _runtime = runtime.enter();
                 for mut job in queue {
-                    arm_parent_death_signal(&mut job.command);
+                    prepare_child(&mut job.command);
                     // The receiver may have given up (its start was cancelled); the child is then
                     // dropped here and, without kill_on_drop, left to its pdeathsig.
                     let _ = job.reply.send(job.command.spawn());
@@ -57,15 +64,19 @@ impl Spawner {
     }
 }
 
-/// Makes the child receive SIGKILL when the spawner thread (and so the supervisor) goes away.
-fn arm_parent_death_signal(command: &mut Command) {
+/// Makes the child the leader of a new session and process group (pgid = sid = its pid), and
+/// makes it receive SIGKILL when the spawner thread (and so the supervisor) goes away.
+fn prepare_child(command: &mut Command) {
     let parent = Pid::this();
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed. It makes exactly two system calls, prctl(2) and
-    // getppid(2), both async-signal-safe; it allocates nothing and takes no locks (nix's wrappers
-    // are thin and the error path builds an io::Error from a raw errno, which does not allocate).
+    // async-signal-safe calls are allowed. It makes exactly three system calls, setsid(2),
+    // prctl(2) and getppid(2), all async-signal-safe; it allocates nothing and takes no locks
+    // (nix's wrappers are thin and the error path builds an io::Error from a raw errno, which
+    // does not allocate). setsid cannot fail here: a freshly forked child is never a process
+    // group leader.
     unsafe {
         command.pre_exec(move || {
+            nix::unistd::setsid()?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             // The supervisor may have died between fork and prctl; the signal would then never
             // come. Exit like the signal would have made us.

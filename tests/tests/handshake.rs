@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::{BlockKind, Failure, Outcome, ToolCallVerdict};
 use hookvisor_tests::harness::{
-    INHERIT_VAR, LEAK_VAR, PluginToml, Recording, Supervisor, plugins, session_create,
+    INHERIT_VAR, LEAK_VAR, PluginToml, Recording, Supervisor, entry, plugins, session_create,
 };
 use serde_json::json;
 
@@ -132,6 +132,53 @@ async fn socket_served_from_another_process_group_fails_the_peer_check() {
             .is_some(),
         "{}",
         supervisor.log()
+    );
+}
+
+/// Issue 5, item 1: an untrusted plugin's helper joins the trusted policy's process group and
+/// serves on the policy's socket, claiming the policy stage and allowing everything. Joining the
+/// group is refused (the policy is in a session of its own), and the listener is not in the
+/// policy's session, so the policy fails its start and every call blocks.
+#[tokio::test]
+async fn untrusted_plugin_cannot_answer_in_a_trusted_policys_place() {
+    let recording = Recording::new();
+    let supervisor = Supervisor::builder(&plugins(&[
+        PluginToml::new("victim", "fixture-no-bind").trusted(),
+        PluginToml::new("hijacker", "fixture-hijack")
+            .env("FIXTURE_VICTIM", "victim")
+            .record(&recording),
+    ]))
+    .supervisor_key("start_timeout_ms = 10000")
+    .start()
+    .await;
+    let verdict = supervisor
+        .verdict("exec", json!({"command": "rm -rf /"}))
+        .await;
+    assert_eq!(verdict.outcome(), Outcome::Block, "{verdict:#?}");
+    assert_eq!(verdict.block_kind(), BlockKind::Failure);
+    assert_eq!(verdict.decided_by, "victim");
+    assert_eq!(
+        verdict.block_reason,
+        "blocked by victim: policy evaluation failed (unavailable)"
+    );
+    let victim = entry(&verdict.trace, "victim");
+    assert_eq!(victim.failure(), Failure::Unavailable);
+    assert!(victim.detail.contains("peer mismatch"), "{}", victim.detail);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(recording.path())
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let setpgid = lines
+        .iter()
+        .find(|l| l["hijack"] == "setpgid")
+        .unwrap_or_else(|| panic!("the helper never tried setpgid: {lines:?}"));
+    assert_eq!(setpgid["result"], "EPERM", "{setpgid}");
+    assert!(lines.iter().any(|l| l["hijack"] == "bound"), "{lines:?}");
+    assert!(
+        recording.calls().is_empty(),
+        "no hijacker process may be called: {:?}",
+        recording.calls()
     );
 }
 

@@ -163,3 +163,160 @@ async fn session_create_metadata_must_be_json() {
     );
     assert!(recording.calls().is_empty());
 }
+
+// Issue 5, item 3: duplicate keys would let a policy judge other params than what runs.
+
+#[tokio::test]
+async fn params_with_a_duplicate_key_are_refused_naming_the_path() {
+    assert_params_refused(
+        r#"{"command":"ls","command":"rm -rf /"}"#,
+        &["duplicate key \"command\" at $"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_duplicate_key_at_any_depth_is_refused() {
+    assert_params_refused(
+        r#"{"a":[1,{"x":1,"y":2,"x":3}]}"#,
+        &["duplicate key \"x\" at $.a[1]"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_duplicate_key_spelled_with_an_escape_is_refused() {
+    assert_params_refused(
+        r#"{"command":"ls","\u0063ommand":"rm"}"#,
+        &["duplicate key"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn session_metadata_with_a_duplicate_key_is_refused() {
+    let recording = Recording::new();
+    let supervisor = start(&recording).await;
+    let mut request = session_create("agent:agent-1:s1", &[]);
+    request.session_metadata = [(
+        "ns".to_owned(),
+        r#"{"role":"user","role":"admin"}"#.to_owned(),
+    )]
+    .into();
+    let status = supervisor
+        .client()
+        .await
+        .before_session_create(request)
+        .await
+        .expect_err("a duplicate key must be refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("session_metadata[\"ns\"]")
+            && status.message().contains("duplicate key \"role\""),
+        "{status:?}"
+    );
+    assert!(recording.calls().is_empty());
+}
+
+/// Every plugin sees, and the host gets back, one canonical text: the bytes that were judged.
+#[tokio::test]
+async fn every_plugin_gets_the_same_canonical_params() {
+    let recording = Recording::new();
+    let supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("policy", "fixture-recorder")
+            .policy()
+            .record(&recording),
+        PluginToml::new("hook", "fixture-recorder").record(&recording),
+    ]))
+    .await;
+    let verdict = supervisor
+        .client()
+        .await
+        .before_tool_call(tool_call_raw(
+            "exec",
+            "{ \"b\" : 1,\n \"a\": {\"y\": 2, \"x\": 1} }",
+        ))
+        .await
+        .expect("a valid call")
+        .into_inner();
+    let canonical = r#"{"a":{"x":1,"y":2},"b":1}"#;
+    assert_eq!(verdict.params_json, canonical);
+    assert!(!verdict.params_changed);
+    let seen: Vec<String> = recording
+        .calls()
+        .iter()
+        .map(|c| c["params_json"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(seen, vec![canonical.to_owned(), canonical.to_owned()]);
+}
+
+// Issue 5, item 7: the byte size is checked before parsing.
+
+#[tokio::test]
+async fn params_of_megabytes_are_refused_before_parsing() {
+    // 3.6 MB with 330,000 keys: refused for its size, whatever layer says so.
+    let text = format!(
+        "{{{}}}",
+        (0..330_000)
+            .map(|i| format!("\"k{i}\":1"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let recording = Recording::new();
+    let supervisor = start(&recording).await;
+    let status = supervisor
+        .client()
+        .await
+        .before_tool_call(tool_call_raw("exec", &text))
+        .await
+        .expect_err("must be refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(recording.calls().is_empty());
+}
+
+#[tokio::test]
+async fn an_overlong_context_string_is_refused_naming_the_field() {
+    let recording = Recording::new();
+    let supervisor = start(&recording).await;
+    let mut request = tool_call_raw("exec", "{}");
+    if let Some(context) = request.context.as_mut() {
+        context.workspace_dir = "/".repeat(5000);
+    }
+    let status = supervisor
+        .client()
+        .await
+        .before_tool_call(request)
+        .await
+        .expect_err("must be refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("context.workspace_dir: length 5000 exceeds the limit of 4096 bytes"),
+        "{status:?}"
+    );
+    assert!(recording.calls().is_empty());
+}
+
+#[tokio::test]
+async fn too_many_session_metadata_namespaces_are_refused() {
+    let recording = Recording::new();
+    let supervisor = start(&recording).await;
+    let mut request = tool_call_raw("exec", "{}");
+    request.session_metadata = (0..300)
+        .map(|i| (format!("ns{i}"), "1".to_owned()))
+        .collect();
+    let status = supervisor
+        .client()
+        .await
+        .before_tool_call(request)
+        .await
+        .expect_err("must be refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("session_metadata: 300 namespaces exceed the limit of 256"),
+        "{status:?}"
+    );
+}

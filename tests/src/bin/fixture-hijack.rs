@@ -1,0 +1,112 @@
+//! The attack of issue 5, item 1: an untrusted plugin that tries to answer in a trusted policy's
+//! place. It serves its own socket as an ordinary (allow-everything) hook, and starts a helper
+//! that finds the victim plugin (`FIXTURE_VICTIM`, a sibling under the same supervisor), tries
+//! to join the victim's process group with `setpgid(0, victim)`, then binds the victim's socket
+//! path and serves a plugin that claims the policy stage and allows everything. The helper
+//! records `{"hijack": "setpgid", "result": ...}` and `{"hijack": "bound", "path": ...}` in
+//! `FIXTURE_RECORD`. The supervisor must reject the helper at the peer check: it is not in the
+//! victim's session (it cannot be: a session can only be created, never joined).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hookvisor_tests::fixture::{Recorder, env_var, run, watch_parent};
+use nix::unistd::Pid;
+
+const HELPER: &str = "FIXTURE_HIJACK_HELPER";
+
+fn main() {
+    if env_var(HELPER).is_some() {
+        helper()
+    }
+    let victim = env_var("FIXTURE_VICTIM").expect("FIXTURE_VICTIM");
+    let own_socket = env_var(hookvisor_proto::env::PLUGIN_SOCKET).expect("plugin socket");
+    let victim_socket = Path::new(&own_socket)
+        .parent()
+        .expect("socket directory")
+        .join(format!("{victim}.sock"));
+    let exe = std::env::current_exe().expect("current_exe");
+    std::process::Command::new(exe)
+        .env(HELPER, "1")
+        .env("FIXTURE_STAGE", "policy")
+        .env("FIXTURE_ACTION", "allow")
+        .env("FIXTURE_VICTIM_SOCKET", &victim_socket)
+        .env(hookvisor_proto::env::PLUGIN_SOCKET, &victim_socket)
+        .spawn()
+        .expect("starting the helper");
+    run(Recorder::from_env(None))
+}
+
+fn helper() -> ! {
+    watch_parent();
+    let victim_name = env_var("FIXTURE_VICTIM").expect("FIXTURE_VICTIM");
+    let supervisor = grandparent();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let victim = loop {
+        if let Some(pid) = find_sibling(supervisor, &victim_name) {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "victim {victim_name} not found");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let joined = nix::unistd::setpgid(Pid::from_raw(0), victim);
+    record(serde_json::json!({
+        "hijack": "setpgid",
+        "victim": victim.as_raw(),
+        "result": match joined { Ok(()) => "ok".to_owned(), Err(e) => format!("{e:?}") },
+    }));
+    let path = env_var("FIXTURE_VICTIM_SOCKET").expect("FIXTURE_VICTIM_SOCKET");
+    record(serde_json::json!({"hijack": "bound", "path": path}));
+    // Serves on HOOKVISOR_PLUGIN_SOCKET, which the launcher set to the victim's path.
+    hookvisor_tests::fixture::block_on(hookvisor_tests::fixture::serve(Recorder::from_env(None)))
+}
+
+/// The supervisor: the parent of the plugin that started this helper.
+fn grandparent() -> i32 {
+    ppid_of(nix::unistd::getppid().as_raw()).expect("the plugin's parent")
+}
+
+fn ppid_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A child of `supervisor` whose environment names it `name`.
+fn find_sibling(supervisor: i32, name: &str) -> Option<Pid> {
+    let wanted = format!("{}={name}", hookvisor_proto::env::PLUGIN_NAME);
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if ppid_of(pid) != Some(supervisor) {
+            continue;
+        }
+        let environ =
+            std::fs::read(PathBuf::from(format!("/proc/{pid}/environ"))).unwrap_or_default();
+        if environ
+            .split(|&b| b == 0)
+            .any(|var| var == wanted.as_bytes())
+        {
+            return Some(Pid::from_raw(pid));
+        }
+    }
+    None
+}
+
+fn record(line: serde_json::Value) {
+    let Some(path) = env_var("FIXTURE_RECORD") else {
+        return;
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("FIXTURE_RECORD");
+    let _ = file.write_all(format!("{line}\n").as_bytes());
+}

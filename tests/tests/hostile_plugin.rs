@@ -1,0 +1,157 @@
+//! Issue 5 from a hostile plugin's side: what it answers can neither make the verdict
+//! undeliverable, nor pass for a crash, nor cost every later call, nor forge the log.
+
+use std::time::{Duration, Instant};
+
+use hookvisor_proto::v1::{BlockKind, Failure, Outcome};
+use hookvisor_tests::harness::{PluginToml, Supervisor, entry, plugins, tool_call};
+use serde_json::json;
+
+/// Item 5: a 4,194,000-byte block reason made the verdict larger than the host's 4 MiB decode
+/// limit, so the host got OUT_OF_RANGE and no verdict. It is cut, marked, and delivered.
+#[tokio::test]
+async fn a_block_reason_of_four_megabytes_is_cut_and_delivered() {
+    let supervisor = Supervisor::start(&plugins(&[PluginToml::new("loud", "fixture-oversized")
+        .env("FIXTURE_OVERSIZED", "reason")
+        .env("FIXTURE_BYTES", "4194000")]))
+    .await;
+    let verdict = supervisor.verdict("big", json!({})).await;
+    assert_eq!(
+        verdict.outcome(),
+        Outcome::Block,
+        "{}",
+        verdict.block_reason
+    );
+    assert_eq!(verdict.block_kind(), BlockKind::Policy);
+    assert_eq!(verdict.decided_by, "loud");
+    assert!(
+        verdict.block_reason.len() <= 4096,
+        "{}",
+        verdict.block_reason.len()
+    );
+    assert!(
+        verdict.block_reason.starts_with("xxxx")
+            && verdict
+                .block_reason
+                .ends_with("[cut, 4194000 bytes in all]"),
+        "{}",
+        &verdict.block_reason[verdict.block_reason.len() - 60..]
+    );
+}
+
+/// Item 11: a status text too large for an HTTP/2 header is refused by HTTP/2 on that stream.
+/// The plugin is alive: that is an invalid response, not a crash, and its other call goes on.
+#[tokio::test]
+async fn an_oversized_status_text_is_an_invalid_response_and_other_calls_go_on() {
+    let supervisor = Supervisor::start(&plugins(&[PluginToml::new("loud", "fixture-oversized")
+        .env("FIXTURE_OVERSIZED", "status")
+        .env("FIXTURE_BYTES", "20000")
+        .env("FIXTURE_DELAY_MS", "500")]))
+    .await;
+    let mut slow_client = supervisor.client().await;
+    let mut big_client = slow_client.clone();
+    let slow = tokio::spawn(async move {
+        slow_client
+            .before_tool_call(tool_call("ls", json!({})))
+            .await
+            .map(|r| r.into_inner())
+    });
+    // Let the slow call reach the plugin first, on the same connection.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let big = big_client
+        .before_tool_call(tool_call("big", json!({})))
+        .await
+        .expect("BeforeToolCall big")
+        .into_inner();
+    assert_eq!(big.outcome(), Outcome::Block);
+    let result = entry(&big.trace, "loud");
+    assert_eq!(
+        result.failure(),
+        Failure::InvalidResponse,
+        "{}",
+        result.detail
+    );
+    assert!(result.detail.len() <= 4096 + 64, "{}", result.detail.len());
+    let slow = slow.await.expect("join").expect("BeforeToolCall ls");
+    assert_eq!(slow.outcome(), Outcome::Allow, "{slow:#?}");
+}
+
+/// Item 5 for status texts that do fit a header: cut to 4 KiB in the verdict.
+#[tokio::test]
+async fn a_long_status_text_is_cut() {
+    let supervisor = Supervisor::start(&plugins(&[PluginToml::new("loud", "fixture-oversized")
+        .env("FIXTURE_OVERSIZED", "status")
+        .env("FIXTURE_BYTES", "12000")]))
+    .await;
+    let verdict = supervisor.verdict("big", json!({})).await;
+    assert_eq!(verdict.outcome(), Outcome::Block);
+    let result = entry(&verdict.trace, "loud");
+    assert_eq!(result.failure(), Failure::Error, "{}", result.detail);
+    // The sentence: "plugin 'loud' failed with gRPC status Internal: " and the cut text.
+    assert!(result.detail.len() <= 4096 + 64, "{}", result.detail.len());
+    assert!(
+        result.detail.contains("12000 bytes in all"),
+        "{}",
+        result.detail
+    );
+}
+
+/// Item 12: 360,000 tool names cost 50 MB and 2 ms on every call. Past the limits the plugin
+/// is rejected with the reason, and fails closed.
+#[tokio::test]
+async fn a_plugin_registering_too_many_tool_names_is_rejected() {
+    let tools: Vec<String> = (0..1500).map(|i| format!("t{i}")).collect();
+    let supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("greedy", "fixture-recorder").env("FIXTURE_TOOLS", &tools.join(","))
+    ]))
+    .await;
+    let started = Instant::now();
+    let verdict = supervisor.verdict("t1", json!({})).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(verdict.outcome(), Outcome::Block, "{verdict:#?}");
+    let result = entry(&verdict.trace, "greedy");
+    assert_eq!(result.failure(), Failure::Unavailable);
+    assert!(
+        result
+            .detail
+            .contains("registered 1500 tool names (limit 1024)"),
+        "{}",
+        result.detail
+    );
+}
+
+/// Item 3 from the plugin's side: a rewrite with a duplicate key is an invalid response.
+#[tokio::test]
+async fn a_rewrite_with_a_duplicate_key_is_an_invalid_response() {
+    let supervisor = Supervisor::start(&plugins(&[PluginToml::new("sneaky", "fixture-recorder")
+        .action(r#"rewrite:{"command":"ls","command":"rm -rf /"}"#)]))
+    .await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
+    assert_eq!(verdict.outcome(), Outcome::Block, "{verdict:#?}");
+    let result = entry(&verdict.trace, "sneaky");
+    assert_eq!(result.failure(), Failure::InvalidResponse);
+    assert!(
+        result.detail.contains("duplicate key \"command\""),
+        "{}",
+        result.detail
+    );
+}
+
+/// Item 13: a carriage return (or any control character) in a plugin's output cannot forge or
+/// hide a log line: it is logged escaped.
+#[tokio::test]
+async fn plugin_output_cannot_carry_control_characters_into_the_log() {
+    let supervisor = Supervisor::start(&plugins(&[PluginToml::new("chatty", "fixture-recorder")
+        .env("FIXTURE_SAY", "hello\rFORGED \u{1b}[2Kline")]))
+    .await;
+    let line = supervisor
+        .log_line_with(&["chatty", "FORGED"])
+        .await
+        .unwrap_or_else(|| panic!("no output line: {}", supervisor.log()));
+    assert!(line.contains("hello\\rFORGED \\u{1b}[2Kline"), "{line:?}");
+    let raw = std::fs::read_to_string(supervisor.dir().join("stderr.log")).unwrap_or_default();
+    assert!(
+        !raw.contains("hello\rFORGED"),
+        "a raw carriage return reached the log"
+    );
+}

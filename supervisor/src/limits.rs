@@ -947,28 +947,3 @@ mod tests {
         }
     }
 }
-
-// TEMP (lead): replaced by the hard-json branch at merge.
-/// Longest text a plugin supplies that a verdict carries (block reasons, status texts).
-pub const MAX_PLUGIN_TEXT_BYTES: usize = 4096;
-
-/// `text` cut on a char boundary to at most `max` bytes, marked as cut.
-pub fn cap_text(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let marker = format!(" …[cut, {} bytes in all]", text.len());
-    let mut end = max.saturating_sub(marker.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    std::borrow::Cow::Owned(format!("{}{marker}", &text[..end]))
-}
-
-// TEMP (lead): replaced by the hard-json branch at merge.
-/// Longest JSON text accepted at all.
-pub const MAX_TEXT_BYTES: usize = 2 * MAX_SERIALIZED_BYTES;
-/// The canonical text of a value.
-pub fn canonical(value: &Value) -> String {
-    value.to_string()
-}

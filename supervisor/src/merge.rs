@@ -76,10 +76,7 @@ impl Failed {
 
     /// The detail is capped: it can quote a plugin's own text (a status message, stderr lines).
     fn new(kind: Failure, detail: String) -> Self {
-        let detail = match crate::limits::cap_text(&detail, crate::limits::MAX_PLUGIN_TEXT_BYTES) {
-            std::borrow::Cow::Borrowed(_) => detail,
-            std::borrow::Cow::Owned(cut) => cut,
-        };
+        let detail = crate::limits::cap_string(detail, crate::limits::MAX_PLUGIN_TEXT_BYTES);
         Self { kind, detail }
     }
 
@@ -274,6 +271,26 @@ impl ToolMerge {
         self.revalidating = true;
     }
 
+    /// A hook's rewrite is merged key by key over the policy stage's params; each is within the
+    /// limits of §8, but their union may not be (1024 keys, twice the size). Such a rewrite is
+    /// an invalid response of the plugin that made it.
+    fn check_merged_size(&self, call: &Call, answer: ToolAnswer) -> Result<ToolAnswer, Failed> {
+        let Some(rewrite) = &answer.params else {
+            return Ok(answer);
+        };
+        if call.stage == Stage::Policy || self.approval.is_some() {
+            return Ok(answer);
+        }
+        let mut merged = self.params.clone();
+        merged.extend(rewrite.iter().map(|(k, v)| (k.clone(), v.clone())));
+        crate::limits::check_value(&Value::Object(merged), 0).map_err(|e| {
+            Failed::invalid(format!(
+                "params_json merged over the policy stage's params: {e}"
+            ))
+        })?;
+        Ok(answer)
+    }
+
     /// The hook stage's winning rewrite merged key by key over the policy stage's params.
     fn merged(&self) -> Params {
         match &self.hook_rewrite {
@@ -369,6 +386,7 @@ impl Merge for ToolMerge {
         result: Result<ToolAnswer, Failed>,
         latency: Duration,
     ) -> Flow {
+        let result = result.and_then(|answer| self.check_merged_size(call, answer));
         let (flow, mut entry) = match result {
             Err(failed) => fold_failure(call, &failed, latency, &mut self.block),
             Ok(answer) => {

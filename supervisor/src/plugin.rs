@@ -195,22 +195,12 @@ impl Process {
             }
         }
 
-        let path: PathBuf = socket.to_path_buf();
-        let pid = self.pid;
-        let endpoint = Endpoint::from_static("http://localhost");
-        let connecting = endpoint.connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move { connect_checked(&path, pid).await.map(TokioIo::new) }
-        }));
         let left = deadline.saturating_duration_since(Instant::now());
-        let channel = match self.bounded(left, connecting).await {
-            Some(Ok(channel)) => channel,
+        let mut client = match self.bounded(left, client(socket, self.pid)).await {
+            Some(Ok(client)) => client,
             Some(Err(e)) => return Err(format!("cannot connect to {}: {e}", socket.display())),
             None => return Err(self.why_no_answer(timed_out()).await),
         };
-        let mut client = PluginClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let left = deadline.saturating_duration_since(Instant::now());
         let request = DescribeRequest {
             protocol_version: PROTOCOL_VERSION,
@@ -281,6 +271,23 @@ impl Process {
     }
 }
 
+/// A client on the plugin's socket whose every (re)connect passes the peer check.
+pub async fn client(
+    socket: &Path,
+    pid: Pid,
+) -> Result<PluginClient<Channel>, tonic::transport::Error> {
+    let path: PathBuf = socket.to_path_buf();
+    let channel = Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move { connect_checked(&path, pid).await.map(TokioIo::new) }
+        }))
+        .await?;
+    Ok(PluginClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
 /// Connects to `socket` and checks with `SO_PEERCRED` that the listening process is `child` or
 /// a process in `child`'s own session (so launchers such as `npx tsx` or `go run` pass). The
 /// session, not the process group, is the identity: another plugin can join the child's process
@@ -311,12 +318,82 @@ async fn connect_checked(socket: &Path, child: Pid) -> io::Result<UnixStream> {
 }
 
 /// Makes one call, bounded by the supervisor's own deadline and by the process's life: a plugin
-/// that dies mid-call fails the call at once, not at the deadline.
-pub async fn call<T>(
+/// that dies mid-call fails the call at once, not at the deadline. `send(left, attempt)` sends
+/// the request with what is left of the deadline; attempts after the first must go on a
+/// connection of their own.
+///
+/// A call whose HTTP/2 connection broke while the process is still running (a response with
+/// headers far over the limit, say: HTTP/2 cannot refuse that on one stream alone, so it tears
+/// the connection down) is sent again on a fresh connection, up to `MAX_ATTEMPTS` times in all
+/// and within the same deadline, each on a connection of its own: the calls that shared the
+/// connection with a bad response are kept, and the bad response itself fails again (on its
+/// own connection, hurting no other call) and is reported as what it is. (A plugin may
+/// so see a call twice; only when its own connection broke mid-call.)
+pub async fn call<T, F, Fut>(
     exit: watch::Receiver<Option<String>>,
     deadline: Duration,
+    mut send: F,
+) -> Result<T, Failed>
+where
+    F: FnMut(Duration, u64) -> Fut,
+    Fut: Future<Output = Result<Response<T>, Status>>,
+{
+    let started = Instant::now();
+    let mut attempt = 1;
+    loop {
+        let left = if attempt == 1 {
+            deadline
+        } else {
+            deadline.saturating_sub(started.elapsed())
+        };
+        match call_once(&exit, left, deadline, send(left, attempt)).await {
+            Err(Ended::ConnectionLost(failed)) => {
+                let pause = Duration::from_millis(10 * attempt);
+                if attempt == MAX_ATTEMPTS
+                    || started.elapsed() + pause >= deadline
+                    || exit.borrow().is_some()
+                {
+                    return Err(failed);
+                }
+                tracing::debug!(
+                    attempt,
+                    "sending a call again on a fresh connection: {}",
+                    failed.detail
+                );
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+            other => return other.map_err(Ended::into_failed),
+        }
+    }
+}
+
+/// How many times one call is sent at most, when connections break under a live plugin.
+const MAX_ATTEMPTS: u64 = 3;
+
+/// How one attempt ended, when it did not answer.
+enum Ended {
+    /// The call failed.
+    Failed(Failed),
+    /// The connection was torn down by an HTTP/2 protocol error while the process lives.
+    ConnectionLost(Failed),
+}
+
+impl Ended {
+    fn into_failed(self) -> Failed {
+        match self {
+            Ended::Failed(failed) | Ended::ConnectionLost(failed) => failed,
+        }
+    }
+}
+
+/// One attempt, bounded by `left`; failures report the call's whole `deadline`.
+async fn call_once<T>(
+    exit: &watch::Receiver<Option<String>>,
+    left: Duration,
+    deadline: Duration,
     work: impl Future<Output = Result<Response<T>, Status>>,
-) -> Result<T, Failed> {
+) -> Result<T, Ended> {
     let exited = {
         let mut exit = exit.clone();
         async move {
@@ -328,12 +405,12 @@ pub async fn call<T>(
     };
     tokio::select! {
         biased;
-        out = tokio::time::timeout(deadline, work) => match out {
+        out = tokio::time::timeout(left, work) => match out {
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(classify(&status, &exit, deadline).await),
-            Err(_) => Err(Failed::timeout(deadline)),
+            Ok(Err(status)) => Err(classify(&status, exit, deadline).await),
+            Err(_) => Err(Ended::Failed(Failed::timeout(deadline))),
         },
-        status = exited => Err(Failed::crashed(format!("the process exited ({status})"))),
+        status = exited => Err(Ended::Failed(Failed::crashed(format!("the process exited ({status})")))),
     }
 }
 
@@ -353,42 +430,71 @@ async fn classify(
     status: &Status,
     exit: &watch::Receiver<Option<String>>,
     deadline: Duration,
-) -> Failed {
-    let Some(source) = std::error::Error::source(status) else {
-        if exit.borrow().is_some() {
-            return exited_or_broke(status, exit).await;
-        }
-        if status.code() == tonic::Code::OutOfRange && status.message().contains("message length") {
-            return Failed::invalid(format!(
+) -> Ended {
+    let cause = match std::error::Error::source(status) {
+        Some(source) => Cause::of(source),
+        None if exit.borrow().is_some() => Cause::Transport,
+        None if status.code() == tonic::Code::OutOfRange
+            && status.message().contains("message length") =>
+        {
+            return Ended::Failed(Failed::invalid(format!(
                 "the message is larger than {MAX_MESSAGE_BYTES} bytes ({})",
                 cap(status.message())
-            ));
+            )));
         }
-        return Failed::error(status.code(), &cap(status.message()));
+        None => return Ended::Failed(Failed::error(status.code(), &cap(status.message()))),
     };
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
-    let mut h2_error = None;
-    while let Some(err) = cause {
-        if err.is::<tonic::TimeoutExpired>() {
-            return Failed::timeout(deadline);
-        }
-        if let Some(h2) = err.downcast_ref::<h2::Error>() {
-            h2_error.get_or_insert(h2);
-        }
-        cause = err.source();
-    }
-    let failed = exited_or_broke(status, exit).await;
-    if failed.detail.contains("the process exited") {
-        return failed;
-    }
-    match h2_error {
-        Some(h2) if !h2.is_io() && (h2.is_library() || h2.is_go_away() || h2.is_reset()) => {
-            Failed::invalid(format!(
+    match cause {
+        Cause::Timeout => Ended::Failed(Failed::timeout(deadline)),
+        _ if exit.borrow().is_some() => Ended::Failed(exited_or_broke(status, exit).await),
+        Cause::Http2 { text, go_away } => {
+            let failed = Failed::invalid(format!(
                 "the response broke HTTP/2 ({}); the process is still running",
-                cap(&h2.to_string())
-            ))
+                cap(&text)
+            ));
+            if go_away {
+                Ended::ConnectionLost(failed)
+            } else {
+                Ended::Failed(failed)
+            }
         }
-        _ => failed,
+        Cause::Transport => match exited_or_broke(status, exit).await {
+            failed if exit.borrow().is_some() => Ended::Failed(failed),
+            failed => Ended::ConnectionLost(failed),
+        },
+    }
+}
+
+/// What a status made on our side of the connection came from.
+enum Cause {
+    /// tonic's own timer fired.
+    Timeout,
+    /// HTTP/2 refused the stream (`go_away`: the whole connection).
+    Http2 { text: String, go_away: bool },
+    /// Anything else: the connection broke.
+    Transport,
+}
+
+impl Cause {
+    fn of(source: &(dyn std::error::Error + 'static)) -> Cause {
+        let mut cause = Some(source);
+        let mut found = Cause::Transport;
+        while let Some(err) = cause {
+            if err.is::<tonic::TimeoutExpired>() {
+                return Cause::Timeout;
+            }
+            if let Some(h2) = err.downcast_ref::<h2::Error>()
+                && !h2.is_io()
+                && (h2.is_library() || h2.is_go_away() || h2.is_reset())
+            {
+                found = Cause::Http2 {
+                    text: h2.to_string(),
+                    go_away: h2.is_go_away(),
+                };
+            }
+            cause = err.source();
+        }
+        found
     }
 }
 

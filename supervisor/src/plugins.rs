@@ -11,6 +11,7 @@ use hookvisor_proto::v1::{
     Ack, BeforeSessionCreateRequest, BeforeToolCallRequest, Hook, HookRegistration,
     SessionCreatedEvent, SessionDecision, Stage, ToolCallDecision,
 };
+use nix::unistd::Pid;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
@@ -394,11 +395,13 @@ impl Plugin {
         Ok(())
     }
 
-    /// The client and exit watch of a ready plugin, or why it cannot take calls.
-    fn ready(&self) -> Result<(PluginClient<Channel>, watch::Receiver<Option<String>>), Failed> {
+    /// The client, exit watch and pid of a ready plugin, or why it cannot take calls.
+    fn ready(
+        &self,
+    ) -> Result<(PluginClient<Channel>, watch::Receiver<Option<String>>, Pid), Failed> {
         self.read(|s| match (&s.status, &s.client, &s.process) {
             (Status::Ready, Some(client), Some(process)) => {
-                Ok((client.clone(), process.exit_watch()))
+                Ok((client.clone(), process.exit_watch(), process.pid()))
             }
             (status, _, _) => Err(Failed::unavailable(status)),
         })
@@ -410,12 +413,9 @@ impl Plugin {
         request: BeforeToolCallRequest,
         deadline: Duration,
     ) -> Result<ToolCallDecision, Failed> {
-        let (mut client, exit) = self.ready()?;
-        plugin::call(
-            exit,
-            deadline,
-            client.before_tool_call(with_timeout(request, deadline)),
-        )
+        self.call(request, deadline, |mut client, request| async move {
+            client.before_tool_call(request).await
+        })
         .await
     }
 
@@ -425,9 +425,10 @@ impl Plugin {
         request: BeforeSessionCreateRequest,
         deadline: Duration,
     ) -> Result<SessionDecision, Failed> {
-        let (mut client, exit) = self.ready()?;
-        let request = with_timeout(request, deadline);
-        plugin::call(exit, deadline, client.before_session_create(request)).await
+        self.call(request, deadline, |mut client, request| async move {
+            client.before_session_create(request).await
+        })
+        .await
     }
 
     /// `SessionCreated`, bounded by `deadline`.
@@ -436,12 +437,40 @@ impl Plugin {
         event: SessionCreatedEvent,
         deadline: Duration,
     ) -> Result<Ack, Failed> {
-        let (mut client, exit) = self.ready()?;
-        plugin::call(
-            exit,
-            deadline,
-            client.session_created(with_timeout(event, deadline)),
-        )
+        self.call(event, deadline, |mut client, event| async move {
+            client.session_created(event).await
+        })
+        .await
+    }
+
+    /// The one way to call a ready plugin: `rpc` with `request`, bounded by `deadline`.
+    async fn call<Req, Resp, F, Fut>(
+        &self,
+        request: Req,
+        deadline: Duration,
+        rpc: F,
+    ) -> Result<Resp, Failed>
+    where
+        Req: Clone,
+        F: Fn(PluginClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let (shared, exit, pid) = self.ready()?;
+        let rpc = &rpc;
+        let request = &request;
+        plugin::call(exit, deadline, |left, attempt| {
+            let shared = shared.clone();
+            async move {
+                let client = if attempt == 1 {
+                    shared
+                } else {
+                    plugin::client(&self.socket, pid)
+                        .await
+                        .map_err(|e| tonic::Status::from_error(Box::new(e)))?
+                };
+                rpc(client, with_timeout(request.clone(), left)).await
+            }
+        })
         .await
     }
 }

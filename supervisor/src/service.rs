@@ -201,10 +201,7 @@ fn session_answer(decision: SessionDecision) -> Result<SessionAnswer, Failed> {
 /// A block reason as the verdict carries it: at most `MAX_PLUGIN_TEXT_BYTES`, so no plugin can
 /// make its own verdict too large to deliver.
 fn capped(reason: String) -> String {
-    match limits::cap_text(&reason, limits::MAX_PLUGIN_TEXT_BYTES) {
-        std::borrow::Cow::Borrowed(_) => reason,
-        std::borrow::Cow::Owned(cut) => cut,
-    }
+    limits::cap_string(reason, limits::MAX_PLUGIN_TEXT_BYTES)
 }
 
 fn deadline_ms(deadline: Duration) -> u32 {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::{BlockKind, Failure, Outcome};
-use hookvisor_tests::harness::{PluginToml, Supervisor, entry, plugins, tool_call};
+use hookvisor_tests::harness::{PluginToml, Recording, Supervisor, entry, plugins, tool_call};
 use serde_json::json;
 
 /// Item 5: a 4,194,000-byte block reason made the verdict larger than the host's 4 MiB decode
@@ -43,10 +43,23 @@ async fn a_block_reason_of_four_megabytes_is_cut_and_delivered() {
 /// The plugin is alive: that is an invalid response, not a crash, and its other call goes on.
 #[tokio::test]
 async fn an_oversized_status_text_is_an_invalid_response_and_other_calls_go_on() {
+    oversized_status_leaves_other_calls_alone("20000").await;
+}
+
+/// Item 11, far over the limit: HTTP/2 tears the whole connection down (it cannot refuse that
+/// on one stream alone). The call that shared the connection is sent again and still answered.
+#[tokio::test]
+async fn a_status_text_that_breaks_the_connection_does_not_fail_other_calls() {
+    oversized_status_leaves_other_calls_alone("300000").await;
+}
+
+async fn oversized_status_leaves_other_calls_alone(bytes: &str) {
+    let recording = Recording::new();
     let supervisor = Supervisor::start(&plugins(&[PluginToml::new("loud", "fixture-oversized")
         .env("FIXTURE_OVERSIZED", "status")
-        .env("FIXTURE_BYTES", "20000")
-        .env("FIXTURE_DELAY_MS", "500")]))
+        .env("FIXTURE_BYTES", bytes)
+        .env("FIXTURE_DELAY_MS", "1000")
+        .record(&recording)]))
     .await;
     let mut slow_client = supervisor.client().await;
     let mut big_client = slow_client.clone();
@@ -56,8 +69,8 @@ async fn an_oversized_status_text_is_an_invalid_response_and_other_calls_go_on()
             .await
             .map(|r| r.into_inner())
     });
-    // Let the slow call reach the plugin first, on the same connection.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The slow call is in flight at the plugin, on the connection the bad answer will use.
+    assert_eq!(recording.wait_calls("loud", 1).await.len(), 1);
     let big = big_client
         .before_tool_call(tool_call("big", json!({})))
         .await
@@ -71,6 +84,7 @@ async fn an_oversized_status_text_is_an_invalid_response_and_other_calls_go_on()
         "{}",
         result.detail
     );
+    assert!(result.detail.contains("HTTP/2"), "{}", result.detail);
     assert!(result.detail.len() <= 4096 + 64, "{}", result.detail.len());
     let slow = slow.await.expect("join").expect("BeforeToolCall ls");
     assert_eq!(slow.outcome(), Outcome::Allow, "{slow:#?}");

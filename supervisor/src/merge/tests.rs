@@ -521,3 +521,27 @@ proptest! {
         prop_assert_eq!(names, want);
     }
 }
+
+#[test]
+fn a_hook_rewrite_whose_merge_breaks_the_limits_is_an_invalid_response() {
+    // Each side has 300 keys (within 512); merged key by key they would have 600.
+    let keys = |prefix: &str| {
+        Value::Object(
+            (0..300)
+                .map(|i| (format!("{prefix}{i}"), json!(1)))
+                .collect(),
+        )
+    };
+    let verdict = run(keys("p"), vec![(hook("wide"), rewrite(keys("h")))]);
+    assert_eq!(verdict.outcome, Outcome::Block as i32);
+    assert_eq!(verdict.block_kind, BlockKind::Failure as i32);
+    assert_eq!(verdict.trace[0].failure, Failure::InvalidResponse as i32);
+    assert!(
+        verdict
+            .block_reason
+            .contains("keys in one object 600 exceeds the limit of 512"),
+        "{}",
+        verdict.block_reason
+    );
+    assert_eq!(params_of(&verdict), keys("p"), "the params stay the host's");
+}

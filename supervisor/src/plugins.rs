@@ -123,7 +123,12 @@ impl PluginSet {
 
     async fn launch(&self, plugin: Arc<Plugin>, timeout: Duration) {
         let name = plugin.name.clone();
-        let _ = std::fs::remove_file(&plugin.socket);
+        if let Err(e) = crate::layout::remove_stale_socket(&plugin.socket) {
+            let why = e.to_string();
+            tracing::error!(plugin = %name, "failed to start: {why}");
+            plugin.set_status(Status::Failed(why));
+            return;
+        }
         let process = match Process::spawn(
             &self.spawner,
             &plugin.config,

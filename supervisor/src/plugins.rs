@@ -287,7 +287,7 @@ impl PluginSet {
                 let how = process.stop(grace).await;
                 tracing::info!(plugin = %plugin.name, "stopped ({how})");
             }
-            let _ = std::fs::remove_file(&plugin.socket);
+            let _ = crate::layout::remove_stale_socket(&plugin.socket);
         }))
         .await;
     }

@@ -397,7 +397,9 @@ fn check_runtime_dir(dir: &Path, meta: &Metadata) -> Result<(), LayoutError> {
         return refuse(format!(
             "has mode {mode:04o}; it must give group and others no access, and hookvisor does \
              not change a directory it did not create: chmod 0700 {} (under systemd: \
-             RuntimeDirectoryMode=0700)",
+             RuntimeDirectoryMode=0700), or name a subdirectory for hookvisor to create, \
+             e.g. runtime_dir = \"{}/plugins\"",
+            dir.display(),
             dir.display()
         ));
     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use hookvisor_proto::v1::hooks_client::HooksClient;
 use hookvisor_proto::v1::{Outcome, ToolCallVerdict};
 use hookvisor_tests::harness::{
-    PluginToml, Supervisor, TestDir, connect, fixture, hookvisor, plugins, tool_call, toml_string,
+    PluginToml, Supervisor, TestDir, connect, fixture, hookvisor, plugins, toml_string, tool_call,
 };
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{Pid, Uid, chown};
@@ -87,7 +87,13 @@ fn run_bounded(args: &[&str], limit: Duration) -> Run {
 
 /// Writes `hookvisor.toml` in `dir` with the given socket, runtime dir, extra `[supervisor]`
 /// lines and body; returns its path.
-fn write_config(dir: &TestDir, socket: &Path, runtime_dir: &Path, extra: &str, body: &str) -> String {
+fn write_config(
+    dir: &TestDir,
+    socket: &Path,
+    runtime_dir: &Path,
+    extra: &str,
+    body: &str,
+) -> String {
     let path = dir.join("hookvisor.toml");
     let text = format!(
         "[supervisor]\nsocket = {}\nruntime_dir = {}\n{extra}\n{body}",
@@ -164,7 +170,9 @@ impl Serving {
     }
 
     fn log(&self) -> String {
-        hookvisor_tests::harness::strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
+        hookvisor_tests::harness::strip_ansi(
+            &std::fs::read_to_string(&self.log).unwrap_or_default(),
+        )
     }
 
     /// Polls until the host socket gives a verdict for `exec`.
@@ -199,7 +207,11 @@ impl Serving {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "no exit after SIGTERM:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -230,7 +242,11 @@ fn a_host_socket_in_a_directory_others_can_write_is_refused() {
     let socket = shared.join("h.sock");
     let config = write_config(&dir, &socket, &dir.join("run"), "", "");
     let shared_name = shared.display().to_string();
-    both_refuse(&config, &[], &[&shared_name, "owner uid 0", "mode 0777", "sticky"]);
+    both_refuse(
+        &config,
+        &[],
+        &[&shared_name, "owner uid 0", "mode 0777", "sticky"],
+    );
     assert!(!socket.exists(), "nothing was bound");
     assert!(!dir.join("run").exists(), "nothing was created");
 
@@ -244,11 +260,19 @@ fn a_host_socket_in_a_directory_others_can_write_is_refused() {
     set_mode(&shared, 0o755);
     give_to_other_user(&shared);
     let config = write_config(&dir, &socket, &dir.join("run"), "", "");
-    both_refuse(&config, &[], &[&shared_name, "owner uid 65534", "neither root"]);
+    both_refuse(
+        &config,
+        &[],
+        &[&shared_name, "owner uid 65534", "neither root"],
+    );
 
     // The runtime directory's ancestors follow the same rule.
     let config = write_config(&dir, &dir.join("h.sock"), &shared.join("run"), "", "");
-    both_refuse(&config, &[], &["runtime directory", &shared_name, "owner uid 65534"]);
+    both_refuse(
+        &config,
+        &[],
+        &["runtime directory", &shared_name, "owner uid 65534"],
+    );
 }
 
 #[tokio::test]
@@ -285,9 +309,16 @@ fn a_runtime_dir_that_is_a_symlink_is_refused_and_its_target_untouched() {
         "",
         &plugins(&[PluginToml::new("p", "fixture-recorder")]),
     );
-    both_refuse(&config, &[], &[&runtime.display().to_string(), "symbolic link"]);
+    both_refuse(
+        &config,
+        &[],
+        &[&runtime.display().to_string(), "symbolic link"],
+    );
     assert_eq!(mode_of(&target), 0o755, "the target's mode was changed");
-    assert_eq!(std::fs::read_to_string(target.join("p.sock")).unwrap(), "precious");
+    assert_eq!(
+        std::fs::read_to_string(target.join("p.sock")).unwrap(),
+        "precious"
+    );
     assert!(!target.join("hookvisor.lock").exists());
 }
 
@@ -298,9 +329,21 @@ fn an_existing_shared_runtime_dir_is_refused_and_left_alone() {
     std::fs::create_dir(&runtime).unwrap();
     set_mode(&runtime, 0o755);
     let config = write_config(&dir, &dir.join("h.sock"), &runtime, "", "");
-    both_refuse(&config, &[], &["mode 0755", "chmod 0700", "RuntimeDirectoryMode=0700"]);
-    assert_eq!(mode_of(&runtime), 0o755, "hookvisor changed a directory it did not create");
-    assert_eq!(std::fs::read_dir(&runtime).unwrap().count(), 0, "nothing was created in it");
+    both_refuse(
+        &config,
+        &[],
+        &["mode 0755", "chmod 0700", "RuntimeDirectoryMode=0700"],
+    );
+    assert_eq!(
+        mode_of(&runtime),
+        0o755,
+        "hookvisor changed a directory it did not create"
+    );
+    assert_eq!(
+        std::fs::read_dir(&runtime).unwrap().count(),
+        0,
+        "nothing was created in it"
+    );
 }
 
 #[tokio::test]
@@ -323,7 +366,10 @@ async fn a_regular_file_named_like_a_plugin_socket_is_never_deleted() {
     // The plugin cannot start, so its calls block.
     let verdict = serving.verdict().await;
     assert_eq!(verdict.outcome(), Outcome::Block, "{verdict:#?}");
-    let expected = format!("`{}` exists and is not a socket hookvisor owns", decoy.display());
+    let expected = format!(
+        "`{}` exists and is not a socket hookvisor owns",
+        decoy.display()
+    );
     assert!(serving.log().contains(&expected), "{}", serving.log());
     assert!(serving.stop().success(), "{}", serving.log());
     // Not at start, not at shutdown.
@@ -340,7 +386,9 @@ fn socket_flag_naming_a_regular_file_is_refused_and_the_file_kept() {
     both_refuse(
         &config,
         &["--socket", &notes_arg],
-        &[&format!("`{notes_arg}` exists and is not a socket hookvisor owns")],
+        &[&format!(
+            "`{notes_arg}` exists and is not a socket hookvisor owns"
+        )],
     );
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "keep me");
 }
@@ -377,11 +425,19 @@ fn a_socket_path_whose_staging_name_does_not_fit_is_refused_by_both() {
     let config = write_config(&dir, &socket, &dir.join("run"), "", "");
     let run = run_bounded(&["check-config", "--config", &config], REFUSAL_LIMIT);
     assert_eq!(run.code(), Some(64), "{}", run.text());
-    assert!(run.text().contains("shorten the directory"), "{}", run.text());
+    assert!(
+        run.text().contains("shorten the directory"),
+        "{}",
+        run.text()
+    );
     // Given with --socket instead, both commands refuse it as well.
     let good = write_config(&dir, &dir.join("h.sock"), &dir.join("run"), "", "");
     let socket_arg = socket.display().to_string();
-    both_refuse(&good, &["--socket", &socket_arg], &["--socket", "shorten the directory"]);
+    both_refuse(
+        &good,
+        &["--socket", &socket_arg],
+        &["--socket", "shorten the directory"],
+    );
     assert!(!Path::new(&parent).exists(), "nothing was created");
 }
 
@@ -422,7 +478,10 @@ fn a_command_that_cannot_run_is_refused_by_both() {
             &[],
             &["plugin `p`", &command.display().to_string(), problem],
         );
-        assert!(!dir.join("run").exists(), "{problem}: serve created the runtime dir");
+        assert!(
+            !dir.join("run").exists(),
+            "{problem}: serve created the runtime dir"
+        );
     }
 }
 
@@ -434,7 +493,11 @@ fn a_runtime_dir_owned_by_another_user_is_refused_by_both() {
     set_mode(&runtime, 0o700);
     give_to_other_user(&runtime);
     let config = write_config(&dir, &dir.join("h.sock"), &runtime, "", "");
-    both_refuse(&config, &[], &[&runtime.display().to_string(), "owned by uid 65534"]);
+    both_refuse(
+        &config,
+        &[],
+        &[&runtime.display().to_string(), "owned by uid 65534"],
+    );
     assert_eq!(std::fs::metadata(&runtime).unwrap().uid(), OTHER_UID);
     assert_eq!(mode_of(&runtime), 0o700);
 }
@@ -446,8 +509,17 @@ fn config_from_dev_zero_is_refused_promptly() {
     for command in ["check-config", "serve"] {
         let run = run_bounded(&[command, "--config", "/dev/zero"], REFUSAL_LIMIT);
         assert_eq!(run.code(), Some(64), "{command}: {}", run.text());
-        assert!(run.text().contains("/dev/zero: the file is larger than 1 MiB"), "{}", run.text());
-        assert!(run.took < Duration::from_secs(5), "{command} took {:?}", run.took);
+        assert!(
+            run.text()
+                .contains("/dev/zero: the file is larger than 1 MiB"),
+            "{}",
+            run.text()
+        );
+        assert!(
+            run.took < Duration::from_secs(5),
+            "{command} took {:?}",
+            run.took
+        );
     }
 }
 
@@ -477,7 +549,9 @@ async fn a_serve_failure_prints_its_cause_once() {
 /// none at all); returns whether it got a verdict and what it printed.
 fn probe_as_other_user(socket: &Path, groups: Option<&str>) -> (bool, String) {
     let mut command = Command::new("setpriv");
-    command.arg(format!("--reuid={OTHER_UID}")).arg(format!("--regid={OTHER_UID}"));
+    command
+        .arg(format!("--reuid={OTHER_UID}"))
+        .arg(format!("--regid={OTHER_UID}"));
     match groups {
         Some(groups) => command.arg(format!("--groups={groups}")),
         None => command.arg("--clear-groups"),
@@ -508,7 +582,11 @@ async fn a_0660_socket_outside_the_runtime_dir_serves_a_group_member_only() {
         .start()
         .await;
     traversable(&supervisor);
-    assert_eq!(mode_of(&supervisor.runtime_dir()), 0o700, "the runtime dir stays private");
+    assert_eq!(
+        mode_of(&supervisor.runtime_dir()),
+        0o700,
+        "the runtime dir stays private"
+    );
     let (ok, text) = probe_as_other_user(supervisor.socket(), Some("0"));
     assert!(ok, "a member of the socket's group gets a verdict: {text}");
     assert!(text.contains("outcome: OUTCOME_ALLOW"), "{text}");
@@ -540,6 +618,9 @@ fn a_shared_socket_inside_the_runtime_dir_is_refused() {
     both_refuse(
         &config,
         &[],
-        &["socket_mode \"0660\"", "runtime_dir = \"/run/hookvisor/plugins\""],
+        &[
+            "socket_mode \"0660\"",
+            "runtime_dir = \"/run/hookvisor/plugins\"",
+        ],
     );
 }

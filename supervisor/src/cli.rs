@@ -1,5 +1,6 @@
-//! The command line: `serve`, `check-config` and `demo`. Configuration errors are reported in
-//! one line and exit with 64 (EX_USAGE) before any runtime starts.
+//! The command line: `serve`, `check-config` and `demo`. Configuration errors, and everything
+//! [`crate::layout::preflight`] refuses, are reported in one line and exit with 64 (EX_USAGE)
+//! before any runtime starts; `check-config` and `serve` refuse exactly the same things.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,11 +32,15 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
-    /// Load and validate a configuration: prints `ok`, or the error (exit status 64).
+    /// Load and validate a configuration and check the files and directories it names, as
+    /// `serve` would before starting plugins: prints `ok`, or the error (exit status 64).
     CheckConfig {
         /// The configuration file (TOML).
         #[arg(long)]
         config: PathBuf,
+        /// The host socket, overriding [supervisor] socket (checked as `serve --socket` would).
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
     /// Run the example plugins and a scripted set of calls showing every outcome; needs no
     /// configuration.
@@ -56,7 +61,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::CheckConfig { config } => match Config::load(&config) {
+        Command::CheckConfig { config, socket } => match load_checked(&config, socket.as_deref()) {
             Ok(_) => {
                 println!("ok");
                 ExitCode::SUCCESS
@@ -67,7 +72,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Serve { config, socket } => {
-            let config = match load_for_serve(&config, socket.as_deref()) {
+            let config = match load_checked(&config, socket.as_deref()) {
                 Ok(config) => config,
                 Err(e) => {
                     eprintln!("hookvisor: {e}");
@@ -84,18 +89,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load_for_serve(path: &Path, socket: Option<&Path>) -> Result<Config, String> {
+/// The configuration `serve` would run, with `--socket` applied, checked by
+/// [`crate::layout::preflight`] (which creates nothing).
+fn load_checked(path: &Path, socket: Option<&Path>) -> Result<Config, String> {
     let mut config = Config::load(path).map_err(|e| e.to_string())?;
     if let Some(socket) = socket {
-        if socket.as_os_str().len() > 107 {
-            return Err(format!(
-                "--socket {}: the path is longer than a Unix socket address allows (107 bytes)",
-                socket.display()
-            ));
-        }
-        config.supervisor.socket = std::path::absolute(socket)
+        let absolute = std::path::absolute(socket)
             .map_err(|e| format!("--socket {}: {e}", socket.display()))?;
+        if let Some(problem) = crate::layout::socket_path_problem(&absolute) {
+            return Err(format!("--socket {}: {problem}", socket.display()));
+        }
+        config.supervisor.socket = absolute;
     }
+    crate::layout::preflight(&config).map_err(|e| e.to_string())?;
     Ok(config)
 }
 
@@ -122,10 +128,27 @@ fn run(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode 
     match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hookvisor: {e:#}");
+            eprintln!("hookvisor: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `e` and its causes joined with `: `, each cause once: a cause whose text its parent's message
+/// already holds (an error that formats its source, like tonic's) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out.replace(['\n', '\r'], " ")
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -145,4 +168,23 @@ pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("binding /run/x.sock: {0}")]
+    struct FormatsItsSource(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let cause = std::io::Error::other("address in use");
+        let e = anyhow::Error::new(FormatsItsSource(cause)).context("the host API server failed");
+        assert_eq!(
+            one_line(&e),
+            "the host API server failed: binding /run/x.sock: address in use"
+        );
+    }
 }

@@ -33,7 +33,10 @@ pub const DEFAULT_START_TIMEOUT_MS: u32 = 5000;
 pub const DEFAULT_STOP_GRACE_MS: u32 = 2000;
 
 /// Longest path a Unix socket address holds (`sun_path` is 108 bytes including its NUL).
-const MAX_SOCKET_PATH_BYTES: usize = 107;
+const MAX_SOCKET_PATH_BYTES: usize = crate::layout::MAX_SOCKET_PATH_BYTES;
+/// Largest configuration file read: far above any real one, and it bounds what `--config`
+/// pointed at `/dev/zero` or a huge file can cost.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// Longest plugin name, so names stay usable as socket file names and log labels.
 const MAX_NAME_CHARS: usize = 63;
 /// Variables the supervisor sets for every plugin (contract §2.2); configuration may not set them.
@@ -185,12 +188,39 @@ impl Default for HookConfig {
 }
 
 impl Config {
-    /// Reads, parses and validates the file at `path`.
+    /// Reads (at most [`MAX_CONFIG_BYTES`]), parses and validates the file at `path`. It need
+    /// not be a regular file (`--config /dev/stdin` works); it must be UTF-8.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
-            file: path.display().to_string(),
+        use std::io::Read;
+        let file = path.display().to_string();
+        let io = |error| ConfigError::Io {
+            file: file.clone(),
             context: "cannot read",
             error,
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::Invalid {
+                file,
+                line: None,
+                message: format!(
+                    "the file is larger than 1 MiB ({MAX_CONFIG_BYTES} bytes); is it the \
+                     configuration?"
+                ),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|err| {
+            let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+            ConfigError::Invalid {
+                file: file.clone(),
+                line: Some(1 + valid.iter().filter(|&&b| b == b'\n').count()),
+                message: "the file is not UTF-8 text".to_owned(),
+            }
         })?;
         Config::parse(&text, Some(path))
     }
@@ -328,7 +358,21 @@ impl Document<'_> {
     }
 
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let socket_at = (raw.supervisor.socket.as_ref())
+            .or(raw.supervisor.runtime_dir.as_ref())
+            .map(Spanned::span);
         let supervisor = self.supervisor(raw.supervisor)?;
+        let lock = crate::layout::lock_path(&supervisor.runtime_dir);
+        if supervisor.socket == lock {
+            return Err(self.error(
+                socket_at,
+                format!(
+                    "key `socket`: `{}` is the runtime directory's lock file; the host socket \
+                     needs a path of its own",
+                    lock.display()
+                ),
+            ));
+        }
         let hooks = HooksConfig {
             before_tool_call: HookConfig {
                 timeout_ms: self.hook_timeout(raw.hooks.before_tool_call.timeout_ms)?,
@@ -597,9 +641,13 @@ impl Document<'_> {
             .collect())
     }
 
+    /// The host socket: it and the staging name it is first bound under must fit a Unix
+    /// socket address (see [`crate::layout::socket_path_problem`]).
     fn socket_path(&self, value: &Spanned<String>) -> Result<PathBuf, ConfigError> {
         let path = self.path(value, "socket")?;
-        self.check_socket_len(&path, value, "socket", "")?;
+        if let Some(problem) = crate::layout::socket_path_problem(&path) {
+            return Err(self.key_error(value, "socket", problem));
+        }
         Ok(path)
     }
 
@@ -981,6 +1029,18 @@ hooks = ["session_created", "before_session_create", "session_created"]
                 "key `name`: socket path `".into(),
             ),
             (
+                "host socket is the lock file",
+                "[supervisor]\nruntime_dir = \"/run/hv\"\n\nsocket = \"/run/hv/hookvisor.lock\"\n".into(),
+                4,
+                "key `socket`: `/run/hv/hookvisor.lock` is the runtime directory's lock file".into(),
+            ),
+            (
+                "host socket staging name too long",
+                format!("[supervisor]\nsocket = \"{}/s\"\n", "/d".repeat(49)),
+                2,
+                "key `socket`: socket path `".into(),
+            ),
+            (
                 "plugin socket is the host socket",
                 "[supervisor]\nsocket = \"/run/hookvisor/p.sock\"\n[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n".into(),
                 4,
@@ -1016,6 +1076,31 @@ hooks = ["session_created", "before_session_create", "session_created"]
         );
         let text = text.replace(&dir, &format!("{dir}d"));
         assert!(parse(&text).is_err(), "a 108-byte socket path does not fit");
+    }
+
+    #[test]
+    fn a_config_larger_than_1_mib_is_refused() {
+        let err = Config::load(Path::new("/dev/zero")).expect_err("endless input");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("/dev/zero: the file is larger than 1 MiB"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_config_that_is_not_utf8_names_its_line() {
+        let dir = std::env::temp_dir().join(format!("hv-utf8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, b"[supervisor]\n# \xff\n").expect("write");
+        let err = Config::load(&path).expect_err("not UTF-8");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            err.to_string()
+                .ends_with("bad.toml:2: the file is not UTF-8 text"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML configuration, validated whole at load (contract §10).
+//! - [`layout`]: the files hookvisor owns on disk (runtime directory, lock, host socket) and the
+//!   checks that refuse places another user could tamper with; `preflight` for `check-config`.
 //! - [`limits`]: the JSON and approval limits of §8, for host input and plugin answers alike.
 //! - [`merge`]: the merge rules of §4 and §5, pure: per-plugin results in, verdict out.
 //! - [`spawner`]: the one thread that forks plugins (parent-death signal), and the one `unsafe`.
@@ -20,6 +22,7 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod layout;
 pub mod limits;
 pub mod merge;
 pub mod plugin;

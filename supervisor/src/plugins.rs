@@ -125,7 +125,12 @@ impl PluginSet {
 
     async fn launch(&self, plugin: Arc<Plugin>, timeout: Duration) {
         let name = plugin.name.clone();
-        let _ = std::fs::remove_file(&plugin.socket);
+        if let Err(e) = crate::layout::remove_stale_socket(&plugin.socket) {
+            let why = e.to_string();
+            tracing::error!(plugin = %name, "failed to start: {why}");
+            plugin.set_status(Status::Failed(why));
+            return;
+        }
         let process = match Process::spawn(
             &self.spawner,
             &plugin.config,
@@ -284,7 +289,7 @@ impl PluginSet {
                 let how = process.stop(grace).await;
                 tracing::info!(plugin = %plugin.name, "stopped ({how})");
             }
-            let _ = std::fs::remove_file(&plugin.socket);
+            let _ = crate::layout::remove_stale_socket(&plugin.socket);
         }))
         .await;
     }

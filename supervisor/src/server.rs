@@ -1,22 +1,19 @@
-//! `hookvisor serve`: the runtime directory, the plugins, the host socket with `Hooks` and
-//! `grpc.health.v1.Health`, and an orderly shutdown (drain, stop plugins, remove sockets).
+//! `hookvisor serve`: the plugins, the host socket with `Hooks` and `grpc.health.v1.Health`, and
+//! an orderly shutdown (drain, stop plugins, remove sockets). The files it uses on disk, and the
+//! checks on them, are [`layout`]'s.
 
-use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hookvisor_proto::v1::hooks_server::HooksServer;
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
-use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic_health::ServingStatus;
 
 use crate::config::Config;
+use crate::layout::{self, LayoutError};
 use crate::plugin::MAX_MESSAGE_BYTES;
 use crate::plugins::PluginSet;
 use crate::service::{Drain, HooksService};
@@ -28,15 +25,18 @@ const CONNECTION_CLOSE_WAIT: Duration = Duration::from_millis(500);
 /// Why `serve` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// A filesystem or socket operation failed.
-    #[error("{context}: {source}")]
+    /// A filesystem or socket operation failed. The cause is part of the message, so it is
+    /// not also a `source` (an error chain would print it twice).
+    #[error("{context}: {error}")]
     Io {
         /// What was being done, naming the path.
         context: String,
         /// The cause.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
+    /// A file or directory of hookvisor's own is missing, unsafe or in use (see [`layout`]).
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
     /// The gRPC server failed.
     #[error("the host API server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -44,7 +44,7 @@ pub enum ServeError {
 
 fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> ServeError {
     let context = context.into();
-    move |source| ServeError::Io { context, source }
+    move |error| ServeError::Io { context, error }
 }
 
 /// Hooks `serve` calls at points of its life, so callers (the demo, later systemd notify) can
@@ -62,21 +62,23 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     observer: &dyn Observer,
 ) -> Result<(), ServeError> {
-    prepare_runtime_dir(&config.supervisor.runtime_dir)?;
+    // Nothing is created before everything that would be refused is known.
+    layout::preflight(&config)?;
+    layout::prepare_runtime_dir(&config.supervisor.runtime_dir)?;
     // Held until the end: two supervisors must never share plugin sockets.
-    let _lock = lock_runtime_dir(&config.supervisor.runtime_dir)?;
-    check_host_socket_free(&config.supervisor.socket)?;
+    let _lock = layout::lock_runtime_dir(&config.supervisor.runtime_dir)?;
+    layout::check_host_socket_free(&config.supervisor.socket)?;
     let spawner = Spawner::start(tokio::runtime::Handle::current())
         .map_err(io_error("cannot start the spawner thread"))?;
     let plugins = Arc::new(PluginSet::start(&config, spawner).await);
     let grace = Duration::from_millis(config.supervisor.stop_grace_ms.into());
 
     let socket = config.supervisor.socket.clone();
-    let listener = match bind_host_socket(&socket, config.supervisor.socket_mode) {
+    let listener = match layout::bind_host_socket(&socket, config.supervisor.socket_mode) {
         Ok(listener) => listener,
         Err(e) => {
             plugins.stop(grace).await;
-            return Err(e);
+            return Err(e.into());
         }
     };
 
@@ -136,7 +138,9 @@ pub async fn serve(
         }
     };
     plugins.stop(grace).await;
-    let _ = std::fs::remove_file(&socket);
+    if let Err(e) = layout::remove_stale_socket(&socket) {
+        tracing::warn!("left the host socket in place: {e}");
+    }
     tracing::info!("stopped");
     result
 }
@@ -149,7 +153,7 @@ fn flatten(
         Ok(Err(e)) => Err(e.into()),
         Err(e) => Err(ServeError::Io {
             context: "the host API server task".into(),
-            source: io::Error::other(e),
+            error: io::Error::other(e),
         }),
     }
 }
@@ -167,104 +171,4 @@ fn drain_limit(config: &Config) -> Duration {
     .unwrap_or(0);
     // Revalidation can run the policy stage twice: allow two hook timeouts and a second.
     Duration::from_millis(u64::from(longest) * 2 + 1000)
-}
-
-/// Creates the runtime directory with mode 0700, or tightens an existing one we own.
-fn prepare_runtime_dir(dir: &Path) -> Result<(), ServeError> {
-    let context = || format!("runtime directory {}", dir.display());
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_error(context()))?;
-    let meta = std::fs::metadata(dir).map_err(io_error(context()))?;
-    if meta.uid() != nix::unistd::getuid().as_raw() {
-        return Err(ServeError::Io {
-            context: context(),
-            source: io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "owned by uid {}, not by this process; plugin sockets would be exposed",
-                    meta.uid()
-                ),
-            ),
-        });
-    }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(io_error(context()))
-}
-
-/// Refuses a host socket another process is serving on (checked before any plugin starts, and
-/// again just before binding).
-fn check_host_socket_free(path: &Path) -> Result<(), ServeError> {
-    if path.exists() && std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(ServeError::Io {
-            context: format!("host socket {}", path.display()),
-            source: io::Error::new(io::ErrorKind::AddrInUse, "another process is serving on it"),
-        });
-    }
-    Ok(())
-}
-
-/// Takes an exclusive lock on `hookvisor.lock` in the runtime directory, so a second supervisor
-/// configured with the same directory stops before it touches the first one's plugin sockets.
-fn lock_runtime_dir(dir: &Path) -> Result<Flock<File>, ServeError> {
-    let path = dir.join("hookvisor.lock");
-    let context = || format!("runtime directory lock {}", path.display());
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_error(context()))?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-        let source = if errno == Errno::EWOULDBLOCK {
-            io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "another hookvisor is using the runtime directory {}",
-                    dir.display()
-                ),
-            )
-        } else {
-            io::Error::from(errno)
-        };
-        ServeError::Io {
-            context: context(),
-            source,
-        }
-    })
-}
-
-/// Binds the host socket with `mode`, without a moment where it has looser permissions: bind
-/// under a temporary name, chmod, then rename into place.
-fn bind_host_socket(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
-    let context = || format!("host socket {}", path.display());
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io_error(context()))?;
-    }
-    check_host_socket_free(path)?;
-    if path.exists() {
-        std::fs::remove_file(path).map_err(io_error(context()))?;
-    }
-    let staging = staging_path(path);
-    let _ = std::fs::remove_file(&staging);
-    let listener = UnixListener::bind(&staging).map_err(io_error(context()))?;
-    let placed = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(mode))
-        .and_then(|()| std::fs::rename(&staging, path));
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&staging);
-        return Err(io_error(context())(e));
-    }
-    Ok(listener)
-}
-
-fn staging_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".{}.new", std::process::id()));
-    path.with_file_name(name)
 }

@@ -11,8 +11,6 @@ use hookvisor_proto::v1::{
     Ack, BeforeSessionCreateRequest, BeforeToolCallRequest, Hook, HookRegistration,
     SessionCreatedEvent, SessionDecision, Stage, ToolCallDecision,
 };
-use nix::unistd::Pid;
-use tokio::sync::watch;
 use tonic::transport::Channel;
 
 use crate::config::{Config, OnFailure, PluginConfig};
@@ -400,14 +398,10 @@ impl Plugin {
         Ok(())
     }
 
-    /// The client, exit watch and pid of a ready plugin, or why it cannot take calls.
-    fn ready(
-        &self,
-    ) -> Result<(PluginClient<Channel>, watch::Receiver<Option<String>>, Pid), Failed> {
+    /// The client and process of a ready plugin, or why it cannot take calls.
+    fn ready(&self) -> Result<(PluginClient<Channel>, Arc<Process>), Failed> {
         self.read(|s| match (&s.status, &s.client, &s.process) {
-            (Status::Ready, Some(client), Some(process)) => {
-                Ok((client.clone(), process.exit_watch(), process.pid()))
-            }
+            (Status::Ready, Some(client), Some(process)) => Ok((client.clone(), process.clone())),
             (status, _, _) => Err(Failed::unavailable(status)),
         })
     }
@@ -460,10 +454,11 @@ impl Plugin {
         F: Fn(PluginClient<Channel>, tonic::Request<Req>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
-        let (shared, exit, pid) = self.ready()?;
+        let (shared, process) = self.ready()?;
+        let pid = process.pid();
         let rpc = &rpc;
         let request = &request;
-        plugin::call(exit, deadline, |left, attempt| {
+        plugin::call(process.exit_watch(), deadline, |left, attempt| {
             let shared = shared.clone();
             async move {
                 let client = if attempt == 1 {

@@ -27,7 +27,9 @@ fn main() {
         .expect("socket directory")
         .join(format!("{victim}.sock"));
     let exe = std::env::current_exe().expect("current_exe");
-    std::process::Command::new(exe)
+    // Not waited for: the helper lives as long as the plugin (it watches its parent).
+    #[allow(clippy::zombie_processes)]
+    let _helper = std::process::Command::new(exe)
         .env(HELPER, "1")
         .env("FIXTURE_STAGE", "policy")
         .env("FIXTURE_ACTION", "allow")

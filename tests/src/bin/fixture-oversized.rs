@@ -1,9 +1,10 @@
 //! Answers calls of the tool `big` with an oversized text, other tools (after
 //! `FIXTURE_DELAY_MS`, default 0) with no opinion. `FIXTURE_OVERSIZED` says which text:
 //! - `reason`: a block whose reason is `FIXTURE_BYTES` bytes long;
-//! Calls of other tools are recorded in `FIXTURE_RECORD` when it is set.
 //! - `status`: gRPC `INTERNAL` whose status message is `FIXTURE_BYTES` bytes long (it travels
 //!   in an HTTP/2 header: past the supervisor's header limit HTTP/2 itself refuses it).
+//!
+//! Calls of other tools are recorded in `FIXTURE_RECORD` when it is set.
 
 use std::time::Duration;
 

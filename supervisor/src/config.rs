@@ -84,7 +84,41 @@ pub struct SupervisorConfig {
     pub start_timeout_ms: u32,
     /// Time between SIGTERM and SIGKILL when stopping a plugin, 0..=600000 ms.
     pub stop_grace_ms: u32,
+    /// What hosts may hold open and in flight on the host socket.
+    pub host_limits: HostLimits,
 }
+
+/// The bounds on what hosts may hold on the host socket (`[supervisor]` keys of the same names).
+/// Together with the per-field request limits they bound the supervisor's memory whatever hosts
+/// do: at most `max_calls_in_flight` requests of at most `HOST_MAX_REQUEST_BYTES` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostLimits {
+    /// Host connections open at once; past it a new connection is closed at once.
+    pub max_connections: u32,
+    /// Calls in flight on all connections together; past it `RESOURCE_EXHAUSTED`.
+    pub max_calls_in_flight: u32,
+    /// Calls in flight on one connection; past it `RESOURCE_EXHAUSTED`.
+    pub max_calls_per_connection: u32,
+    /// How long a new connection has to send the HTTP/2 preface, in ms.
+    pub handshake_timeout_ms: u32,
+    /// How long a connection with no call in flight may stay silent, in ms.
+    pub idle_timeout_ms: u32,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits {
+            max_connections: 128,
+            max_calls_in_flight: 128,
+            max_calls_per_connection: 64,
+            handshake_timeout_ms: 5000,
+            idle_timeout_ms: 300_000,
+        }
+    }
+}
+
+/// Upper bound of the count limits in [`HostLimits`].
+const MAX_HOST_COUNT: u32 = 65_536;
 
 /// `[hooks.before_tool_call]`, `[hooks.before_session_create]`, `[hooks.session_created]`.
 #[derive(Debug, Clone, Default)]
@@ -174,6 +208,7 @@ impl Default for SupervisorConfig {
             socket_mode: 0o600,
             start_timeout_ms: DEFAULT_START_TIMEOUT_MS,
             stop_grace_ms: DEFAULT_STOP_GRACE_MS,
+            host_limits: HostLimits::default(),
         }
     }
 }
@@ -290,6 +325,11 @@ struct RawSupervisor {
     socket_mode: Option<Spanned<String>>,
     start_timeout_ms: Option<Spanned<i64>>,
     stop_grace_ms: Option<Spanned<i64>>,
+    max_connections: Option<Spanned<i64>>,
+    max_calls_in_flight: Option<Spanned<i64>>,
+    max_calls_per_connection: Option<Spanned<i64>>,
+    handshake_timeout_ms: Option<Spanned<i64>>,
+    idle_timeout_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -438,7 +478,39 @@ impl Document<'_> {
             stop_grace_ms: self
                 .millis(raw.stop_grace_ms, "stop_grace_ms", 0)?
                 .unwrap_or(DEFAULT_STOP_GRACE_MS),
+            host_limits: HostLimits {
+                max_connections: self
+                    .count(raw.max_connections, "max_connections")?
+                    .unwrap_or(defaults.host_limits.max_connections),
+                max_calls_in_flight: self
+                    .count(raw.max_calls_in_flight, "max_calls_in_flight")?
+                    .unwrap_or(defaults.host_limits.max_calls_in_flight),
+                max_calls_per_connection: self
+                    .count(raw.max_calls_per_connection, "max_calls_per_connection")?
+                    .unwrap_or(defaults.host_limits.max_calls_per_connection),
+                handshake_timeout_ms: self
+                    .millis(raw.handshake_timeout_ms, "handshake_timeout_ms", 1)?
+                    .unwrap_or(defaults.host_limits.handshake_timeout_ms),
+                idle_timeout_ms: self
+                    .millis(raw.idle_timeout_ms, "idle_timeout_ms", 1)?
+                    .unwrap_or(defaults.host_limits.idle_timeout_ms),
+            },
         })
+    }
+
+    fn count(&self, value: Option<Spanned<i64>>, key: &str) -> Result<Option<u32>, ConfigError> {
+        let Some(value) = value else { return Ok(None) };
+        match u32::try_from(*value.get_ref()) {
+            Ok(n) if (1..=MAX_HOST_COUNT).contains(&n) => Ok(Some(n)),
+            _ => Err(self.key_error(
+                &value,
+                key,
+                format!(
+                    "{} is out of range; expected 1..={MAX_HOST_COUNT}",
+                    value.get_ref()
+                ),
+            )),
+        }
     }
 
     fn hook_timeout(&self, raw: Option<Spanned<i64>>) -> Result<u32, ConfigError> {
@@ -805,6 +877,27 @@ mod tests {
     }
 
     #[test]
+    fn host_limits_have_defaults_and_can_be_set() {
+        let config = parse("").expect("empty config");
+        assert_eq!(config.supervisor.host_limits, HostLimits::default());
+        let config = parse(
+            "[supervisor]\nmax_connections = 8\nmax_calls_in_flight = 9\n\
+             max_calls_per_connection = 3\nhandshake_timeout_ms = 250\nidle_timeout_ms = 1000\n",
+        )
+        .expect("valid limits");
+        assert_eq!(
+            config.supervisor.host_limits,
+            HostLimits {
+                max_connections: 8,
+                max_calls_in_flight: 9,
+                max_calls_per_connection: 3,
+                handshake_timeout_ms: 250,
+                idle_timeout_ms: 1000,
+            }
+        );
+    }
+
+    #[test]
     fn contract_example_loads() {
         let config =
             Config::load(&data("contract-example.toml")).expect("the contract's example loads");
@@ -1004,6 +1097,11 @@ hooks = ["session_created", "before_session_create", "session_created"]
             ("negative hook timeout", "[hooks.before_tool_call]\ntimeout_ms = -1\n".into(), 2, "key `timeout_ms`: -1 is out of range".into()),
             ("start timeout 0", "[supervisor]\nstart_timeout_ms = 0\n".into(), 2, "key `start_timeout_ms`: 0 is out of range; expected 1..=600000".into()),
             ("stop grace too big", "[supervisor]\nstop_grace_ms = 9999999999\n".into(), 2, "key `stop_grace_ms`: 9999999999 is out of range; expected 0..=600000".into()),
+            ("no connections", "[supervisor]\nmax_connections = 0\n".into(), 2, "key `max_connections`: 0 is out of range; expected 1..=65536".into()),
+            ("too many calls", "[supervisor]\nmax_calls_in_flight = 70000\n".into(), 2, "key `max_calls_in_flight`: 70000 is out of range; expected 1..=65536".into()),
+            ("negative per connection", "[supervisor]\nmax_calls_per_connection = -1\n".into(), 2, "key `max_calls_per_connection`: -1 is out of range; expected 1..=65536".into()),
+            ("handshake 0", "[supervisor]\nhandshake_timeout_ms = 0\n".into(), 2, "key `handshake_timeout_ms`: 0 is out of range; expected 1..=600000".into()),
+            ("idle too long", "[supervisor]\nidle_timeout_ms = 600001\n".into(), 2, "key `idle_timeout_ms`: 600001 is out of range; expected 1..=600000".into()),
             ("priority too big", format!("{PLUGIN}priority = 2147483648\n"), 4, "key `priority`: 2147483648 does not fit".into()),
             ("empty env key", format!("{PLUGIN}env = {{ \"\" = \"x\" }}\n"), 4, "key `env`: a variable name must not be empty".into()),
             ("env key with =", format!("{PLUGIN}[plugin.env]\n\"A=B\" = \"x\"\n"), 5, "key `env`: variable name \"A=B\" must not contain '=' or NUL".into()),

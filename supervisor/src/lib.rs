@@ -3,7 +3,11 @@
 //! answers nonsense never lets a call through.
 //!
 //! # Layout
+//! - [`admission`]: the bounds on host calls in flight (`RESOURCE_EXHAUSTED`), and tonic's
+//!   decode failures answered as `INVALID_ARGUMENT`.
 //! - [`config`]: the TOML configuration, validated whole at load (contract §10).
+//! - [`connections`]: the host socket's accept loop: connection limit, handshake and idle
+//!   timeouts, back-off on accept errors.
 //! - [`layout`]: the files hookvisor owns on disk (runtime directory, lock, host socket) and the
 //!   checks that refuse places another user could tamper with; `preflight` for `check-config`.
 //! - [`limits`]: the JSON and approval limits of §8, for host input and plugin answers alike.
@@ -19,8 +23,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod layout;
 pub mod limits;

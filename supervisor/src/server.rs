@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookvisor_proto::v1::hooks_server::HooksServer;
-use tokio_stream::wrappers::UnixListenerStream;
 use tonic_health::ServingStatus;
 
+use crate::admission::{AdmissionLayer, HOST_MAX_REQUEST_BYTES};
 use crate::config::Config;
+use crate::connections;
 use crate::layout::{self, LayoutError};
-use crate::plugin::MAX_MESSAGE_BYTES;
 use crate::plugins::PluginSet;
 use crate::service::{Drain, HooksService};
 use crate::spawner::Spawner;
@@ -64,6 +64,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     // Nothing is created before everything that would be refused is known.
     layout::preflight(&config)?;
+    connections::raise_nofile_limit();
     layout::prepare_runtime_dir(&config.supervisor.runtime_dir)?;
     // Held until the end: two supervisors must never share plugin sockets.
     let _lock = layout::lock_runtime_dir(&config.supervisor.runtime_dir)?;
@@ -87,16 +88,24 @@ pub async fn serve(
     health.set_service_status("", ServingStatus::Serving).await;
     let drain = Arc::new(Drain::default());
     let hooks = HooksService::new(plugins.clone(), config.hooks.clone(), drain.clone());
+    // A verdict is never refused on our side: its size is bounded by what goes in it (the
+    // canonical params, texts cut to 4 KiB, the trace: docs/security.md).
     let hooks = HooksServer::new(hooks)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(HOST_MAX_REQUEST_BYTES)
+        .max_encoding_message_size(usize::MAX);
 
+    let limits = config.supervisor.host_limits;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
+            // HTTP/2's own bound on streams; the admission layer answers RESOURCE_EXHAUSTED
+            // below it, so hosts are told rather than queued.
+            .max_concurrent_streams(limits.max_calls_per_connection.saturating_mul(2))
+            .http2_keepalive_interval(None)
+            .layer(AdmissionLayer::new(&limits))
             .add_service(health_service)
             .add_service(hooks)
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(connections::incoming(listener, limits), async {
                 let _ = stop_rx.await;
             }),
     );

@@ -242,11 +242,25 @@ impl AsyncRead for HostConnection {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.stream).poll_read(cx, buf);
+        let got = buf.filled().len() - before;
+        if got > 0 {
+            let was = this.read_bytes;
+            this.read_bytes = this.read_bytes.saturating_add(got as u64);
+            this.state.touch();
+            if was < HANDSHAKE_BYTES && this.read_bytes >= HANDSHAKE_BYTES {
+                // The handshake is done: from now on the idle timeout is what counts.
+                this.timer.as_mut().reset(Instant::now() + this.idle);
+            }
+        }
         // The timer is polled on every read, so its waker is registered while hyper waits for
-        // bytes; when it fires, the connection either ends (EOF) or the timer is set again.
+        // bytes; when it fires, the connection either ends (EOF, once nothing is left to hand
+        // over) or the timer is set again.
         while this.timer.as_mut().poll(cx).is_ready() {
             match this.expired(Instant::now()) {
                 Ok(next) => this.timer.as_mut().reset(next),
+                Err(_) if read.is_ready() => break,
                 Err(why) => {
                     if !this.closing {
                         this.closing = true;
@@ -255,13 +269,6 @@ impl AsyncRead for HostConnection {
                     return Poll::Ready(Ok(()));
                 }
             }
-        }
-        let before = buf.filled().len();
-        let read = Pin::new(&mut this.stream).poll_read(cx, buf);
-        let got = buf.filled().len() - before;
-        if got > 0 {
-            this.read_bytes = this.read_bytes.saturating_add(got as u64);
-            this.state.touch();
         }
         read
     }

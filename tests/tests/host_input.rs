@@ -2,6 +2,7 @@
 //! session metadata value is refused with INVALID_ARGUMENT naming the field and the limit, and
 //! no plugin is called.
 
+use hookvisor_proto::v1::ToolCallRequest;
 use hookvisor_tests::harness::{
     PluginToml, Recording, Supervisor, plugins, session_create, tool_call_raw,
 };
@@ -16,16 +17,26 @@ async fn start(recording: &Recording) -> Supervisor {
 }
 
 async fn assert_params_refused(params_json: &str, mentions: &[&str]) {
+    let mentions: Vec<&str> = ["params_json"]
+        .into_iter()
+        .chain(mentions.iter().copied())
+        .collect();
+    assert_request_refused(tool_call_raw("exec", params_json), &mentions).await;
+}
+
+/// The supervisor refuses `request` with INVALID_ARGUMENT mentioning each of `mentions`, calls
+/// no plugin, and still answers a valid call afterwards.
+async fn assert_request_refused(request: ToolCallRequest, mentions: &[&str]) {
     let recording = Recording::new();
     let supervisor = start(&recording).await;
     let status = supervisor
         .client()
         .await
-        .before_tool_call(tool_call_raw("exec", params_json))
+        .before_tool_call(request)
         .await
-        .expect_err("the supervisor must refuse this params_json");
+        .expect_err("the supervisor must refuse this request");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    for needle in ["params_json"].iter().chain(mentions) {
+    for needle in mentions {
         assert!(
             status.message().contains(needle),
             "{:?} does not mention {needle:?}",
@@ -254,7 +265,8 @@ async fn every_plugin_gets_the_same_canonical_params() {
 
 #[tokio::test]
 async fn params_of_megabytes_are_refused_before_parsing() {
-    // 3.6 MB with 330,000 keys: refused for its size, whatever layer says so.
+    // 3.6 MB with 330,000 keys: refused for its size (here by the host decode limit, before any
+    // byte of it is parsed as JSON).
     let text = format!(
         "{{{}}}",
         (0..330_000)
@@ -262,61 +274,41 @@ async fn params_of_megabytes_are_refused_before_parsing() {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let recording = Recording::new();
-    let supervisor = start(&recording).await;
-    let status = supervisor
-        .client()
-        .await
-        .before_tool_call(tool_call_raw("exec", &text))
-        .await
-        .expect_err("must be refused");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(recording.calls().is_empty());
+    assert_request_refused(tool_call_raw("exec", &text), &["1310720"]).await;
+}
+
+#[tokio::test]
+async fn params_over_the_text_size_limit_are_refused_before_parsing() {
+    let text = format!("{{\"a\": \"{}\"}}", "x".repeat(600_000));
+    assert_params_refused(
+        &text,
+        &["text size (bytes) 600009 exceeds the limit of 524288"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn an_overlong_context_string_is_refused_naming_the_field() {
-    let recording = Recording::new();
-    let supervisor = start(&recording).await;
     let mut request = tool_call_raw("exec", "{}");
     if let Some(context) = request.context.as_mut() {
         context.workspace_dir = "/".repeat(5000);
     }
-    let status = supervisor
-        .client()
-        .await
-        .before_tool_call(request)
-        .await
-        .expect_err("must be refused");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(
-        status
-            .message()
-            .contains("context.workspace_dir: length 5000 exceeds the limit of 4096 bytes"),
-        "{status:?}"
-    );
-    assert!(recording.calls().is_empty());
+    assert_request_refused(
+        request,
+        &["context.workspace_dir: length 5000 exceeds the limit of 4096 bytes"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn too_many_session_metadata_namespaces_are_refused() {
-    let recording = Recording::new();
-    let supervisor = start(&recording).await;
     let mut request = tool_call_raw("exec", "{}");
     request.session_metadata = (0..300)
         .map(|i| (format!("ns{i}"), "1".to_owned()))
         .collect();
-    let status = supervisor
-        .client()
-        .await
-        .before_tool_call(request)
-        .await
-        .expect_err("must be refused");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(
-        status
-            .message()
-            .contains("session_metadata: 300 namespaces exceed the limit of 256"),
-        "{status:?}"
-    );
+    assert_request_refused(
+        request,
+        &["session_metadata: 300 namespaces exceed the limit of 256"],
+    )
+    .await;
 }

@@ -16,7 +16,10 @@
 //! - [`plugin`]: one plugin process: launch, handshake, deadline-bounded calls, stop.
 //! - [`plugins`]: the set of plugins, their states, and who takes part in which call (§3).
 //! - [`request`]: the host's requests checked against the limits, JSON made canonical.
-//! - [`service`]: the host-facing `hookvisor.v1.Hooks` service: input checks and the stages.
+//! - [`stages`]: the stages of §4 and §5 over a lineup of answerers, free of transport:
+//!   a checked request and a budget in, a verdict with its trace out.
+//! - [`drain`]: the shutdown drain of §6 (new calls refused, calls in flight counted).
+//! - [`service`]: the host-facing `hookvisor.v1.Hooks` service, a thin adapter over `stages`.
 //! - [`server`]: `hookvisor serve`: sockets, health, drain and shutdown.
 //! - [`demo`]: `hookvisor demo`: the example plugins and a scripted set of calls.
 //! - [`cli`]: the command line.
@@ -28,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod demo;
+pub mod drain;
 pub mod layout;
 pub mod limits;
 pub mod merge;
@@ -38,3 +42,4 @@ pub mod server;
 pub mod service;
 #[allow(unsafe_code)]
 pub mod spawner;
+pub mod stages;

@@ -21,7 +21,7 @@ pub type Params = Map<String, Value>;
 
 /// One plugin's place in a merge.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub struct Slot {
     /// The plugin's configured name.
     pub plugin: Arc<str>,
     /// The stage this call runs in.
@@ -134,12 +134,12 @@ pub trait Merge {
     /// Folds the result at the next position.
     fn apply(
         &mut self,
-        call: &Call,
+        slot: &Slot,
         result: Result<Self::Answer, Failed>,
         latency: Duration,
     ) -> Flow;
     /// Records a call that was cancelled (or not merged) because the verdict was decided.
-    fn cancelled(&mut self, call: &Call);
+    fn cancelled(&mut self, slot: &Slot);
 }
 
 #[derive(Debug, Clone)]
@@ -150,10 +150,10 @@ struct Block {
 }
 
 /// One trace entry before it becomes a [`PluginResult`].
-fn entry(call: &Call, outcome: Outcome, latency: Duration) -> PluginResult {
+fn entry(slot: &Slot, outcome: Outcome, latency: Duration) -> PluginResult {
     PluginResult {
-        plugin: call.plugin.to_string(),
-        stage: call.stage as i32,
+        plugin: slot.plugin.to_string(),
+        stage: slot.stage as i32,
         outcome: outcome as i32,
         failure: Failure::None as i32,
         detail: String::new(),
@@ -166,15 +166,15 @@ fn entry(call: &Call, outcome: Outcome, latency: Duration) -> PluginResult {
 /// Applies §4/§7 to a failure: a block (policy stage, or hook stage without skip) recorded in
 /// `block`, or a skip.
 fn fold_failure(
-    call: &Call,
+    slot: &Slot,
     failed: &Failed,
     latency: Duration,
     block: &mut Option<Block>,
 ) -> (Flow, PluginResult) {
-    let sentence = failed.sentence(&call.plugin);
-    let skip = call.skip_on_failure && call.stage != Stage::Policy;
+    let sentence = failed.sentence(&slot.plugin);
+    let skip = slot.skip_on_failure && slot.stage != Stage::Policy;
     let mut result = entry(
-        call,
+        slot,
         if skip { Outcome::Allow } else { Outcome::Block },
         latency,
     );
@@ -183,10 +183,10 @@ fn fold_failure(
         result.detail = format!("skipped (on_failure = \"skip\"): {sentence}");
         return (Flow::Continue, result);
     }
-    let reason = if call.stage == Stage::Policy {
+    let reason = if slot.stage == Stage::Policy {
         format!(
             "blocked by {}: policy evaluation failed ({})",
-            call.plugin,
+            slot.plugin,
             failed.kind_word()
         )
     } else {
@@ -196,26 +196,26 @@ fn fold_failure(
     *block = Some(Block {
         reason,
         kind: BlockKind::Failure,
-        by: call.plugin.clone(),
+        by: slot.plugin.clone(),
     });
     (Flow::Decided, result)
 }
 
-fn plugin_block(call: &Call, reason: &str) -> Block {
+fn plugin_block(slot: &Slot, reason: &str) -> Block {
     let reason = if reason.is_empty() {
-        format!("blocked by {}", call.plugin)
+        format!("blocked by {}", slot.plugin)
     } else {
         reason.to_string()
     };
     Block {
         reason,
         kind: BlockKind::Policy,
-        by: call.plugin.clone(),
+        by: slot.plugin.clone(),
     }
 }
 
-fn cancelled_entry(call: &Call) -> PluginResult {
-    let mut result = entry(call, Outcome::Unspecified, Duration::ZERO);
+fn cancelled_entry(slot: &Slot) -> PluginResult {
+    let mut result = entry(slot, Outcome::Unspecified, Duration::ZERO);
     result.detail = "cancelled: the verdict was decided before this plugin's turn".into();
     result
 }
@@ -274,11 +274,11 @@ impl ToolMerge {
     /// A hook's rewrite is merged key by key over the policy stage's params; each is within the
     /// limits of §8, but their union may not be (1024 keys, twice the size). Such a rewrite is
     /// an invalid response of the plugin that made it.
-    fn check_merged_size(&self, call: &Call, answer: ToolAnswer) -> Result<ToolAnswer, Failed> {
+    fn check_merged_size(&self, slot: &Slot, answer: ToolAnswer) -> Result<ToolAnswer, Failed> {
         let Some(rewrite) = &answer.params else {
             return Ok(answer);
         };
-        if call.stage == Stage::Policy || self.approval.is_some() {
+        if slot.stage == Stage::Policy || self.approval.is_some() {
             return Ok(answer);
         }
         let mut merged = self.params.clone();
@@ -341,10 +341,10 @@ impl ToolMerge {
         }
     }
 
-    fn fold_answer(&mut self, call: &Call, answer: ToolAnswer, result: &mut PluginResult) -> Flow {
+    fn fold_answer(&mut self, slot: &Slot, answer: ToolAnswer, result: &mut PluginResult) -> Flow {
         if let Some(reason) = answer.block {
             result.outcome = Outcome::Block as i32;
-            self.block = Some(plugin_block(call, &reason));
+            self.block = Some(plugin_block(slot, &reason));
             return Flow::Decided;
         }
         let mut notes = Vec::new();
@@ -355,7 +355,7 @@ impl ToolMerge {
                 )),
                 None => {
                     result.params_changed = rewrite != self.params;
-                    if call.stage == Stage::Policy {
+                    if slot.stage == Stage::Policy {
                         self.params = rewrite;
                     } else {
                         self.hook_rewrite = Some(rewrite);
@@ -369,7 +369,7 @@ impl ToolMerge {
                 Some((by, _)) => {
                     notes.push(format!("approval request ignored: '{by}' asked first"))
                 }
-                None => self.approval = Some((call.plugin.clone(), approval)),
+                None => self.approval = Some((slot.plugin.clone(), approval)),
             }
         }
         result.detail = notes.join("; ");
@@ -382,16 +382,16 @@ impl Merge for ToolMerge {
 
     fn apply(
         &mut self,
-        call: &Call,
+        slot: &Slot,
         result: Result<ToolAnswer, Failed>,
         latency: Duration,
     ) -> Flow {
-        let result = result.and_then(|answer| self.check_merged_size(call, answer));
+        let result = result.and_then(|answer| self.check_merged_size(slot, answer));
         let (flow, mut entry) = match result {
-            Err(failed) => fold_failure(call, &failed, latency, &mut self.block),
+            Err(failed) => fold_failure(slot, &failed, latency, &mut self.block),
             Ok(answer) => {
-                let mut entry = entry(call, Outcome::Allow, latency);
-                (self.fold_answer(call, answer, &mut entry), entry)
+                let mut entry = entry(slot, Outcome::Allow, latency);
+                (self.fold_answer(slot, answer, &mut entry), entry)
             }
         };
         entry.revalidation = self.revalidating;
@@ -399,8 +399,8 @@ impl Merge for ToolMerge {
         flow
     }
 
-    fn cancelled(&mut self, call: &Call) {
-        let mut entry = cancelled_entry(call);
+    fn cancelled(&mut self, slot: &Slot) {
+        let mut entry = cancelled_entry(slot);
         entry.revalidation = self.revalidating;
         self.trace.push(entry);
     }
@@ -462,24 +462,24 @@ impl Merge for SessionMerge {
 
     fn apply(
         &mut self,
-        call: &Call,
+        slot: &Slot,
         result: Result<SessionAnswer, Failed>,
         latency: Duration,
     ) -> Flow {
         let (flow, entry) = match result {
-            Err(failed) => fold_failure(call, &failed, latency, &mut self.block),
+            Err(failed) => fold_failure(slot, &failed, latency, &mut self.block),
             Ok(SessionAnswer {
                 block: Some(reason),
                 ..
             }) => {
-                self.block = Some(plugin_block(call, &reason));
-                (Flow::Decided, entry(call, Outcome::Block, latency))
+                self.block = Some(plugin_block(slot, &reason));
+                (Flow::Decided, entry(slot, Outcome::Block, latency))
             }
             Ok(SessionAnswer { block: None, patch }) => {
-                let mut entry = entry(call, Outcome::Allow, latency);
+                let mut entry = entry(slot, Outcome::Allow, latency);
                 if let Some(patch) = patch {
                     entry.detail = "patched its metadata namespace".into();
-                    self.metadata.insert(call.plugin.to_string(), patch);
+                    self.metadata.insert(slot.plugin.to_string(), patch);
                 }
                 (Flow::Continue, entry)
             }
@@ -488,17 +488,17 @@ impl Merge for SessionMerge {
         flow
     }
 
-    fn cancelled(&mut self, call: &Call) {
-        self.trace.push(cancelled_entry(call));
+    fn cancelled(&mut self, slot: &Slot) {
+        self.trace.push(cancelled_entry(slot));
     }
 }
 
 /// The trace entry of an observation (`SessionCreated`): never a block.
-pub fn observation(call: &Call, result: Result<(), Failed>, latency: Duration) -> PluginResult {
-    let mut result_entry = entry(call, Outcome::Allow, latency);
+pub fn observation(slot: &Slot, result: Result<(), Failed>, latency: Duration) -> PluginResult {
+    let mut result_entry = entry(slot, Outcome::Allow, latency);
     if let Err(failed) = result {
         result_entry.failure = failed.kind as i32;
-        result_entry.detail = failed.sentence(&call.plugin);
+        result_entry.detail = failed.sentence(&slot.plugin);
     }
     result_entry
 }
@@ -510,19 +510,19 @@ type Arrived<A> = (Result<A, Failed>, Duration);
 /// held until every earlier position has been merged.
 pub struct InOrder<'a, M: Merge> {
     merge: &'a mut M,
-    calls: &'a [Call],
+    slots: &'a [Slot],
     held: Vec<Option<Arrived<M::Answer>>>,
     next: usize,
     decided: bool,
 }
 
 impl<'a, M: Merge> InOrder<'a, M> {
-    /// Starts merging results for `calls`, which are in merge order.
-    pub fn new(merge: &'a mut M, calls: &'a [Call]) -> Self {
-        let held = calls.iter().map(|_| None).collect();
+    /// Starts merging results for `slots`, which are in merge order.
+    pub fn new(merge: &'a mut M, slots: &'a [Slot]) -> Self {
+        let held = slots.iter().map(|_| None).collect();
         Self {
             merge,
-            calls,
+            slots,
             held,
             next: 0,
             decided: false,
@@ -544,9 +544,9 @@ impl<'a, M: Merge> InOrder<'a, M> {
             *slot = Some((result, latency));
         }
         while let Some(Some((result, latency))) = self.held.get_mut(self.next).map(Option::take) {
-            let call = &self.calls[self.next];
+            let slot = &self.slots[self.next];
             self.next += 1;
-            if self.merge.apply(call, result, latency) == Flow::Decided {
+            if self.merge.apply(slot, result, latency) == Flow::Decided {
                 self.decided = true;
                 return Flow::Decided;
             }
@@ -556,8 +556,8 @@ impl<'a, M: Merge> InOrder<'a, M> {
 
     /// Ends the stage: every position not merged is recorded as cancelled.
     pub fn finish(self) {
-        for call in &self.calls[self.next..] {
-            self.merge.cancelled(call);
+        for slot in &self.slots[self.next..] {
+            self.merge.cancelled(slot);
         }
     }
 }

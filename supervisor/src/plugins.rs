@@ -15,9 +15,10 @@ use tonic::transport::Channel;
 
 use crate::config::{Config, OnFailure, PluginConfig};
 use crate::limits::MAX_TOOL_NAME_BYTES;
-use crate::merge::{Call, Failed};
+use crate::merge::{Failed, Slot};
 use crate::plugin::{self, Process};
 use crate::spawner::Spawner;
+use crate::stages::{Answer, Answerer, Lineup, Participant};
 
 /// Where a plugin is in its life.
 #[derive(Debug, Clone)]
@@ -69,17 +70,6 @@ pub struct Plugin {
     pub name: Arc<str>,
     socket: PathBuf,
     state: RwLock<State>,
-}
-
-/// One plugin's part in one call, in merge order.
-#[derive(Debug, Clone)]
-pub struct Participant {
-    /// The plugin.
-    pub plugin: Arc<Plugin>,
-    /// Its place in the merge.
-    pub call: Call,
-    /// The deadline the plugin's own registration or configuration asks for.
-    pub timeout: Option<Duration>,
 }
 
 /// Every configured plugin, in configuration order.
@@ -188,11 +178,7 @@ impl PluginSet {
 
     /// The plugins taking part in `hook` for `tool`, split into the policy stage and the hook
     /// stage, each by priority descending, ties in configuration order.
-    pub fn participants(
-        &self,
-        hook: Hook,
-        tool: Option<&str>,
-    ) -> (Vec<Participant>, Vec<Participant>) {
+    pub fn lineup(&self, hook: Hook, tool: Option<&str>) -> Lineup {
         let mut policy = Vec::new();
         let mut hooks = Vec::new();
         for plugin in &self.plugins {
@@ -207,8 +193,8 @@ impl PluginSet {
             let configured_timeout = config.timeout_ms.map(|ms| Duration::from_millis(ms.into()));
             let mut add = |stage: Stage, priority: i32, timeout: Option<Duration>| {
                 let participant = Participant {
-                    plugin: plugin.clone(),
-                    call: Call {
+                    answerer: plugin.clone(),
+                    slot: Slot {
                         plugin: plugin.name.clone(),
                         stage,
                         skip_on_failure: config.on_failure == OnFailure::Skip && !config.trusted,
@@ -222,7 +208,7 @@ impl PluginSet {
                 };
                 if !list
                     .iter()
-                    .any(|(_, p): &(i32, Participant)| Arc::ptr_eq(&p.plugin, plugin))
+                    .any(|(_, p): &(i32, Participant)| p.slot.plugin == plugin.name)
                 {
                     list.push((priority, participant));
                 }
@@ -264,7 +250,10 @@ impl PluginSet {
             list.sort_by_key(|(priority, _)| std::cmp::Reverse(*priority));
             list.into_iter().map(|(_, p)| p).collect()
         };
-        (order(policy), order(hooks))
+        Lineup {
+            policies: order(policy),
+            hooks: order(hooks),
+        }
     }
 
     /// Every plugin with its status, in configuration order.
@@ -406,42 +395,6 @@ impl Plugin {
         })
     }
 
-    /// `BeforeToolCall`, bounded by `deadline`.
-    pub async fn before_tool_call(
-        &self,
-        request: BeforeToolCallRequest,
-        deadline: Duration,
-    ) -> Result<ToolCallDecision, Failed> {
-        self.call(request, deadline, |mut client, request| async move {
-            client.before_tool_call(request).await
-        })
-        .await
-    }
-
-    /// `BeforeSessionCreate`, bounded by `deadline`.
-    pub async fn before_session_create(
-        &self,
-        request: BeforeSessionCreateRequest,
-        deadline: Duration,
-    ) -> Result<SessionDecision, Failed> {
-        self.call(request, deadline, |mut client, request| async move {
-            client.before_session_create(request).await
-        })
-        .await
-    }
-
-    /// `SessionCreated`, bounded by `deadline`.
-    pub async fn session_created(
-        &self,
-        event: SessionCreatedEvent,
-        deadline: Duration,
-    ) -> Result<Ack, Failed> {
-        self.call(event, deadline, |mut client, event| async move {
-            client.session_created(event).await
-        })
-        .await
-    }
-
     /// The one way to call a ready plugin: `rpc` with `request`, bounded by `deadline`.
     async fn call<Req, Resp, F, Fut>(
         &self,
@@ -450,9 +403,10 @@ impl Plugin {
         rpc: F,
     ) -> Result<Resp, Failed>
     where
-        Req: Clone,
-        F: Fn(PluginClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+        Req: Clone + Send + Sync,
+        Resp: Send,
+        F: Fn(PluginClient<Channel>, tonic::Request<Req>) -> Fut + Send + Sync,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>> + Send,
     {
         let (shared, process) = self.ready()?;
         let pid = process.pid();
@@ -472,6 +426,38 @@ impl Plugin {
             }
         })
         .await
+    }
+}
+
+impl Answerer for Plugin {
+    fn before_tool_call(
+        &self,
+        request: BeforeToolCallRequest,
+        deadline: Duration,
+    ) -> Answer<'_, ToolCallDecision> {
+        Box::pin(
+            self.call(request, deadline, |mut client, request| async move {
+                client.before_tool_call(request).await
+            }),
+        )
+    }
+
+    fn before_session_create(
+        &self,
+        request: BeforeSessionCreateRequest,
+        deadline: Duration,
+    ) -> Answer<'_, SessionDecision> {
+        Box::pin(
+            self.call(request, deadline, |mut client, request| async move {
+                client.before_session_create(request).await
+            }),
+        )
+    }
+
+    fn session_created(&self, event: SessionCreatedEvent, deadline: Duration) -> Answer<'_, Ack> {
+        Box::pin(self.call(event, deadline, |mut client, event| async move {
+            client.session_created(event).await
+        }))
     }
 }
 

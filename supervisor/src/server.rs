@@ -14,9 +14,10 @@ use tonic_health::ServingStatus;
 use crate::admission::{AdmissionLayer, HOST_MAX_REQUEST_BYTES};
 use crate::config::Config;
 use crate::connections;
+use crate::drain::Drain;
 use crate::layout::{self, LayoutError};
 use crate::plugins::PluginSet;
-use crate::service::{Drain, HooksService};
+use crate::service::HooksService;
 use crate::spawner::Spawner;
 
 /// How long closing the host connections may take once no call is in flight.

@@ -5,24 +5,24 @@ use super::*;
 use proptest::prelude::*;
 use serde_json::json;
 
-fn call(name: &str, stage: Stage) -> Call {
-    Call {
+fn call(name: &str, stage: Stage) -> Slot {
+    Slot {
         plugin: Arc::from(name),
         stage,
         skip_on_failure: false,
     }
 }
 
-fn policy(name: &str) -> Call {
+fn policy(name: &str) -> Slot {
     call(name, Stage::Policy)
 }
 
-fn hook(name: &str) -> Call {
+fn hook(name: &str) -> Slot {
     call(name, Stage::Hook)
 }
 
-fn skipping(name: &str) -> Call {
-    Call {
+fn skipping(name: &str) -> Slot {
+    Slot {
         skip_on_failure: true,
         ..hook(name)
     }
@@ -66,7 +66,7 @@ fn allow() -> Result<ToolAnswer, Failed> {
 const MS: Duration = Duration::from_millis(1);
 
 /// Runs a whole tool-call merge sequentially, the way the service would with no concurrency.
-fn run(params: Value, steps: Vec<(Call, Result<ToolAnswer, Failed>)>) -> ToolCallVerdict {
+fn run(params: Value, steps: Vec<(Slot, Result<ToolAnswer, Failed>)>) -> ToolCallVerdict {
     let params = obj(params);
     let text = Value::Object(params.clone()).to_string();
     let mut merge = ToolMerge::new(params);
@@ -166,7 +166,7 @@ fn a_policy_failure_blocks_with_the_contract_reason() {
     for (failed, word, kind) in cases {
         let sentence = failed.sentence("deny-list");
         // A trusted policy can never be skipped, whatever the flag says.
-        let call = Call {
+        let call = Slot {
             skip_on_failure: true,
             ..policy("deny-list")
         };
@@ -485,10 +485,10 @@ proptest! {
         answers in proptest::collection::vec(arb_answer(), 0..8),
         order_seed in proptest::collection::vec(any::<u32>(), 8),
     ) {
-        let calls: Vec<Call> = answers
+        let calls: Vec<Slot> = answers
             .iter()
             .enumerate()
-            .map(|(i, (skip, _))| Call { skip_on_failure: *skip, ..hook(&format!("p{i}")) })
+            .map(|(i, (skip, _))| Slot { skip_on_failure: *skip, ..hook(&format!("p{i}")) })
             .collect();
         let start = obj(json!({"a": 0, "z": true}));
 

@@ -2,7 +2,9 @@
 //!
 //! Registers `before_tool_call` in the hook stage for the tool `crash-me` only, and on such a call
 //! exits the process at once with status 101, so the demo can show that a crash mid-call blocks
-//! the call immediately and the supervisor restarts the plugin. No configuration.
+//! the call immediately, and that the crashed plugin is unavailable afterwards (its calls block
+//! until the supervisor is restarted; restarts with backoff come with the lifecycle work). No
+//! configuration.
 use std::process::ExitCode;
 
 use hookvisor_plugin::{Info, Plugin, Registration, Stage, Status, ToolCall, proto};

@@ -1,0 +1,372 @@
+//! The stages of contract §4 and §5 — the policy stage, the hook stage, revalidation — run over a
+//! lineup of plugins: a checked request and a budget in, a verdict with its trace out.
+//!
+//! Nothing here knows about tonic, sockets or processes. A plugin is an [`Answerer`]: something
+//! that answers a call within a deadline or fails. The host service, the in-process tests (fake
+//! answerers under tokio's paused time) and later the benchmark, the audit log and metrics all go
+//! through the same functions. Deadlines are enforced here, whatever the answerer does.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use hookvisor_proto::v1::{
+    Ack, BeforeSessionCreateRequest, BeforeToolCallRequest, SessionCreateRequest,
+    SessionCreatedEvent, SessionCreatedNotice, SessionCreatedReceipt, SessionDecision,
+    SessionVerdict, ToolCallDecision, ToolCallVerdict,
+};
+use tokio::time::Instant;
+
+use crate::config::HookConfig;
+use crate::limits;
+use crate::merge::{
+    self, Failed, Flow, InOrder, Merge, SessionAnswer, SessionMerge, Slot, ToolAnswer, ToolMerge,
+};
+use crate::request::{ToolCall, canonical_object};
+
+/// A boxed future, for [`Answerer`]'s methods.
+pub type Answer<'a, T> = Pin<Box<dyn Future<Output = Result<T, Failed>> + Send + 'a>>;
+
+/// A plugin as the stages see it. Each method gets the deadline the stages will wait (they
+/// enforce it themselves; an answerer may stop early, never late).
+pub trait Answerer: Send + Sync + fmt::Debug {
+    /// `BeforeToolCall`.
+    fn before_tool_call(
+        &self,
+        request: BeforeToolCallRequest,
+        deadline: Duration,
+    ) -> Answer<'_, ToolCallDecision>;
+    /// `BeforeSessionCreate`.
+    fn before_session_create(
+        &self,
+        request: BeforeSessionCreateRequest,
+        deadline: Duration,
+    ) -> Answer<'_, SessionDecision>;
+    /// `SessionCreated`.
+    fn session_created(&self, event: SessionCreatedEvent, deadline: Duration) -> Answer<'_, Ack>;
+}
+
+/// One plugin's part in one call.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    /// Who answers.
+    pub answerer: Arc<dyn Answerer>,
+    /// Its place in the merge (its configured name, stage, failure policy).
+    pub slot: Slot,
+    /// The deadline the plugin's own registration or configuration asks for.
+    pub timeout: Option<Duration>,
+}
+
+/// Who takes part in one call: the policy stage and the hook stage, each in merge order.
+#[derive(Debug, Clone, Default)]
+pub struct Lineup {
+    /// Trusted policy-stage participants, by priority descending, ties in configuration order.
+    pub policies: Vec<Participant>,
+    /// Every other participant, in the same order.
+    pub hooks: Vec<Participant>,
+}
+
+/// What the supervisor keeps of the host's own deadline to answer in time: 5 % of it, at least
+/// 5 ms and at most 50 ms.
+pub fn host_deadline_margin(host: Duration) -> Duration {
+    (host / 20).clamp(Duration::from_millis(5), Duration::from_millis(50))
+}
+
+/// The time one host call may take: the host's deadline less a margin, and the hook's timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    ends: Instant,
+}
+
+impl Budget {
+    /// The budget of a call starting now, for a host deadline (if the host sent one) and `hook`.
+    pub fn new(host: Option<Duration>, hook: &HookConfig) -> Budget {
+        let now = Instant::now();
+        let hook_ends = now + Duration::from_millis(hook.timeout_ms.into());
+        let host_ends = host
+            .map(|t| now + t.saturating_sub(host_deadline_margin(t)))
+            .unwrap_or(hook_ends);
+        Budget {
+            ends: hook_ends.min(host_ends),
+        }
+    }
+
+    /// The effective deadline of one plugin call starting now (§6): the smallest of what is left
+    /// and the plugin's own timeout.
+    pub fn for_plugin(&self, own: Option<Duration>) -> Duration {
+        let left = self.ends.saturating_duration_since(Instant::now());
+        own.map_or(left, |own| own.min(left))
+    }
+}
+
+fn deadline_ms(deadline: Duration) -> u32 {
+    u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// A plugin's own namespace of the session metadata, "" when absent (§4: never another's).
+fn namespace(metadata: &HashMap<String, String>, p: &Participant) -> String {
+    metadata
+        .get(p.slot.plugin.as_ref())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The one way the stages ask a plugin: `ask` with the plugin's deadline, bounded by that
+/// deadline here (an answerer that never returns still fails in time), the answer checked by
+/// `check`, timed.
+async fn ask<D, A, Fut>(
+    p: &Participant,
+    budget: Budget,
+    ask: impl FnOnce(Duration) -> Fut,
+    check: impl FnOnce(D) -> Result<A, Failed>,
+) -> (Result<A, Failed>, Duration)
+where
+    Fut: Future<Output = Result<D, Failed>>,
+{
+    let deadline = budget.for_plugin(p.timeout);
+    let start = Instant::now();
+    let result = match tokio::time::timeout(deadline, ask(deadline)).await {
+        Ok(answer) => answer.and_then(check),
+        Err(_) => Err(Failed::timeout(deadline)),
+    };
+    (result, start.elapsed())
+}
+
+/// Checks a plugin's tool-call answer against the contract.
+fn tool_answer(decision: ToolCallDecision) -> Result<ToolAnswer, Failed> {
+    let params = match decision.params_json {
+        Some(text) => Some(
+            limits::parse_object(&text).map_err(|e| Failed::invalid(format!("params_json {e}")))?,
+        ),
+        None => None,
+    };
+    let approval = match decision.require_approval {
+        Some(approval) => Some(limits::normalize_approval(approval).map_err(Failed::invalid)?),
+        None => None,
+    };
+    let block = decision.block.then(|| capped(decision.block_reason));
+    Ok(ToolAnswer {
+        params,
+        block,
+        approval,
+    })
+}
+
+/// Checks a plugin's session answer against the contract.
+fn session_answer(decision: SessionDecision) -> Result<SessionAnswer, Failed> {
+    let patch = match decision.metadata_json {
+        Some(text) => {
+            let value = limits::parse_value(&text)
+                .map_err(|e| Failed::invalid(format!("metadata_json {e}")))?;
+            Some(limits::canonical(&value))
+        }
+        None => None,
+    };
+    Ok(SessionAnswer {
+        block: decision.block.then(|| capped(decision.block_reason)),
+        patch,
+    })
+}
+
+/// A block reason as the verdict carries it: at most `MAX_PLUGIN_TEXT_BYTES`, so no plugin can
+/// make its own verdict too large to deliver.
+fn capped(reason: String) -> String {
+    limits::cap_string(reason, limits::MAX_PLUGIN_TEXT_BYTES)
+}
+
+/// One tool-call plugin call, from request to checked answer.
+async fn ask_tool(
+    p: &Participant,
+    call: &ToolCall,
+    params_json: &str,
+    budget: Budget,
+) -> (Result<ToolAnswer, Failed>, Duration) {
+    let request = &call.request;
+    ask(
+        p,
+        budget,
+        |deadline| {
+            p.answerer.before_tool_call(
+                BeforeToolCallRequest {
+                    tool_name: request.tool_name.clone(),
+                    params_json: params_json.to_owned(),
+                    context: request.context.clone(),
+                    session_metadata_json: namespace(&request.session_metadata, p),
+                    deadline_ms: deadline_ms(deadline),
+                },
+                deadline,
+            )
+        },
+        tool_answer,
+    )
+    .await
+}
+
+async fn ask_session(
+    p: &Participant,
+    request: &SessionCreateRequest,
+    budget: Budget,
+) -> (Result<SessionAnswer, Failed>, Duration) {
+    ask(
+        p,
+        budget,
+        |deadline| {
+            p.answerer.before_session_create(
+                BeforeSessionCreateRequest {
+                    session_key: request.session_key.clone(),
+                    agent_id: request.agent_id.clone(),
+                    label: request.label.clone(),
+                    model: request.model.clone(),
+                    parent_session_key: request.parent_session_key.clone(),
+                    workspace_dir: request.workspace_dir.clone(),
+                    requester: request.requester.clone(),
+                    session_metadata_json: namespace(&request.session_metadata, p),
+                    deadline_ms: deadline_ms(deadline),
+                },
+                deadline,
+            )
+        },
+        session_answer,
+    )
+    .await
+}
+
+/// The policy stage (or revalidation): one policy after another, params chained.
+async fn tool_policies(
+    merge: &mut ToolMerge,
+    policies: &[Participant],
+    call: &ToolCall,
+    budget: Budget,
+    mut params_json: String,
+) {
+    for p in policies {
+        let (result, latency) = ask_tool(p, call, &params_json, budget).await;
+        let rewrote = matches!(
+            &result,
+            Ok(ToolAnswer {
+                params: Some(_),
+                ..
+            })
+        );
+        if merge.apply(&p.slot, result, latency) == Flow::Decided {
+            return;
+        }
+        if rewrote {
+            params_json = canonical_object(merge.params());
+        }
+    }
+}
+
+/// The hook stage's shape: every participant called at once, results merged in order, and
+/// whatever is still in flight once the verdict is decided cancelled (dropping a call's future
+/// cancels it: for a real plugin, its HTTP/2 stream is reset).
+async fn concurrently<'a, M, F, Fut>(merge: &mut M, participants: &'a [Participant], ask: F)
+where
+    M: Merge,
+    F: Fn(&'a Participant) -> Fut,
+    Fut: Future<Output = (Result<M::Answer, Failed>, Duration)>,
+{
+    let slots: Vec<_> = participants.iter().map(|p| p.slot.clone()).collect();
+    let mut pending: FuturesUnordered<_> = participants
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let asked = ask(p);
+            async move { (i, asked.await) }
+        })
+        .collect();
+    let mut order = InOrder::new(merge, &slots);
+    while let Some((i, (result, latency))) = pending.next().await {
+        if order.offer(i, result, latency) == Flow::Decided {
+            break;
+        }
+    }
+    drop(pending);
+    order.finish();
+}
+
+/// `BeforeToolCall` (§4): the policy stage, the hook stage, revalidation.
+pub async fn before_tool_call(
+    lineup: &Lineup,
+    hook: &HookConfig,
+    call: &ToolCall,
+    budget: Budget,
+) -> ToolCallVerdict {
+    let mut merge = ToolMerge::new(call.params.clone());
+    let original = call.request.params_json.clone();
+    tool_policies(&mut merge, &lineup.policies, call, budget, original).await;
+    if !merge.is_blocked() && !lineup.hooks.is_empty() {
+        let policy_params = canonical_object(merge.params());
+        concurrently(&mut merge, &lineup.hooks, |p| {
+            ask_tool(p, call, &policy_params, budget)
+        })
+        .await;
+    }
+    if hook.revalidate && merge.needs_revalidation() {
+        merge.begin_revalidation();
+        let params = canonical_object(merge.params());
+        tool_policies(&mut merge, &lineup.policies, call, budget, params).await;
+    }
+    merge.finish(&call.request.params_json)
+}
+
+/// `BeforeSessionCreate` (§5): the policy stage, then the hook stage; no revalidation.
+pub async fn before_session_create(
+    lineup: &Lineup,
+    request: &SessionCreateRequest,
+    budget: Budget,
+) -> SessionVerdict {
+    let mut merge = SessionMerge::new(request.session_metadata.clone());
+    for p in &lineup.policies {
+        let (result, latency) = ask_session(p, request, budget).await;
+        if merge.apply(&p.slot, result, latency) == Flow::Decided {
+            break;
+        }
+    }
+    if !merge.is_blocked() && !lineup.hooks.is_empty() {
+        concurrently(&mut merge, &lineup.hooks, |p| {
+            ask_session(p, request, budget)
+        })
+        .await;
+    }
+    merge.finish()
+}
+
+/// `SessionCreated` (§5): an observation, delivered to every subscriber at once; never blocks.
+pub async fn session_created(
+    lineup: &Lineup,
+    notice: &SessionCreatedNotice,
+    budget: Budget,
+) -> SessionCreatedReceipt {
+    let subscribers = lineup.policies.iter().chain(&lineup.hooks);
+    let trace = futures_util::future::join_all(subscribers.map(|p| async move {
+        let (result, latency) = ask(
+            p,
+            budget,
+            |deadline| {
+                p.answerer.session_created(
+                    SessionCreatedEvent {
+                        session_key: notice.session_key.clone(),
+                        session_id: notice.session_id.clone(),
+                        agent_id: notice.agent_id.clone(),
+                        session_metadata_json: namespace(&notice.session_metadata, p),
+                    },
+                    deadline,
+                )
+            },
+            |_: Ack| Ok(()),
+        )
+        .await;
+        merge::observation(&p.slot, result, latency)
+    }))
+    .await;
+    SessionCreatedReceipt { trace }
+}
+
+#[cfg(test)]
+mod tests;

@@ -17,7 +17,7 @@ use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::Config;
-use crate::plugins::PluginSet;
+use crate::plugin::PluginSet;
 use crate::server::{Observer, serve};
 
 /// The example plugins the demo runs (built by `cargo build -p hookvisor-examples`).

@@ -13,8 +13,11 @@
 //! - [`limits`]: the JSON and approval limits of §8, for host input and plugin answers alike.
 //! - [`merge`]: the merge rules of §4 and §5, pure: per-plugin results in, verdict out.
 //! - [`spawner`]: the one thread that forks plugins (parent-death signal), and the one `unsafe`.
-//! - [`plugin`]: one plugin process: launch, handshake, deadline-bounded calls, stop.
-//! - [`plugins`]: the set of plugins, their states, and who takes part in which call (§3).
+//! - [`plugin`]: one configured plugin: its owner task (the only one that changes its state), the
+//!   snapshot calls read, its process ([`plugin::process`]: launch, handshake, typed exits,
+//!   deadline-bounded calls, stop) and the set of plugins ([`plugin::PluginSet`]).
+//! - [`routing`]: who takes part in a call (§3), pure: the trust rule, registration limits,
+//!   the lineup.
 //! - [`request`]: the host's requests checked against the limits, JSON made canonical.
 //! - [`stages`]: the stages of §4 and §5 over a lineup of answerers, free of transport:
 //!   a checked request and a budget in, a verdict with its trace out.
@@ -36,8 +39,8 @@ pub mod layout;
 pub mod limits;
 pub mod merge;
 pub mod plugin;
-pub mod plugins;
 pub mod request;
+pub mod routing;
 pub mod server;
 pub mod service;
 #[allow(unsafe_code)]

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::connections;
 use crate::drain::Drain;
 use crate::layout::{self, LayoutError};
-use crate::plugins::PluginSet;
+use crate::plugin::PluginSet;
 use crate::service::HooksService;
 use crate::spawner::Spawner;
 

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::{HookConfig, HooksConfig};
 use crate::drain::{Drain, InFlight};
-use crate::plugins::PluginSet;
+use crate::plugin::PluginSet;
 use crate::request;
 use crate::stages::{self, Budget};
 

@@ -1,7 +1,9 @@
 //! One plugin process: launch (contract §2), the handshake (connect, `SO_PEERCRED`, `Describe`),
-//! calls bounded by deadlines the supervisor enforces itself, and stop.
+//! calls bounded by deadlines the supervisor enforces itself, and stop; with typed exits
+//! ([`Exit`]) and start failures ([`StartError`]).
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::Command;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Response, Status};
@@ -36,12 +39,139 @@ const STDERR_TAIL_LINES: usize = 10;
 /// the supervisor buffer them).
 const MAX_LOG_LINE_BYTES: usize = 4096;
 
-/// A running (or exited) plugin process.
+/// How a process ended: its exit code, or the signal that killed it. Displays like the
+/// standard library's `ExitStatus` (`exit status: 7`, `signal: 9 (SIGKILL)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it.
+    Signal {
+        /// The signal number.
+        signal: i32,
+        /// Whether it dumped core.
+        core_dumped: bool,
+    },
+    /// Its status could not be read.
+    Unknown,
+}
+
+impl From<std::process::ExitStatus> for Exit {
+    fn from(status: std::process::ExitStatus) -> Exit {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(signal)) => Exit::Signal {
+                signal,
+                core_dumped: status.core_dumped(),
+            },
+            (None, None) => Exit::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Exit::Code(code) => write!(f, "exit status: {code}"),
+            Exit::Signal {
+                signal,
+                core_dumped,
+            } => {
+                write!(f, "signal: {signal}")?;
+                if let Ok(name) = Signal::try_from(signal) {
+                    write!(f, " ({})", name.as_str())?;
+                }
+                if core_dumped {
+                    f.write_str(" (core dumped)")?;
+                }
+                Ok(())
+            }
+            Exit::Unknown => f.write_str("unknown status"),
+        }
+    }
+}
+
+/// Why a plugin did not become ready. [`StartError::is_permanent`] tells the failures that a
+/// restart would only repeat from those that may pass next time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// The command could not be started at all.
+    Spawn(String),
+    /// Its stale socket could not be cleared (not a socket hookvisor owns).
+    Socket(String),
+    /// It exited before it was ready.
+    Exited(Exit),
+    /// It did not serve on its socket in time.
+    NotServing {
+        /// The start timeout.
+        timeout: Duration,
+        /// The socket it was told to serve on.
+        socket: PathBuf,
+    },
+    /// The socket is served by a process outside the plugin's session.
+    PeerMismatch(String),
+    /// Connecting a client failed after the socket accepted.
+    Connect(String),
+    /// `Describe` did not answer in time.
+    DescribeTimeout(Duration),
+    /// `Describe` answered with an error.
+    Describe(String),
+    /// `Describe` answered another protocol version.
+    Protocol(u32),
+    /// It described registrations the configuration does not allow (trust, limits).
+    Rejected(String),
+}
+
+impl StartError {
+    /// Whether starting again cannot help: the same binary would fail the same way.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            StartError::Spawn(_)
+                | StartError::Socket(_)
+                | StartError::PeerMismatch(_)
+                | StartError::Protocol(_)
+                | StartError::Rejected(_)
+        )
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Spawn(why)
+            | StartError::Socket(why)
+            | StartError::PeerMismatch(why)
+            | StartError::Rejected(why) => f.write_str(why),
+            StartError::Exited(exit) => write!(f, "exited before it was ready ({exit})"),
+            StartError::NotServing { timeout, socket } => write!(
+                f,
+                "timed out after {} ms waiting for it to serve on {}",
+                timeout.as_millis(),
+                socket.display()
+            ),
+            StartError::Connect(why) => f.write_str(why),
+            StartError::DescribeTimeout(timeout) => {
+                write!(f, "Describe timed out after {} ms", timeout.as_millis())
+            }
+            StartError::Describe(why) => f.write_str(why),
+            StartError::Protocol(version) => write!(
+                f,
+                "Describe answered protocol_version {version} (expected {PROTOCOL_VERSION})"
+            ),
+        }
+    }
+}
+
+/// A running (or exited) plugin process. The tasks that read its output and wait for its exit
+/// belong to whoever spawned it (the `JoinSet` given to [`Process::spawn`]), so none outlives
+/// its owner.
 #[derive(Debug)]
 pub struct Process {
     name: Arc<str>,
     pid: Pid,
-    exit: watch::Receiver<Option<String>>,
+    exit: watch::Receiver<Option<Exit>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     stderr_done: watch::Receiver<bool>,
 }
@@ -58,13 +188,14 @@ pub struct Connected {
 impl Process {
     /// Starts the plugin as §2 says: cleared environment plus the contract's variables, its own
     /// session and process group (set up by the spawner), stdin from /dev/null, stdout and stderr
-    /// logged line by line.
+    /// logged line by line. The output readers and the exit waiter run in `tasks`.
     pub async fn spawn(
         spawner: &Spawner,
         config: &PluginConfig,
         socket: &Path,
         workdir: &Path,
-    ) -> Result<Process, String> {
+        tasks: &mut JoinSet<()>,
+    ) -> Result<Process, StartError> {
         let mut command = Command::new(&config.command);
         command
             .args(&config.args)
@@ -85,35 +216,34 @@ impl Process {
             .stderr(Stdio::piped())
             .current_dir(workdir)
             .kill_on_drop(false);
-        let mut child = spawner
-            .spawn(command)
-            .await
-            .map_err(|e| format!("cannot start {}: {e}", config.command.display()))?;
+        let mut child = spawner.spawn(command).await.map_err(|e| {
+            StartError::Spawn(format!("cannot start {}: {e}", config.command.display()))
+        })?;
         let name: Arc<str> = Arc::from(config.name.as_str());
         let pid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw)
-            .ok_or("the process exited before its pid could be read")?;
+            .ok_or(StartError::Exited(Exit::Unknown))?;
 
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let (stderr_done_tx, stderr_done) = watch::channel(false);
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward_lines(out, name.clone(), "stdout", None));
+            tasks.spawn(forward_lines(out, name.clone(), "stdout", None));
         }
         if let Some(err) = child.stderr.take() {
             let tail = stderr_tail.clone();
             let name = name.clone();
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 forward_lines(err, name, "stderr", Some(tail)).await;
                 let _ = stderr_done_tx.send(true);
             });
         }
         let (exit_tx, exit) = watch::channel(None);
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let status = match child.wait().await {
-                Ok(status) => status.to_string(),
-                Err(e) => format!("unknown status ({e})"),
+                Ok(status) => Exit::from(status),
+                Err(_) => Exit::Unknown,
             };
             let _ = exit_tx.send(Some(status));
         });
@@ -127,27 +257,27 @@ impl Process {
         })
     }
 
-    /// The process id (also its process group id).
+    /// The process id (also its process group and session id).
     pub fn pid(&self) -> Pid {
         self.pid
     }
 
     /// How the process ended, once it has.
-    pub fn exited(&self) -> Option<String> {
-        self.exit.borrow().clone()
+    pub fn exited(&self) -> Option<Exit> {
+        *self.exit.borrow()
     }
 
     /// A receiver that changes when the process exits.
-    pub fn exit_watch(&self) -> watch::Receiver<Option<String>> {
+    pub fn exit_watch(&self) -> watch::Receiver<Option<Exit>> {
         self.exit.clone()
     }
 
     /// Resolves when the process has exited.
-    pub async fn wait_exit(&self) -> String {
+    pub async fn wait_exit(&self) -> Exit {
         let mut exit = self.exit.clone();
         match exit.wait_for(Option::is_some).await {
-            Ok(status) => status.clone().unwrap_or_default(),
-            Err(_) => "unknown status".into(),
+            Ok(status) => status.unwrap_or(Exit::Unknown),
+            Err(_) => Exit::Unknown,
         }
     }
 
@@ -167,23 +297,27 @@ impl Process {
 
     /// The handshake of §2.4: the socket accepts a connection from the child or a process in its
     /// session, and `Describe` answers protocol 1, all within `timeout`.
-    pub async fn handshake(&self, socket: &Path, timeout: Duration) -> Result<Connected, String> {
+    pub async fn handshake(
+        &self,
+        socket: &Path,
+        timeout: Duration,
+    ) -> Result<Connected, StartError> {
         let deadline = Instant::now() + timeout;
-        let timed_out = || format!("timed out after {} ms", timeout.as_millis());
         let mut exit = self.exit.clone();
         loop {
             if let Some(status) = self.exited() {
-                return Err(format!("exited before it was ready ({status})"));
+                return Err(StartError::Exited(status));
             }
             match connect_checked(socket, self.pid).await {
                 Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Err(e.to_string()),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    return Err(StartError::PeerMismatch(e.to_string()));
+                }
                 Err(_) if Instant::now() >= deadline => {
-                    return Err(format!(
-                        "{} waiting for it to serve on {}",
-                        timed_out(),
-                        socket.display()
-                    ));
+                    return Err(StartError::NotServing {
+                        timeout,
+                        socket: socket.to_path_buf(),
+                    });
                 }
                 Err(_) => {
                     let pause = Instant::now() + Duration::from_millis(10);
@@ -198,8 +332,13 @@ impl Process {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut client = match self.bounded(left, client(socket, self.pid)).await {
             Some(Ok(client)) => client,
-            Some(Err(e)) => return Err(format!("cannot connect to {}: {e}", socket.display())),
-            None => return Err(self.why_no_answer(timed_out()).await),
+            Some(Err(e)) => {
+                return Err(StartError::Connect(format!(
+                    "cannot connect to {}: {e}",
+                    socket.display()
+                )));
+            }
+            None => return Err(self.why_no_answer(StartError::DescribeTimeout(timeout))),
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let request = DescribeRequest {
@@ -208,23 +347,16 @@ impl Process {
         let info = match self.bounded(left, client.describe(request)).await {
             Some(Ok(info)) => info.into_inner(),
             Some(Err(status)) => {
-                return Err(format!(
+                return Err(StartError::Describe(format!(
                     "Describe failed with gRPC status {:?}: {}",
                     status.code(),
-                    status.message()
-                ));
+                    limits::cap_text(status.message(), 512)
+                )));
             }
-            None => {
-                return Err(self
-                    .why_no_answer(format!("Describe {}", timed_out()))
-                    .await);
-            }
+            None => return Err(self.why_no_answer(StartError::DescribeTimeout(timeout))),
         };
         if info.protocol_version != PROTOCOL_VERSION {
-            return Err(format!(
-                "Describe answered protocol_version {} (expected {PROTOCOL_VERSION})",
-                info.protocol_version
-            ));
+            return Err(StartError::Protocol(info.protocol_version));
         }
         Ok(Connected { client, info })
     }
@@ -238,15 +370,15 @@ impl Process {
         }
     }
 
-    async fn why_no_answer(&self, timed_out: String) -> String {
+    fn why_no_answer(&self, timed_out: StartError) -> StartError {
         match self.exited() {
-            Some(status) => format!("exited before it was ready ({status})"),
+            Some(status) => StartError::Exited(status),
             None => timed_out,
         }
     }
 
     /// Stops the process group: SIGTERM, `grace`, then SIGKILL (§2.5). Returns how it ended.
-    pub async fn stop(&self, grace: Duration) -> String {
+    pub async fn stop(&self, grace: Duration) -> Exit {
         if let Some(status) = self.exited() {
             self.kill_stragglers();
             return status;
@@ -330,7 +462,7 @@ async fn connect_checked(socket: &Path, child: Pid) -> io::Result<UnixStream> {
 /// own connection, hurting no other call) and is reported as what it is. (A plugin may
 /// so see a call twice; only when its own connection broke mid-call.)
 pub async fn call<T, F, Fut>(
-    exit: watch::Receiver<Option<String>>,
+    exit: watch::Receiver<Option<Exit>>,
     deadline: Duration,
     mut send: F,
 ) -> Result<T, Failed>
@@ -389,7 +521,7 @@ impl Ended {
 
 /// One attempt, bounded by `left`; failures report the call's whole `deadline`.
 async fn call_once<T>(
-    exit: &watch::Receiver<Option<String>>,
+    exit: &watch::Receiver<Option<Exit>>,
     left: Duration,
     deadline: Duration,
     work: impl Future<Output = Result<Response<T>, Status>>,
@@ -398,9 +530,7 @@ async fn call_once<T>(
         let mut exit = exit.clone();
         async move {
             let status = exit.wait_for(Option::is_some).await;
-            status
-                .map(|s| s.clone().unwrap_or_default())
-                .unwrap_or_default()
+            status.ok().and_then(|s| *s).unwrap_or(Exit::Unknown)
         }
     };
     tokio::select! {
@@ -428,7 +558,7 @@ const EXIT_REPORT_WAIT: Duration = Duration::from_millis(100);
 /// - otherwise the connection broke under a live process: reported as such.
 async fn classify(
     status: &Status,
-    exit: &watch::Receiver<Option<String>>,
+    exit: &watch::Receiver<Option<Exit>>,
     deadline: Duration,
 ) -> Ended {
     let cause = match std::error::Error::source(status) {
@@ -500,13 +630,13 @@ impl Cause {
 
 /// The crash report of a call whose connection ended: the exit status when the process has
 /// exited (waiting briefly for it), else "the connection broke".
-async fn exited_or_broke(status: &Status, exit: &watch::Receiver<Option<String>>) -> Failed {
+async fn exited_or_broke(status: &Status, exit: &watch::Receiver<Option<Exit>>) -> Failed {
     let mut exit = exit.clone();
     let waited = tokio::time::timeout(EXIT_REPORT_WAIT, exit.wait_for(Option::is_some)).await;
     match waited {
         Ok(Ok(how)) => Failed::crashed(format!(
             "the process exited ({})",
-            how.as_deref().unwrap_or("")
+            how.unwrap_or(Exit::Unknown)
         )),
         _ => Failed::crashed(format!("the connection broke ({})", cap(status.message()))),
     }

@@ -293,14 +293,33 @@ impl Config {
         }
     }
 
-    /// The socket `plugin` is told to serve on: `runtime_dir/NAME.sock`.
-    pub fn plugin_socket(&self, plugin: &PluginConfig) -> PathBuf {
-        socket_in(&self.supervisor.runtime_dir, &plugin.name)
+    /// The socket instance `instance` of `plugin` is told to serve on:
+    /// `runtime_dir/NAME.INSTANCE.sock`. Each instance has its own, so a new instance can start
+    /// beside the old one (a reload, a restart) without touching its socket.
+    pub fn plugin_socket(&self, plugin: &PluginConfig, instance: u32) -> PathBuf {
+        socket_in(&self.supervisor.runtime_dir, &plugin.name, instance)
+    }
+
+    /// The plugin whose instance sockets have `path`'s shape, if any.
+    pub fn plugin_of_socket(&self, path: &Path) -> Option<&PluginConfig> {
+        if path.parent() != Some(self.supervisor.runtime_dir.as_path()) {
+            return None;
+        }
+        let file = path.file_name()?.to_str()?;
+        let (name, instance) = file.strip_suffix(".sock")?.rsplit_once('.')?;
+        if instance.is_empty() || !instance.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        self.plugins.iter().find(|p| p.name == name)
     }
 }
 
-fn socket_in(runtime_dir: &Path, name: &str) -> PathBuf {
-    runtime_dir.join(format!("{name}.sock"))
+/// The largest instance number a plugin socket name carries; instance numbers wrap around to 1
+/// after it (at most two instances of a plugin are alive at once).
+pub const MAX_INSTANCE: u32 = 99_999;
+
+fn socket_in(runtime_dir: &Path, name: &str, instance: u32) -> PathBuf {
+    runtime_dir.join(format!("{name}.{instance}.sock"))
 }
 
 // The file as serde sees it. Values that need checking beyond their TOML type are `Spanned`, so
@@ -525,15 +544,24 @@ impl Document<'_> {
         supervisor: &SupervisorConfig,
     ) -> Result<PluginConfig, ConfigError> {
         let name = self.plugin_name(&raw.name)?;
-        let socket = socket_in(&supervisor.runtime_dir, &name);
-        if socket == supervisor.socket {
+        // The longest name an instance socket can have.
+        let socket = socket_in(&supervisor.runtime_dir, &name, MAX_INSTANCE);
+        let host_dir = supervisor.socket.parent();
+        let host_file = supervisor.socket.file_name().and_then(|f| f.to_str());
+        let clashes = host_dir == Some(supervisor.runtime_dir.as_path())
+            && host_file
+                .and_then(|f| f.strip_suffix(".sock")?.rsplit_once('.'))
+                .is_some_and(|(n, i)| {
+                    n == name && !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())
+                });
+        if clashes {
             return Err(self.key_error(
                 &raw.name,
                 "name",
                 format!(
                     "the plugin socket `{}` would be the host socket; rename the plugin or move \
                      `socket` in [supervisor]",
-                    socket.display()
+                    supervisor.socket.display()
                 ),
             ));
         }
@@ -929,8 +957,8 @@ mod tests {
         assert_eq!(plugin.inherit_env, ["PATH", "LANG"]);
         assert_eq!(plugin.hooks, None);
         assert_eq!(
-            config.plugin_socket(plugin),
-            Path::new("/run/hookvisor/deny-list.sock")
+            config.plugin_socket(plugin, 1),
+            Path::new("/run/hookvisor/deny-list.1.sock")
         );
         assert_eq!(
             parse(CONTRACT_EXAMPLE).map(|c| c.plugins.len()).ok(),
@@ -1018,8 +1046,8 @@ hooks = ["session_created", "before_session_create", "session_created"]
             "a bare name is not looked up in PATH"
         );
         assert_eq!(
-            config.plugin_socket(&config.plugins[1]),
-            dir.join("run/bare.sock")
+            config.plugin_socket(&config.plugins[1], 1),
+            dir.join("run/bare.1.sock")
         );
 
         let plugin = one_plugin("[[plugin]]\nname = \"x\"\ncommand = \"./bin/../x\"\n");
@@ -1140,9 +1168,9 @@ hooks = ["session_created", "before_session_create", "session_created"]
             ),
             (
                 "plugin socket is the host socket",
-                "[supervisor]\nsocket = \"/run/hookvisor/p.sock\"\n[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n".into(),
+                "[supervisor]\nsocket = \"/run/hookvisor/p.1.sock\"\n[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n".into(),
                 4,
-                "key `name`: the plugin socket `/run/hookvisor/p.sock` would be the host socket".into(),
+                "key `name`: the plugin socket `/run/hookvisor/p.1.sock` would be the host socket".into(),
             ),
         ];
         for (what, text, line, message) in cases {
@@ -1162,14 +1190,18 @@ hooks = ["session_created", "before_session_create", "session_created"]
 
     #[test]
     fn socket_path_limit_is_exact() {
-        // "/" + 101 + "/p.sock" = 109 bytes fails; trim to exactly 107 and it fits.
-        let dir = format!("/{}", "d".repeat(99));
+        // Counted with the longest instance name, "p.99999.sock": "/" + 93 + "/p.99999.sock" is
+        // exactly 107 bytes and fits; one more byte does not.
+        let dir = format!("/{}", "d".repeat(93));
         let text = format!(
             "[supervisor]\nruntime_dir = \"{dir}\"\n[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n"
         );
         let config = parse(&text).expect("a 107-byte socket path fits");
         assert_eq!(
-            config.plugin_socket(&config.plugins[0]).as_os_str().len(),
+            config
+                .plugin_socket(&config.plugins[0], MAX_INSTANCE)
+                .as_os_str()
+                .len(),
             107
         );
         let text = text.replace(&dir, &format!("{dir}d"));

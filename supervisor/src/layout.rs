@@ -142,11 +142,7 @@ pub fn preflight(config: &Config) -> Result<(), LayoutError> {
             "is the runtime directory's lock file; choose another path".to_owned(),
         ));
     }
-    if let Some(plugin) = config
-        .plugins
-        .iter()
-        .find(|p| config.plugin_socket(p) == *socket)
-    {
+    if let Some(plugin) = config.plugin_of_socket(socket) {
         return Err(host_socket(
             socket,
             format!("is plugin `{}`'s socket; choose another path", plugin.name),

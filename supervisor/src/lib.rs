@@ -21,6 +21,7 @@
 //! - [`request`]: the host's requests checked against the limits, JSON made canonical.
 //! - [`stages`]: the stages of §4 and §5 over a lineup of answerers, free of transport:
 //!   a checked request and a budget in, a verdict with its trace out.
+//! - [`generation`]: one configuration's plugins and hook settings as one value, swapped whole.
 //! - [`drain`]: the shutdown drain of §6 (new calls refused, calls in flight counted).
 //! - [`service`]: the host-facing `hookvisor.v1.Hooks` service, a thin adapter over `stages`.
 //! - [`server`]: `hookvisor serve`: sockets, health, drain and shutdown.
@@ -35,6 +36,7 @@ pub mod config;
 pub mod connections;
 pub mod demo;
 pub mod drain;
+pub mod generation;
 pub mod layout;
 pub mod limits;
 pub mod merge;

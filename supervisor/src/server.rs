@@ -15,6 +15,7 @@ use crate::admission::{AdmissionLayer, HOST_MAX_REQUEST_BYTES};
 use crate::config::Config;
 use crate::connections;
 use crate::drain::Drain;
+use crate::generation::{self, Generation};
 use crate::layout::{self, LayoutError};
 use crate::plugin::PluginSet;
 use crate::service::HooksService;
@@ -88,7 +89,12 @@ pub async fn serve(
     health.set_serving::<HooksServer<HooksService>>().await;
     health.set_service_status("", ServingStatus::Serving).await;
     let drain = Arc::new(Drain::default());
-    let hooks = HooksService::new(plugins.clone(), config.hooks.clone(), drain.clone());
+    // Kept for reload (the lifecycle work): a new generation is switched in here.
+    let (_current, reader) = generation::Current::new(Generation {
+        plugins: plugins.clone(),
+        hooks: config.hooks.clone(),
+    });
+    let hooks = HooksService::new(reader, drain.clone());
     // A verdict is never refused on our side: its size is bounded by what goes in it (the
     // canonical params, texts cut to 4 KiB, the trace: docs/security.md).
     let hooks = HooksServer::new(hooks)

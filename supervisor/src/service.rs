@@ -14,28 +14,23 @@ use hookvisor_proto::v1::{
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use crate::config::{HookConfig, HooksConfig};
+use crate::config::HookConfig;
 use crate::drain::{Drain, InFlight};
-use crate::plugin::PluginSet;
+use crate::generation;
 use crate::request;
 use crate::stages::{self, Budget};
 
 /// The `Hooks` service.
 #[derive(Debug, Clone)]
 pub struct HooksService {
-    plugins: Arc<PluginSet>,
-    hooks: Arc<HooksConfig>,
+    generation: generation::Reader,
     drain: Arc<Drain>,
 }
 
 impl HooksService {
-    /// A service over `plugins`; new calls are refused once `drain` has started.
-    pub fn new(plugins: Arc<PluginSet>, hooks: HooksConfig, drain: Arc<Drain>) -> Self {
-        Self {
-            plugins,
-            hooks: Arc::new(hooks),
-            drain,
-        }
+    /// A service over the current generation; new calls are refused once `drain` has started.
+    pub fn new(generation: generation::Reader, drain: Arc<Drain>) -> Self {
+        Self { generation, drain }
     }
 
     fn admit(&self) -> Result<InFlight, Status> {
@@ -76,11 +71,13 @@ impl Hooks for HooksService {
         request: Request<ToolCallRequest>,
     ) -> Result<Response<ToolCallVerdict>, Status> {
         let _in_flight = self.admit()?;
-        let hook = &self.hooks.before_tool_call;
+        // One generation for the whole call, whatever a reload switches meanwhile.
+        let generation = self.generation.get();
+        let hook = &generation.hooks.before_tool_call;
         let budget = budget(request.metadata(), hook);
         // From here on every plugin sees, and the verdict returns, the canonical params text.
         let call = request::tool_call(request.into_inner())?;
-        let lineup = self
+        let lineup = generation
             .plugins
             .lineup(Hook::BeforeToolCall, Some(&call.request.tool_name));
         let verdict = stages::before_tool_call(&lineup, hook, &call, budget).await;
@@ -92,10 +89,11 @@ impl Hooks for HooksService {
         request: Request<SessionCreateRequest>,
     ) -> Result<Response<SessionVerdict>, Status> {
         let _in_flight = self.admit()?;
-        let budget = budget(request.metadata(), &self.hooks.before_session_create);
+        let generation = self.generation.get();
+        let budget = budget(request.metadata(), &generation.hooks.before_session_create);
         let mut request = request.into_inner();
         request::session_create(&mut request)?;
-        let lineup = self.plugins.lineup(Hook::BeforeSessionCreate, None);
+        let lineup = generation.plugins.lineup(Hook::BeforeSessionCreate, None);
         let verdict = stages::before_session_create(&lineup, &request, budget).await;
         Ok(Response::new(verdict))
     }
@@ -105,10 +103,11 @@ impl Hooks for HooksService {
         request: Request<SessionCreatedNotice>,
     ) -> Result<Response<SessionCreatedReceipt>, Status> {
         let _in_flight = self.admit()?;
-        let budget = budget(request.metadata(), &self.hooks.session_created);
+        let generation = self.generation.get();
+        let budget = budget(request.metadata(), &generation.hooks.session_created);
         let mut notice = request.into_inner();
         request::session_created(&mut notice)?;
-        let lineup = self.plugins.lineup(Hook::SessionCreated, None);
+        let lineup = generation.plugins.lineup(Hook::SessionCreated, None);
         let receipt = stages::session_created(&lineup, &notice, budget).await;
         Ok(Response::new(receipt))
     }

@@ -352,7 +352,8 @@ async fn a_regular_file_named_like_a_plugin_socket_is_never_deleted() {
     let runtime = dir.join("run");
     std::fs::create_dir(&runtime).unwrap();
     set_mode(&runtime, 0o700);
-    let decoy = runtime.join("p.sock");
+    // Where the first instance of plugin `p` is told to serve.
+    let decoy = runtime.join("p.1.sock");
     std::fs::write(&decoy, "precious").unwrap();
     let socket = dir.join("h.sock");
     let config = write_config(

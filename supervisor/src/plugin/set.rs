@@ -45,7 +45,8 @@ impl PluginSet {
         let mut plugins = Vec::with_capacity(config.plugins.len());
         let mut owners = Vec::with_capacity(config.plugins.len());
         for plugin_config in &config.plugins {
-            let socket: PathBuf = config.plugin_socket(plugin_config);
+            // The first instance of each plugin; later ones (restarts, reloads) count up.
+            let socket: PathBuf = config.plugin_socket(plugin_config, 1);
             let (publish, snapshot) = watch::channel(Snapshot::starting());
             let (stop, stop_rx) = oneshot::channel();
             let owner = Owner {

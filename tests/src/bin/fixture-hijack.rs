@@ -22,10 +22,16 @@ fn main() {
     }
     let victim = env_var("FIXTURE_VICTIM").expect("FIXTURE_VICTIM");
     let own_socket = env_var(hookvisor_proto::env::PLUGIN_SOCKET).expect("plugin socket");
+    // Sockets are named NAME.INSTANCE.sock: the victim's first instance is beside ours.
+    let own_name = hookvisor_tests::fixture::plugin_name();
+    let own_file = Path::new(&own_socket)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .expect("socket file name");
     let victim_socket = Path::new(&own_socket)
         .parent()
         .expect("socket directory")
-        .join(format!("{victim}.sock"));
+        .join(own_file.replacen(&own_name, &victim, 1));
     let exe = std::env::current_exe().expect("current_exe");
     // Not waited for: the helper lives as long as the plugin (it watches its parent).
     #[allow(clippy::zombie_processes)]

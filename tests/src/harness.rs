@@ -41,14 +41,15 @@ pub const LEAK_VAR: (&str, &str) = ("HOOKVISOR_TEST_LEAK", "leaked");
 pub const INHERIT_VAR: (&str, &str) = ("HOOKVISOR_TEST_INHERIT", "inherited");
 
 /// The cargo profile directory (`target/debug`) holding `hookvisor` and the fixtures: the parent
-/// of the `deps` directory the test executable runs from.
+/// of the `deps` (or `examples`) directory the executable runs from.
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let mut dir = exe
         .parent()
         .expect("test executable directory")
         .to_path_buf();
-    if dir.ends_with("deps") {
+    // Tests run from `deps`, examples (measurements) from `examples`.
+    if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.pop();
     }
     dir

@@ -26,11 +26,8 @@ use tower::{Layer, Service};
 use crate::config::HostLimits;
 use crate::connections::HostConnInfo;
 
-/// The largest request a host may send, in bytes: 1.25 MiB. The per-field limits
-/// (`crate::request`) add up to a little over 1 MiB — `params_json` ≤ 512 KiB of text, session
-/// metadata ≤ 512 KiB in all (plus ≤ 256 names of ≤ 256 bytes), 13 context strings ≤ 4 KiB each,
-/// a tool name ≤ 256 bytes — and the rest is protobuf framing.
-pub const HOST_MAX_REQUEST_BYTES: usize = 1_310_720;
+/// The largest request a host may send, in bytes: 1.25 MiB (`docs/contract.md` §8).
+pub use hookvisor_proto::limits::HOST_MAX_REQUEST_BYTES;
 
 /// Applies the call limits of [`HostLimits`] to a service.
 #[derive(Debug, Clone)]

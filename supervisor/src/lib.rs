@@ -2,6 +2,8 @@
 //! host asks, and answers with one merged verdict. A plugin that crashes, hangs, answers late or
 //! answers nonsense never lets a call through.
 //!
+//! `§N` in this crate's docs and comments refers to section N of `docs/contract.md`.
+//!
 //! # Layout
 //! - [`admission`]: the bounds on host calls in flight (`RESOURCE_EXHAUSTED`), and tonic's
 //!   decode failures answered as `INVALID_ARGUMENT`.

@@ -17,32 +17,13 @@ use hookvisor_proto::v1::{ApprovalDecision, ApprovalRequest, Severity};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-/// Deepest nesting of objects and arrays.
-pub const MAX_DEPTH: usize = 32;
-/// Most values (containers and scalars) in one document.
-pub const MAX_NODES: usize = 4096;
-/// Most keys in one object.
-pub const MAX_KEYS: usize = 512;
-/// Longest string (value or key), in bytes.
-pub const MAX_STRING_BYTES: usize = 65_536;
-/// Largest document, serialized compactly, in bytes.
-pub const MAX_SERIALIZED_BYTES: usize = 262_144;
-/// Longest JSON text accepted at all, in bytes, checked before parsing. Twice the compact limit,
-/// so pretty-printed texts of values near the limit still pass; the compact size is checked after.
-pub const MAX_TEXT_BYTES: usize = 2 * MAX_SERIALIZED_BYTES;
-/// Longest text a plugin supplies (block reason, trace detail, status message) that is passed on,
-/// in bytes; longer ones are cut with [`cap_text`].
-pub const MAX_PLUGIN_TEXT_BYTES: usize = 4096;
-/// Approval title length, in characters.
-pub const MAX_APPROVAL_TITLE: usize = 80;
-/// Approval description length, in characters.
-pub const MAX_APPROVAL_DESCRIPTION: usize = 512;
-/// Longest approval timeout, in ms.
-pub const MAX_APPROVAL_TIMEOUT_MS: u32 = 600_000;
-/// The approval timeout used when a plugin gives 0.
-pub const DEFAULT_APPROVAL_TIMEOUT_MS: u32 = 120_000;
-/// Longest tool name a host may send, in bytes (the contract is silent; this keeps traces sane).
-pub const MAX_TOOL_NAME_BYTES: usize = 256;
+// The contract's numbers live once, in the proto crate (`docs/contract.md` §8).
+pub use hookvisor_proto::limits::{
+    DEFAULT_APPROVAL_TIMEOUT_MS, MAX_APPROVAL_DESCRIPTION_CHARS as MAX_APPROVAL_DESCRIPTION,
+    MAX_APPROVAL_TIMEOUT_MS, MAX_APPROVAL_TITLE_CHARS as MAX_APPROVAL_TITLE, MAX_DEPTH, MAX_KEYS,
+    MAX_NODES, MAX_PLUGIN_TEXT_BYTES, MAX_SERIALIZED_BYTES, MAX_STRING_BYTES, MAX_TEXT_BYTES,
+    MAX_TOOL_NAME_BYTES,
+};
 
 /// How many bytes of a key an error message quotes (keys may be 64 KiB; messages stay short).
 const KEY_BYTES_IN_MESSAGES: usize = 64;

@@ -17,16 +17,11 @@ use hookvisor_proto::v1::{
 use serde_json::{Map, Value};
 use tonic::Status;
 
-use crate::limits::{self, MAX_TEXT_BYTES, MAX_TOOL_NAME_BYTES};
+use crate::limits::{self, MAX_TOOL_NAME_BYTES};
 
-/// Longest context string (ids, paths, labels), in bytes.
-pub const MAX_CONTEXT_BYTES: usize = 4096;
-/// Most session metadata namespaces in one request.
-pub const MAX_METADATA_NAMESPACES: usize = 256;
-/// Longest session metadata namespace name, in bytes.
-pub const MAX_NAMESPACE_BYTES: usize = 256;
-/// Most session metadata text in one request, all namespaces together, in bytes.
-pub const MAX_METADATA_BYTES: usize = MAX_TEXT_BYTES;
+pub use hookvisor_proto::limits::{
+    MAX_CONTEXT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_NAMESPACES, MAX_NAMESPACE_BYTES,
+};
 
 /// A `BeforeToolCall` request that passed every check.
 #[derive(Debug)]

@@ -12,10 +12,7 @@ use crate::limits::MAX_TOOL_NAME_BYTES;
 use crate::merge::Slot;
 use crate::stages::{Answerer, Lineup, Participant};
 
-/// Most registrations one plugin may describe.
-pub const MAX_REGISTRATIONS: usize = 64;
-/// Most tool names in all of one plugin's registrations.
-pub const MAX_REGISTERED_TOOLS: usize = 1024;
+pub use hookvisor_proto::limits::{MAX_REGISTERED_TOOLS, MAX_REGISTRATIONS};
 
 /// Applies §3's trust rule and the registration limits to what `Describe` said, narrowed by the
 /// configured `hooks`: the registrations that count, or why the whole plugin is rejected.

@@ -8,10 +8,10 @@ use serde_json::{Map, Value};
 use crate::proto;
 use crate::{ApprovalDecision, Severity};
 
-/// Longest approval title the contract accepts, in characters.
-pub const MAX_TITLE_CHARS: usize = 80;
-/// Longest approval description the contract accepts, in characters.
-pub const MAX_DESCRIPTION_CHARS: usize = 512;
+/// Longest approval title the contract accepts, in characters (`docs/contract.md` §8).
+pub const MAX_TITLE_CHARS: usize = hookvisor_proto::limits::MAX_APPROVAL_TITLE_CHARS;
+/// Longest approval description the contract accepts, in characters (`docs/contract.md` §8).
+pub const MAX_DESCRIPTION_CHARS: usize = hookvisor_proto::limits::MAX_APPROVAL_DESCRIPTION_CHARS;
 
 /// No opinion: the call proceeds as far as this plugin is concerned.
 pub fn allow() -> proto::ToolCallDecision {

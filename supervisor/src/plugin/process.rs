@@ -31,8 +31,8 @@ use crate::limits;
 use crate::merge::Failed;
 use crate::spawner::Spawner;
 
-/// gRPC messages from plugins larger than this are refused (contract §8).
-pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// gRPC messages from plugins larger than this are refused (§8).
+pub use hookvisor_proto::limits::MAX_PLUGIN_MESSAGE_BYTES as MAX_MESSAGE_BYTES;
 /// How many of a plugin's last stderr lines a start failure quotes.
 const STDERR_TAIL_LINES: usize = 10;
 /// Longer output lines are cut (a plugin that prints megabytes without a newline must not make

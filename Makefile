@@ -10,7 +10,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 
 demo:
-	cargo build --release --locked -p hookvisor -p hookvisor-examples
+	cargo build --release --locked -p hookvisor-cli -p hookvisor-examples
 	./target/release/hookvisor demo
 
 $(PYTHON):

@@ -1,6 +1,8 @@
 //! The hookvisor contract (`hookvisor.v1`) as Rust types, clients and servers, generated from
 //! `proto/hookvisor/v1/hookvisor.proto`. Both the supervisor and the Rust plugin SDK use it.
 #![forbid(unsafe_code)]
+// Nothing a host, a plugin or a configuration controls may panic the daemon.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 /// Package `hookvisor.v1`.
 pub mod v1 {

@@ -27,16 +27,17 @@
 //! - [`drain`]: the shutdown drain of §6 (new calls refused, calls in flight counted).
 //! - [`service`]: the host-facing `hookvisor.v1.Hooks` service, a thin adapter over `stages`.
 //! - [`server`]: `hookvisor serve`: sockets, health, drain and shutdown.
-//! - [`demo`]: `hookvisor demo`: the example plugins and a scripted set of calls.
-//! - [`cli`]: the command line.
+//!
+//! The `hookvisor` command (its command line, logging and `hookvisor demo`) is the
+//! `hookvisor-cli` package in `supervisor/cli/`.
 #![deny(unsafe_code)]
+// Nothing a host, a plugin or a configuration controls may panic the daemon.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
 
 pub mod admission;
-pub mod cli;
 pub mod config;
 pub mod connections;
-pub mod demo;
 pub mod drain;
 pub mod generation;
 pub mod layout;

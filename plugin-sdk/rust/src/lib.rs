@@ -53,6 +53,8 @@
 //! Run by hand, without hookvisor's environment, such a binary prints one line explaining that it
 //! is started by hookvisor and exits with status 1.
 #![forbid(unsafe_code)]
+// A plugin built on the SDK must not panic on what the supervisor sends.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
 
 use std::future::Future;

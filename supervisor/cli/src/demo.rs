@@ -16,9 +16,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::config::Config;
-use crate::plugin::PluginSet;
-use crate::server::{Observer, serve};
+use hookvisor::config::Config;
+use hookvisor::plugin::PluginSet;
+use hookvisor::server::{Observer, serve};
 
 /// The example plugins the demo runs (built by `cargo build -p hookvisor-examples`).
 const PLUGINS: [&str; 6] = [
@@ -33,7 +33,7 @@ const PLUGINS: [&str; 6] = [
 const WORKSPACE: &str = "/home/agent/project";
 
 /// Runs the demo.
-pub async fn run() -> anyhow::Result<()> {
+pub(crate) async fn run() -> anyhow::Result<()> {
     let bin_dir = std::env::current_exe()
         .context("cannot find the hookvisor executable")?
         .parent()

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `check-config` and `demo`. Configuration errors, and everything
-//! [`crate::layout::preflight`] refuses, are reported in one line and exit with 64 (EX_USAGE)
+//! [`hookvisor::layout::preflight`] refuses, are reported in one line and exit with 64 (EX_USAGE)
 //! before any runtime starts; `check-config` and `serve` refuse exactly the same things.
 
 use std::path::{Path, PathBuf};
@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::Config;
+use hookvisor::config::Config;
 
 /// Exit status for a bad configuration or command line (sysexits' EX_USAGE).
-pub const EX_USAGE: u8 = 64;
+pub(crate) const EX_USAGE: u8 = 64;
 
 /// Runs an AI-agent host's policy plugins out of process.
 #[derive(Debug, Parser)]
@@ -48,7 +48,7 @@ enum Command {
 }
 
 /// The entry point of the `hookvisor` binary.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -90,18 +90,18 @@ pub fn main() -> ExitCode {
 }
 
 /// The configuration `serve` would run, with `--socket` applied, checked by
-/// [`crate::layout::preflight`] (which creates nothing).
+/// [`hookvisor::layout::preflight`] (which creates nothing).
 fn load_checked(path: &Path, socket: Option<&Path>) -> Result<Config, String> {
     let mut config = Config::load(path).map_err(|e| e.to_string())?;
     if let Some(socket) = socket {
         let absolute = std::path::absolute(socket)
             .map_err(|e| format!("--socket {}: {e}", socket.display()))?;
-        if let Some(problem) = crate::layout::socket_path_problem(&absolute) {
+        if let Some(problem) = hookvisor::layout::socket_path_problem(&absolute) {
             return Err(format!("--socket {}: {problem}", socket.display()));
         }
         config.supervisor.socket = absolute;
     }
-    crate::layout::preflight(&config).map_err(|e| e.to_string())?;
+    hookvisor::layout::preflight(&config).map_err(|e| e.to_string())?;
     Ok(config)
 }
 
@@ -153,12 +153,12 @@ fn one_line(e: &anyhow::Error) -> String {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
-    crate::server::serve(config, shutdown, &()).await?;
+    hookvisor::server::serve(config, shutdown, &()).await?;
     Ok(())
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
-pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -168,4 +168,10 @@ async fn plugin_output_cannot_carry_control_characters_into_the_log() {
         !raw.contains("hello\rFORGED"),
         "a raw carriage return reached the log"
     );
+    // A log written to a file carries no escape sequence at all: the plugin's is escaped, and
+    // the supervisor's own colours are for terminals only.
+    assert!(
+        !raw.contains('\u{1b}'),
+        "an escape sequence reached the log file"
+    );
 }

@@ -108,9 +108,11 @@ fn load_checked(path: &Path, socket: Option<&Path>) -> Result<Config, String> {
 fn init_logging(default: &str) {
     let filter =
         EnvFilter::try_from_env("HOOKVISOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour only on a terminal: a file or the journal gets plain lines.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

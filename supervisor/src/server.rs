@@ -52,8 +52,10 @@ fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> ServeError 
 /// Hooks `serve` calls at points of its life, so callers (the demo, later systemd notify) can
 /// follow along without `serve` knowing them.
 pub trait Observer: Send + Sync {
-    /// The host socket accepts calls.
+    /// The host socket accepts calls; every plugin is ready or has failed its start.
     fn ready(&self, _socket: &Path, _plugins: &PluginSet) {}
+    /// Shutdown has begun: new calls are refused, calls in flight drain.
+    fn stopping(&self) {}
 }
 
 impl Observer for () {}
@@ -128,6 +130,7 @@ pub async fn serve(
         None => {
             tracing::info!("shutting down: new calls get UNAVAILABLE; draining calls in flight");
             drain.start();
+            observer.stopping();
             health
                 .set_service_status("", ServingStatus::NotServing)
                 .await;

@@ -246,6 +246,7 @@ pub struct Builder {
     supervisor_keys: Vec<String>,
     socket_flag: bool,
     relative_config: bool,
+    env: Vec<(String, String)>,
 }
 
 impl Builder {
@@ -258,6 +259,12 @@ impl Builder {
     /// Gives the host socket with `--socket` (the configuration names another path).
     pub fn socket_flag(mut self) -> Builder {
         self.socket_flag = true;
+        self
+    }
+
+    /// Sets a variable in the supervisor's environment (e.g. `NOTIFY_SOCKET`).
+    pub fn env(mut self, key: &str, value: &str) -> Builder {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -317,6 +324,7 @@ impl Builder {
             .stderr(stderr)
             .env(LEAK_VAR.0, LEAK_VAR.1)
             .env(INHERIT_VAR.0, INHERIT_VAR.1)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
             .kill_on_drop(true);
         let child = command.spawn().expect("spawning hookvisor serve");
@@ -353,6 +361,7 @@ impl Supervisor {
             supervisor_keys: Vec::new(),
             socket_flag: false,
             relative_config: false,
+            env: Vec::new(),
         }
     }
 

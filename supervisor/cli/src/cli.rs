@@ -155,7 +155,8 @@ fn one_line(e: &anyhow::Error) -> String {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
-    hookvisor::server::serve(config, shutdown, &()).await?;
+    crate::systemd::start_watchdog();
+    hookvisor::server::serve(config, shutdown, &crate::systemd::Systemd).await?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 # The two commands a newcomer needs (README.md):
 #   make demo   build hookvisor and the example plugins, run the scripted demo
 #   make test   install what the tests need (Python packages included) and run every test
-.PHONY: demo test lint venv
+.PHONY: demo test lint venv tools
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -19,11 +19,17 @@ $(PYTHON):
 venv: $(PYTHON)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
+# Programs the tests run: systemd-socket-activate (socket activation), setpriv and prlimit (a
+# second uid, descriptor limits). Debian ships them in systemd and util-linux.
+tools:
+	@command -v systemd-socket-activate >/dev/null || { apt-get update -qq && apt-get install -y -qq systemd; }
+	@{ command -v setpriv && command -v prlimit; } >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
+
 lint:
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-test: venv lint
+test: venv tools lint
 	@# Black-box tests spawn the real binaries: build them all first.
 	cargo build --locked --workspace --bins
 	HOOKVISOR_TEST_PYTHON=$(abspath $(PYTHON)) cargo test --locked --workspace 2>&1 \

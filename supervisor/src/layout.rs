@@ -130,6 +130,28 @@ pub enum LayoutError {
 /// command. (A busy host socket or a held lock are states, not configuration: `serve` checks
 /// those itself, so `check-config` works while a supervisor runs.)
 pub fn preflight(config: &Config) -> Result<(), LayoutError> {
+    check_host_socket_path(config)?;
+    preflight_activated(config)
+}
+
+/// [`preflight`] for a host socket that systemd passed in (socket activation): the configured
+/// `socket` path is not used, so only the runtime directory and the plugins are checked.
+pub fn preflight_activated(config: &Config) -> Result<(), LayoutError> {
+    let runtime_dir = &config.supervisor.runtime_dir;
+    if let Some(meta) = lstat(runtime_dir, "runtime directory", "inspect it")? {
+        check_runtime_dir(runtime_dir, &meta)?;
+    }
+    if let Some(parent) = runtime_dir.parent() {
+        check_directories(parent, "runtime directory", runtime_dir)?;
+    }
+    for plugin in &config.plugins {
+        check_command(&plugin.name, &plugin.command)?;
+    }
+    Ok(())
+}
+
+/// The checks on the configured host socket path and the directories above it.
+fn check_host_socket_path(config: &Config) -> Result<(), LayoutError> {
     let supervisor = &config.supervisor;
     let socket = &supervisor.socket;
     let runtime_dir = &supervisor.runtime_dir;
@@ -160,13 +182,6 @@ pub fn preflight(config: &Config) -> Result<(), LayoutError> {
             ),
         ));
     }
-
-    if let Some(meta) = lstat(runtime_dir, "runtime directory", "inspect it")? {
-        check_runtime_dir(runtime_dir, &meta)?;
-    }
-    if let Some(parent) = runtime_dir.parent() {
-        check_directories(parent, "runtime directory", runtime_dir)?;
-    }
     let socket_dir = socket.parent().unwrap_or(Path::new("/"));
     check_directories(socket_dir, "host socket", socket)?;
     if let Some(meta) = lstat(socket, "host socket", "inspect it")?
@@ -175,10 +190,6 @@ pub fn preflight(config: &Config) -> Result<(), LayoutError> {
         return Err(LayoutError::NotOurSocket {
             path: socket.clone(),
         });
-    }
-
-    for plugin in &config.plugins {
-        check_command(&plugin.name, &plugin.command)?;
     }
     Ok(())
 }

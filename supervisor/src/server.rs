@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookvisor_proto::v1::hooks_server::HooksServer;
+use tokio::net::UnixListener;
 use tonic_health::ServingStatus;
 
 use crate::admission::{AdmissionLayer, HOST_MAX_REQUEST_BYTES};
@@ -60,31 +61,74 @@ pub trait Observer: Send + Sync {
 
 impl Observer for () {}
 
+/// Where the host API listens.
+#[derive(Debug)]
+pub enum HostSocket {
+    /// Bind the configured `socket` (and remove it at the end).
+    Bind,
+    /// Serve on a listening socket systemd passed in (socket activation); the configured path
+    /// is not used, and the socket is systemd's to remove.
+    Activated(std::os::unix::net::UnixListener),
+}
+
 /// Runs the supervisor until `shutdown` resolves, then drains and stops (§6, issue: SIGTERM).
 pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()>,
     observer: &dyn Observer,
 ) -> Result<(), ServeError> {
+    serve_on(config, HostSocket::Bind, shutdown, observer).await
+}
+
+/// [`serve`] on `host`: the configured socket, or one systemd passed in.
+pub async fn serve_on(
+    config: Config,
+    host: HostSocket,
+    shutdown: impl Future<Output = ()>,
+    observer: &dyn Observer,
+) -> Result<(), ServeError> {
     // Nothing is created before everything that would be refused is known.
-    layout::preflight(&config)?;
+    match &host {
+        HostSocket::Bind => layout::preflight(&config)?,
+        HostSocket::Activated(_) => layout::preflight_activated(&config)?,
+    }
     connections::raise_nofile_limit();
     layout::prepare_runtime_dir(&config.supervisor.runtime_dir)?;
     // Held until the end: two supervisors must never share plugin sockets.
     let _lock = layout::lock_runtime_dir(&config.supervisor.runtime_dir)?;
-    layout::check_host_socket_free(&config.supervisor.socket)?;
+    if matches!(host, HostSocket::Bind) {
+        layout::check_host_socket_free(&config.supervisor.socket)?;
+    }
     let spawner = Spawner::start(tokio::runtime::Handle::current())
         .map_err(io_error("cannot start the spawner thread"))?;
     let plugins = Arc::new(PluginSet::start(&config, spawner).await);
     let grace = Duration::from_millis(config.supervisor.stop_grace_ms.into());
 
-    let socket = config.supervisor.socket.clone();
-    let listener = match layout::bind_host_socket(&socket, config.supervisor.socket_mode) {
+    let activated = matches!(host, HostSocket::Activated(_));
+    let listener = match host {
+        HostSocket::Bind => {
+            layout::bind_host_socket(&config.supervisor.socket, config.supervisor.socket_mode)
+                .map_err(ServeError::from)
+        }
+        HostSocket::Activated(listener) => listener
+            .set_nonblocking(true)
+            .and_then(|()| UnixListener::from_std(listener))
+            .map_err(io_error("the socket systemd passed in")),
+    };
+    let listener = match listener {
         Ok(listener) => listener,
         Err(e) => {
             plugins.stop(grace).await;
-            return Err(e.into());
+            return Err(e);
         }
+    };
+    let socket = match listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+    {
+        Some(path) if activated => path,
+        _ => config.supervisor.socket.clone(),
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -157,7 +201,7 @@ pub async fn serve(
         }
     };
     plugins.stop(grace).await;
-    if let Err(e) = layout::remove_stale_socket(&socket) {
+    if !activated && let Err(e) = layout::remove_stale_socket(&socket) {
         tracing::warn!("left the host socket in place: {e}");
     }
     tracing::info!("stopped");

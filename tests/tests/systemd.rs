@@ -67,3 +67,73 @@ async fn ready_status_watchdog_and_stopping_reach_notify_socket() {
         "{stopping:?}"
     );
 }
+
+/// Socket activation: `systemd-socket-activate` (Debian's `systemd` package) binds the socket,
+/// starts `hookvisor serve` on the first connection and passes the listening socket in
+/// (`LISTEN_FDS`). hookvisor serves on it, never binds the configured path, and leaves the socket
+/// to its owner at shutdown.
+#[tokio::test]
+async fn socket_activation_serves_on_the_socket_passed_in() {
+    use hookvisor_proto::v1::Outcome;
+    use hookvisor_proto::v1::hooks_client::HooksClient;
+    use hookvisor_tests::harness::{Recording, connect, hookvisor, toml_string, tool_call};
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let dir = TestDir::new();
+    let activated = dir.join("act.sock");
+    let configured = dir.join("configured.sock");
+    let recording = Recording::new();
+    let config = dir.join("hookvisor.toml");
+    let text = format!(
+        "[supervisor]\nsocket = {}\nruntime_dir = {}\n{}",
+        toml_string(&configured.display().to_string()),
+        toml_string(&dir.join("run").display().to_string()),
+        plugins(&[PluginToml::new("watcher", "fixture-recorder").record(&recording)])
+    );
+    std::fs::write(&config, text).expect("writing the configuration");
+    let log = std::fs::File::create(dir.join("log")).expect("log file");
+    let mut child = tokio::process::Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&activated)
+        .arg(hookvisor())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("systemd-socket-activate (Debian package systemd)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !activated.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "systemd-socket-activate never bound"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The first connection starts hookvisor; the call waits in the backlog until it serves.
+    let verdict = tokio::time::timeout(Duration::from_secs(30), async {
+        let channel = connect(&activated).await.expect("connect");
+        HooksClient::new(channel)
+            .before_tool_call(tool_call("exec", serde_json::json!({"command": "ls"})))
+            .await
+    })
+    .await
+    .expect("a verdict within 30 s")
+    .expect("BeforeToolCall")
+    .into_inner();
+    let log = || std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    assert_eq!(verdict.outcome(), Outcome::Allow, "{}", log());
+    assert_eq!(recording.calls_of("watcher").len(), 1);
+    assert!(!configured.exists(), "the configured path was bound");
+
+    let pid = child.id().expect("pid") as i32;
+    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within 10 s after SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "{status}\n{}", log());
+}

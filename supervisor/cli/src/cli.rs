@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use hookvisor::config::Config;
+use hookvisor::server::HostSocket;
 
 /// Exit status for a bad configuration or command line (sysexits' EX_USAGE).
 pub(crate) const EX_USAGE: u8 = 64;
@@ -72,15 +73,23 @@ pub(crate) fn main() -> ExitCode {
             }
         },
         Command::Serve { config, socket } => {
-            let config = match load_checked(&config, socket.as_deref()) {
-                Ok(config) => config,
+            let loaded = activated_socket().and_then(|activated| {
+                let config = load(&config, socket.as_deref(), activated.is_some())?;
+                Ok((config, activated))
+            });
+            let (config, activated) = match loaded {
+                Ok(loaded) => loaded,
                 Err(e) => {
                     eprintln!("hookvisor: {e}");
                     return ExitCode::from(EX_USAGE);
                 }
             };
             init_logging("info");
-            run(serve(config))
+            let host = match activated {
+                Some(listener) => HostSocket::Activated(listener),
+                None => HostSocket::Bind,
+            };
+            run(serve(config, host))
         }
         Command::Demo => {
             init_logging("error");
@@ -92,6 +101,12 @@ pub(crate) fn main() -> ExitCode {
 /// The configuration `serve` would run, with `--socket` applied, checked by
 /// [`hookvisor::layout::preflight`] (which creates nothing).
 fn load_checked(path: &Path, socket: Option<&Path>) -> Result<Config, String> {
+    load(path, socket, false)
+}
+
+/// Loads the configuration and runs the preflight `serve` will run: for an `activated` host
+/// socket (passed in by systemd) the configured socket path is not checked.
+fn load(path: &Path, socket: Option<&Path>, activated: bool) -> Result<Config, String> {
     let mut config = Config::load(path).map_err(|e| e.to_string())?;
     if let Some(socket) = socket {
         let absolute = std::path::absolute(socket)
@@ -101,8 +116,22 @@ fn load_checked(path: &Path, socket: Option<&Path>) -> Result<Config, String> {
         }
         config.supervisor.socket = absolute;
     }
-    hookvisor::layout::preflight(&config).map_err(|e| e.to_string())?;
+    if activated {
+        hookvisor::layout::preflight_activated(&config).map_err(|e| e.to_string())?;
+    } else {
+        hookvisor::layout::preflight(&config).map_err(|e| e.to_string())?;
+    }
     Ok(config)
+}
+
+/// The host socket systemd passed in (`LISTEN_FDS`, socket activation), if any. Read before any
+/// thread starts: it clears the variables from the environment.
+fn activated_socket() -> Result<Option<std::os::unix::net::UnixListener>, String> {
+    listenfd::ListenFd::from_env()
+        .take_unix_listener(0)
+        .map_err(|e| {
+            format!("LISTEN_FDS: the first socket passed in is not a listening Unix socket: {e}")
+        })
 }
 
 fn init_logging(default: &str) {
@@ -153,10 +182,10 @@ fn one_line(e: &anyhow::Error) -> String {
     out.replace(['\n', '\r'], " ")
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, host: HostSocket) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     crate::systemd::start_watchdog();
-    hookvisor::server::serve(config, shutdown, &crate::systemd::Systemd).await?;
+    hookvisor::server::serve_on(config, host, shutdown, &crate::systemd::Systemd).await?;
     Ok(())
 }
 

@@ -86,6 +86,44 @@ pub struct SupervisorConfig {
     pub stop_grace_ms: u32,
     /// What hosts may hold open and in flight on the host socket.
     pub host_limits: HostLimits,
+    /// How plugins are restarted, checked and quarantined.
+    pub lifecycle: Lifecycle,
+}
+
+/// Restarts, health checks and quarantine (`[supervisor]` keys of the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// The first delay before restarting a plugin that exited or failed its start; it doubles
+    /// after each failure (with jitter) up to `restart_delay_max_ms`.
+    pub restart_delay_ms: u32,
+    /// The longest delay before a restart (also the delay after a permanent start failure).
+    pub restart_delay_max_ms: u32,
+    /// This many failures within `quarantine_window_ms` quarantine the plugin: no more
+    /// restarts, and its calls keep failing closed.
+    pub quarantine_after: u32,
+    /// The window `quarantine_after` counts in.
+    pub quarantine_window_ms: u32,
+    /// How often a ready plugin's `grpc.health.v1.Health/Check` is called.
+    pub health_interval_ms: u32,
+    /// How long one health check may take.
+    pub health_timeout_ms: u32,
+    /// Failed health checks in a row, or calls timed out in a row, that make a plugin hung:
+    /// its group is killed and it is restarted.
+    pub hung_after: u32,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            restart_delay_ms: 100,
+            restart_delay_max_ms: 30_000,
+            quarantine_after: 5,
+            quarantine_window_ms: 60_000,
+            health_interval_ms: 5000,
+            health_timeout_ms: 1000,
+            hung_after: 3,
+        }
+    }
 }
 
 /// The bounds on what hosts may hold on the host socket (`[supervisor]` keys of the same names).
@@ -209,6 +247,7 @@ impl Default for SupervisorConfig {
             start_timeout_ms: DEFAULT_START_TIMEOUT_MS,
             stop_grace_ms: DEFAULT_STOP_GRACE_MS,
             host_limits: HostLimits::default(),
+            lifecycle: Lifecycle::default(),
         }
     }
 }
@@ -318,7 +357,8 @@ impl Config {
 /// after it (at most two instances of a plugin are alive at once).
 pub const MAX_INSTANCE: u32 = 99_999;
 
-fn socket_in(runtime_dir: &Path, name: &str, instance: u32) -> PathBuf {
+/// The socket of instance `instance` of plugin `name`: `runtime_dir/NAME.INSTANCE.sock`.
+pub fn socket_in(runtime_dir: &Path, name: &str, instance: u32) -> PathBuf {
     runtime_dir.join(format!("{name}.{instance}.sock"))
 }
 
@@ -349,6 +389,13 @@ struct RawSupervisor {
     max_calls_per_connection: Option<Spanned<i64>>,
     handshake_timeout_ms: Option<Spanned<i64>>,
     idle_timeout_ms: Option<Spanned<i64>>,
+    restart_delay_ms: Option<Spanned<i64>>,
+    restart_delay_max_ms: Option<Spanned<i64>>,
+    quarantine_after: Option<Spanned<i64>>,
+    quarantine_window_ms: Option<Spanned<i64>>,
+    health_interval_ms: Option<Spanned<i64>>,
+    health_timeout_ms: Option<Spanned<i64>>,
+    hung_after: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -473,7 +520,48 @@ impl Document<'_> {
         })
     }
 
-    fn supervisor(&self, raw: RawSupervisor) -> Result<SupervisorConfig, ConfigError> {
+    fn lifecycle(
+        &self,
+        raw: [Option<Spanned<i64>>; 7],
+        defaults: Lifecycle,
+    ) -> Result<Lifecycle, ConfigError> {
+        let [delay, delay_max, after, window, interval, timeout, hung] = raw;
+        let lifecycle = Lifecycle {
+            restart_delay_ms: self
+                .millis(delay, "restart_delay_ms", 1)?
+                .unwrap_or(defaults.restart_delay_ms),
+            restart_delay_max_ms: self
+                .millis(delay_max, "restart_delay_max_ms", 1)?
+                .unwrap_or(defaults.restart_delay_max_ms),
+            quarantine_after: self
+                .count(after, "quarantine_after")?
+                .unwrap_or(defaults.quarantine_after),
+            quarantine_window_ms: self
+                .millis(window, "quarantine_window_ms", 1)?
+                .unwrap_or(defaults.quarantine_window_ms),
+            health_interval_ms: self
+                .millis(interval, "health_interval_ms", 1)?
+                .unwrap_or(defaults.health_interval_ms),
+            health_timeout_ms: self
+                .millis(timeout, "health_timeout_ms", 1)?
+                .unwrap_or(defaults.health_timeout_ms),
+            hung_after: self
+                .count(hung, "hung_after")?
+                .unwrap_or(defaults.hung_after),
+        };
+        Ok(lifecycle)
+    }
+
+    fn supervisor(&self, mut raw: RawSupervisor) -> Result<SupervisorConfig, ConfigError> {
+        let raw_lifecycle = [
+            raw.restart_delay_ms.take(),
+            raw.restart_delay_max_ms.take(),
+            raw.quarantine_after.take(),
+            raw.quarantine_window_ms.take(),
+            raw.health_interval_ms.take(),
+            raw.health_timeout_ms.take(),
+            raw.hung_after.take(),
+        ];
         let defaults = SupervisorConfig::default();
         let socket = match &raw.socket {
             Some(socket) => self.socket_path(socket)?,
@@ -514,6 +602,7 @@ impl Document<'_> {
                     .millis(raw.idle_timeout_ms, "idle_timeout_ms", 1)?
                     .unwrap_or(defaults.host_limits.idle_timeout_ms),
             },
+            lifecycle: self.lifecycle(raw_lifecycle, defaults.lifecycle)?,
         })
     }
 

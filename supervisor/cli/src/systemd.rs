@@ -40,6 +40,8 @@ fn phase_word(phase: &Phase) -> &'static str {
         Phase::Rejected(_) => "rejected",
         Phase::Failed { .. } => "failed to start",
         Phase::Exited(_) => "exited",
+        Phase::Hung(_) => "hung",
+        Phase::Quarantined { .. } => "quarantined",
         Phase::Stopped => "stopped",
     }
 }

@@ -16,7 +16,6 @@ pub mod process;
 mod set;
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,9 +50,19 @@ pub enum Phase {
         /// Its last stderr lines ("" when it printed nothing).
         stderr: String,
     },
-    /// Exited after it was ready. (Restarts come with the lifecycle work; until then it stays
-    /// unavailable and its calls block.)
+    /// Exited after it was ready; it is restarted after a backoff.
     Exited(Exit),
+    /// Was found hung (health checks or calls timing out in a row) and killed; it is restarted.
+    Hung(String),
+    /// Failed too often within the window: no more restarts until the supervisor restarts.
+    Quarantined {
+        /// Failures counted in the window.
+        failures: usize,
+        /// The window.
+        window: Duration,
+        /// The last failure.
+        last: Box<Phase>,
+    },
     /// Stopped by the supervisor.
     Stopped,
 }
@@ -71,6 +80,16 @@ impl fmt::Display for Phase {
                 write!(f, "failed to start: {error}; last stderr: {stderr}")
             }
             Phase::Exited(how) => write!(f, "exited ({how})"),
+            Phase::Hung(why) => write!(f, "hung ({why})"),
+            Phase::Quarantined {
+                failures,
+                window,
+                last,
+            } => write!(
+                f,
+                "quarantined after {failures} failures in {} s; last: {last}",
+                window.as_secs()
+            ),
             Phase::Stopped => f.write_str("stopped"),
         }
     }
@@ -111,8 +130,9 @@ pub struct Plugin {
     pub config: PluginConfig,
     /// Its configured name, shared by every trace entry.
     pub name: Arc<str>,
-    socket: PathBuf,
     snapshot: watch::Receiver<Snapshot>,
+    watchdog: Arc<owner::Watchdog>,
+    hung_after: u32,
 }
 
 impl Plugin {
@@ -155,22 +175,28 @@ impl Plugin {
     {
         let (shared, process) = self.ready()?;
         let pid = process.pid();
+        let socket = process.socket().to_path_buf();
         let rpc = &rpc;
         let request = &request;
-        process::call(process.exit_watch(), deadline, |left, attempt| {
+        let socket = &socket;
+        let result = process::call(process.exit_watch(), deadline, |left, attempt| {
             let shared = shared.clone();
             async move {
                 let client = if attempt == 1 {
                     shared
                 } else {
-                    process::client(&self.socket, pid)
+                    process::client(socket, pid)
                         .await
                         .map_err(|e| tonic::Status::from_error(Box::new(e)))?
                 };
                 rpc(client, with_timeout(request.clone(), left)).await
             }
         })
-        .await
+        .await;
+        let timed_out =
+            matches!(&result, Err(f) if f.kind == hookvisor_proto::v1::Failure::Timeout);
+        self.watchdog.record(timed_out, self.hung_after);
+        result
     }
 }
 

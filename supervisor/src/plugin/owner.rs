@@ -1,60 +1,196 @@
-//! The owner of one plugin instance: the only task that changes its state. It clears the socket,
-//! spawns the process, runs the handshake, applies the trust rule, publishes each phase, watches
-//! for the exit, and stops the process when told to. Everything the process needs running (its
-//! output readers, its exit waiter) lives in the owner's `JoinSet` and ends with it.
+//! The owner of one configured plugin: the only task that changes its state. For each instance
+//! it clears the socket, spawns the process, runs the handshake, applies the trust rule and
+//! publishes each phase; while the instance is ready it checks its health; when the instance
+//! exits, fails its start or hangs, it restarts it with exponential backoff, and past too many
+//! failures in a window it quarantines the plugin. It stops the process when told to.
+//! Everything a process needs running (its output readers, its exit waiter) lives in the
+//! owner's `JoinSet` and ends with it.
+//!
+//! Between instances the last failure stays published, so calls block at once with a reason
+//! that says what happened; a new instance takes calls only after the full handshake.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use hookvisor_proto::v1::HookRegistration;
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use super::process::{Process, StartError};
 use super::{Phase, Snapshot};
-use crate::config::PluginConfig;
+use crate::config::{Lifecycle, MAX_INSTANCE, PluginConfig, socket_in};
 use crate::layout;
 use crate::routing;
 use crate::spawner::Spawner;
 
-/// What an owner needs to run one instance.
+/// What the calls tell the owner: timeouts in a row, and the signal that the plugin is hung.
+#[derive(Debug, Default)]
+pub struct Watchdog {
+    timeouts_in_a_row: AtomicU32,
+    hung: Notify,
+}
+
+impl Watchdog {
+    /// Records how a call ended: `timed_out`, or anything else (which resets the count).
+    /// `hung_after` timeouts in a row wake the owner.
+    pub fn record(&self, timed_out: bool, hung_after: u32) {
+        if !timed_out {
+            self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+            return;
+        }
+        let n = self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= hung_after {
+            self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+            self.hung.notify_one();
+        }
+    }
+}
+
+/// What an owner needs to run the instances of one plugin.
 pub(super) struct Owner {
     pub config: PluginConfig,
-    pub socket: PathBuf,
+    pub runtime_dir: PathBuf,
     pub workdir: PathBuf,
     pub spawner: Spawner,
     pub start_timeout: Duration,
+    pub lifecycle: Lifecycle,
+    pub watchdog: Arc<Watchdog>,
     pub publish: watch::Sender<Snapshot>,
     /// The grace period to stop with, when the supervisor stops the plugin.
     pub stop: oneshot::Receiver<Duration>,
 }
 
+/// How one instance ended.
+enum Ended {
+    /// The supervisor stopped it.
+    Stopped,
+    /// It failed its start, was rejected, exited or hung; `ready_for` is how long it was ready.
+    Failed {
+        phase: Phase,
+        permanent: bool,
+        ready_for: Duration,
+    },
+}
+
 impl Owner {
-    /// Runs the instance from spawn to stop.
+    /// Runs instances of the plugin until the supervisor stops it.
     pub async fn run(mut self) {
+        let mut failures: VecDeque<Instant> = VecDeque::new();
+        let mut delay = self.first_delay();
+        let mut instance: u32 = 1;
+        loop {
+            let (phase, permanent, ready_for) = match self.instance(instance).await {
+                Ended::Stopped => return,
+                Ended::Failed {
+                    phase,
+                    permanent,
+                    ready_for,
+                } => (phase, permanent, ready_for),
+            };
+            if ready_for >= self.max_delay() {
+                // It stayed ready for a while: what came before no longer counts.
+                failures.clear();
+                delay = self.first_delay();
+            }
+            let now = Instant::now();
+            failures.push_back(now);
+            let window = Duration::from_millis(self.lifecycle.quarantine_window_ms.into());
+            while failures
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) > window)
+            {
+                failures.pop_front();
+            }
+            if failures.len() >= self.lifecycle.quarantine_after as usize {
+                let phase = Phase::Quarantined {
+                    failures: failures.len(),
+                    window,
+                    last: Box::new(phase),
+                };
+                tracing::error!(plugin = %self.config.name, "{phase}; no more restarts until the supervisor restarts");
+                self.publish_phase(phase);
+                return self.wait_for_stop().await;
+            }
+            let wait = if permanent {
+                self.max_delay()
+            } else {
+                jitter(delay)
+            };
+            tracing::warn!(plugin = %self.config.name, delay_ms = wait.as_millis() as u64,
+                "restarting after: {phase}");
+            self.publish_phase(phase);
+            delay = (delay * 2).min(self.max_delay());
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = &mut self.stop => {
+                    self.publish_phase(Phase::Stopped);
+                    return;
+                }
+            }
+            instance = if instance >= MAX_INSTANCE {
+                1
+            } else {
+                instance + 1
+            };
+        }
+    }
+
+    fn first_delay(&self) -> Duration {
+        Duration::from_millis(self.lifecycle.restart_delay_ms.into())
+    }
+
+    fn max_delay(&self) -> Duration {
+        Duration::from_millis(self.lifecycle.restart_delay_max_ms.into())
+    }
+
+    /// Publishes `phase`, keeping the registrations that count (§3: the last accepted ones
+    /// count while the plugin restarts).
+    fn publish_phase(&self, phase: Phase) {
+        self.publish.send_modify(|s| {
+            s.phase = phase;
+            s.ready = None;
+        });
+    }
+
+    /// Runs one instance from spawn to its end.
+    async fn instance(&mut self, instance: u32) -> Ended {
         let mut tasks = JoinSet::new();
-        let name = self.config.name.clone();
-        if let Err(e) = layout::remove_stale_socket(&self.socket) {
-            return self
-                .failed(StartError::Socket(e.to_string()), String::new())
-                .await;
+        let socket = socket_in(&self.runtime_dir, &self.config.name, instance);
+        let failed = |error: StartError, stderr: String| {
+            let permanent = error.is_permanent();
+            Ended::Failed {
+                phase: Phase::Failed { error, stderr },
+                permanent,
+                ready_for: Duration::ZERO,
+            }
+        };
+        if let Err(e) = layout::remove_stale_socket(&socket) {
+            return failed(StartError::Socket(e.to_string()), String::new());
         }
         let process = match Process::spawn(
             &self.spawner,
             &self.config,
-            &self.socket,
+            &socket,
             &self.workdir,
             &mut tasks,
         )
         .await
         {
             Ok(process) => Arc::new(process),
-            Err(error) => return self.failed(error, String::new()).await,
+            Err(error) => return failed(error, String::new()),
         };
         let connected = tokio::select! {
-            connected = process.handshake(&self.socket, self.start_timeout) => connected,
+            connected = process.handshake(&socket, self.start_timeout) => connected,
             grace = &mut self.stop => {
-                return self.stopped(&process, grace.unwrap_or_default()).await;
+                return self.stopped(&process, &socket, grace.unwrap_or_default()).await;
             }
         };
         let connected = match connected {
@@ -62,81 +198,126 @@ impl Owner {
             Err(error) => {
                 process.stop(Duration::ZERO).await;
                 let stderr = process.stderr_tail().await;
-                return self.failed(error, stderr).await;
+                remove_socket(&socket);
+                return failed(error, stderr);
             }
         };
         let registrations = match routing::accept(&self.config, &connected.info.hooks) {
             Ok(registrations) => registrations,
             Err(why) => {
-                tracing::error!(plugin = %name, "rejected: {why}");
                 process.stop(Duration::ZERO).await;
-                self.publish.send_replace(Snapshot {
+                remove_socket(&socket);
+                return Ended::Failed {
                     phase: Phase::Rejected(why),
-                    registrations: None,
-                    ready: None,
-                });
-                return self.wait_for_stop().await;
+                    permanent: true,
+                    ready_for: Duration::ZERO,
+                };
             }
         };
-        tracing::info!(plugin = %name, pid = process.pid().as_raw(),
+        tracing::info!(plugin = %self.config.name, pid = process.pid().as_raw(), instance,
             version = ?crate::limits::cap_text(&connected.info.version, 128),
             hooks = registrations.len(), "ready");
-        self.publish.send_replace(Snapshot {
-            phase: Phase::Ready,
-            registrations: Some(registrations.clone()),
-            ready: Some((connected.client, process.clone())),
-        });
+        self.publish_ready(registrations, connected.client, process.clone());
+        let ready_at = Instant::now();
 
-        tokio::select! {
-            exit = process.wait_exit() => {
-                tracing::warn!(plugin = %name,
-                    "exited ({exit}); it stays unavailable and its calls block");
-                self.publish.send_replace(Snapshot {
-                    phase: Phase::Exited(exit),
-                    registrations: Some(registrations),
-                    ready: None,
-                });
-                let grace = (&mut self.stop).await.unwrap_or_default();
-                self.stopped(&process, grace).await;
+        let ended = tokio::select! {
+            exit = process.wait_exit() => Ended::Failed {
+                phase: Phase::Exited(exit),
+                permanent: false,
+                ready_for: ready_at.elapsed(),
+            },
+            why = hang(self.lifecycle, self.watchdog.clone(), connected.channel) => {
+                tracing::error!(plugin = %self.config.name, pid = process.pid().as_raw(),
+                    "hung ({why}); killing its process group");
+                process.stop(Duration::ZERO).await;
+                Ended::Failed {
+                    phase: Phase::Hung(why),
+                    permanent: false,
+                    ready_for: ready_at.elapsed(),
+                }
             }
             grace = &mut self.stop => {
-                self.stopped(&process, grace.unwrap_or_default()).await;
+                return self.stopped(&process, &socket, grace.unwrap_or_default()).await;
             }
-        }
+        };
+        // Children it left behind in its group go too.
+        process.stop(Duration::ZERO).await;
+        remove_socket(&socket);
+        ended
     }
 
-    /// A start failure: logged, published, then nothing to do until the supervisor stops.
-    async fn failed(self, error: StartError, stderr: String) {
-        let phase = Phase::Failed { error, stderr };
-        tracing::error!(plugin = %self.config.name, "{phase}");
+    fn publish_ready(
+        &self,
+        registrations: Arc<[HookRegistration]>,
+        client: hookvisor_proto::v1::plugin_client::PluginClient<Channel>,
+        process: Arc<Process>,
+    ) {
+        self.watchdog.timeouts_in_a_row.store(0, Ordering::Relaxed);
         self.publish.send_replace(Snapshot {
-            phase,
-            registrations: None,
-            ready: None,
+            phase: Phase::Ready,
+            registrations: Some(registrations),
+            ready: Some((client, process)),
         });
-        self.wait_for_stop().await;
     }
 
+    /// A start failure with nothing left to do (quarantined): wait until the supervisor stops.
     async fn wait_for_stop(mut self) {
         let _ = (&mut self.stop).await;
-        self.remove_socket();
+        self.publish_phase(Phase::Stopped);
     }
 
     /// Stops the process (SIGTERM to its group, `grace`, SIGKILL) and publishes `Stopped`.
-    async fn stopped(&self, process: &Process, grace: Duration) {
-        let registrations = self.publish.borrow().registrations.clone();
-        self.publish.send_replace(Snapshot {
-            phase: Phase::Stopped,
-            registrations,
-            ready: None,
-        });
+    async fn stopped(&self, process: &Process, socket: &std::path::Path, grace: Duration) -> Ended {
+        self.publish_phase(Phase::Stopped);
         let how = process.stop(grace).await;
         tracing::info!(plugin = %self.config.name, "stopped ({how})");
-        self.remove_socket();
+        remove_socket(socket);
+        Ended::Stopped
     }
+}
 
-    fn remove_socket(&self) {
-        // Only a socket hookvisor owns is removed; anything else stays where it is.
-        let _ = layout::remove_stale_socket(&self.socket);
+/// Resolves when the ready instance is hung: `hung_after` failed health checks in a row, or
+/// `hung_after` calls timed out in a row. Says which.
+async fn hang(lifecycle: Lifecycle, watchdog: Arc<Watchdog>, channel: Channel) -> String {
+    let interval = Duration::from_millis(lifecycle.health_interval_ms.into());
+    let timeout = Duration::from_millis(lifecycle.health_timeout_ms.into());
+    let hung_after = lifecycle.hung_after;
+    let health = async {
+        let mut client = HealthClient::new(channel);
+        let mut failed_in_a_row = 0;
+        let mut tick = tokio::time::interval_at(Instant::now() + interval, interval);
+        loop {
+            tick.tick().await;
+            let request = HealthCheckRequest {
+                service: String::new(),
+            };
+            let healthy = matches!(
+                tokio::time::timeout(timeout, client.check(request)).await,
+                Ok(Ok(response)) if response.get_ref().status() == ServingStatus::Serving
+            );
+            failed_in_a_row = if healthy { 0 } else { failed_in_a_row + 1 };
+            if failed_in_a_row >= hung_after {
+                return format!("{failed_in_a_row} health checks failed in a row");
+            }
+        }
+    };
+    tokio::select! {
+        why = health => why,
+        () = watchdog.hung.notified() => format!("{hung_after} calls timed out in a row"),
     }
+}
+
+fn remove_socket(socket: &std::path::Path) {
+    // Only a socket hookvisor owns is removed; anything else stays where it is.
+    let _ = layout::remove_stale_socket(socket);
+}
+
+/// `delay` give or take 10 %, so plugins that failed together do not restart in lockstep.
+fn jitter(delay: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let permille = 900 + u64::from(nanos % 201);
+    let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(ms.saturating_mul(permille) / 1000)
 }

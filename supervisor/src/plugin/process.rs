@@ -171,6 +171,7 @@ impl fmt::Display for StartError {
 pub struct Process {
     name: Arc<str>,
     pid: Pid,
+    socket: PathBuf,
     exit: watch::Receiver<Option<Exit>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     stderr_done: watch::Receiver<bool>,
@@ -181,6 +182,8 @@ pub struct Process {
 pub struct Connected {
     /// The client on the plugin's socket; every (re)connect checks the peer again.
     pub client: PluginClient<Channel>,
+    /// The same connection, for the health checks.
+    pub channel: Channel,
     /// What `Describe` said.
     pub info: PluginInfo,
 }
@@ -251,6 +254,7 @@ impl Process {
         Ok(Process {
             name,
             pid,
+            socket: socket.to_path_buf(),
             exit,
             stderr_tail,
             stderr_done,
@@ -260,6 +264,11 @@ impl Process {
     /// The process id (also its process group and session id).
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// The socket it was told to serve on.
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// How the process ended, once it has.
@@ -330,8 +339,8 @@ impl Process {
         }
 
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut client = match self.bounded(left, client(socket, self.pid)).await {
-            Some(Ok(client)) => client,
+        let channel = match self.bounded(left, channel(socket, self.pid)).await {
+            Some(Ok(channel)) => channel,
             Some(Err(e)) => {
                 return Err(StartError::Connect(format!(
                     "cannot connect to {}: {e}",
@@ -340,6 +349,7 @@ impl Process {
             }
             None => return Err(self.why_no_answer(StartError::DescribeTimeout(timeout))),
         };
+        let mut client = plugin_client(channel.clone());
         let left = deadline.saturating_duration_since(Instant::now());
         let request = DescribeRequest {
             protocol_version: PROTOCOL_VERSION,
@@ -358,7 +368,11 @@ impl Process {
         if info.protocol_version != PROTOCOL_VERSION {
             return Err(StartError::Protocol(info.protocol_version));
         }
-        Ok(Connected { client, info })
+        Ok(Connected {
+            client,
+            channel,
+            info,
+        })
     }
 
     /// Runs `work` until `limit` passes or the process exits (`None` in both cases).
@@ -408,16 +422,24 @@ pub async fn client(
     socket: &Path,
     pid: Pid,
 ) -> Result<PluginClient<Channel>, tonic::transport::Error> {
+    channel(socket, pid).await.map(plugin_client)
+}
+
+/// A connection to the plugin's socket whose every (re)connect passes the peer check.
+pub async fn channel(socket: &Path, pid: Pid) -> Result<Channel, tonic::transport::Error> {
     let path: PathBuf = socket.to_path_buf();
-    let channel = Endpoint::from_static("http://localhost")
+    Endpoint::from_static("http://localhost")
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
             async move { connect_checked(&path, pid).await.map(TokioIo::new) }
         }))
-        .await?;
-    Ok(PluginClient::new(channel)
+        .await
+}
+
+fn plugin_client(channel: Channel) -> PluginClient<Channel> {
+    PluginClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// Connects to `socket` and checks with `SO_PEERCRED` that the listening process is `child` or

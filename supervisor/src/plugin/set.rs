@@ -2,7 +2,6 @@
 //! lineup of each call, and stopped together. The owner tasks belong to the set: stopping it
 //! waits for each; dropping it aborts any that are left.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use hookvisor_proto::v1::Hook;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::owner::Owner;
+use super::owner::{Owner, Watchdog};
 use super::{Phase, Plugin, Snapshot};
 use crate::config::Config;
 use crate::routing::{self, Candidate};
@@ -45,16 +44,17 @@ impl PluginSet {
         let mut plugins = Vec::with_capacity(config.plugins.len());
         let mut owners = Vec::with_capacity(config.plugins.len());
         for plugin_config in &config.plugins {
-            // The first instance of each plugin; later ones (restarts, reloads) count up.
-            let socket: PathBuf = config.plugin_socket(plugin_config, 1);
             let (publish, snapshot) = watch::channel(Snapshot::starting());
             let (stop, stop_rx) = oneshot::channel();
+            let watchdog = Arc::new(Watchdog::default());
             let owner = Owner {
                 config: plugin_config.clone(),
-                socket: socket.clone(),
+                runtime_dir: config.supervisor.runtime_dir.clone(),
                 workdir: config.dir.clone(),
                 spawner: spawner.clone(),
                 start_timeout,
+                lifecycle: config.supervisor.lifecycle,
+                watchdog: watchdog.clone(),
                 publish,
                 stop: stop_rx,
             };
@@ -65,8 +65,9 @@ impl PluginSet {
             plugins.push(Arc::new(Plugin {
                 config: plugin_config.clone(),
                 name: Arc::from(plugin_config.name.as_str()),
-                socket,
                 snapshot,
+                watchdog,
+                hung_after: config.supervisor.lifecycle.hung_after,
             }));
         }
         // Ready or failed, each: the host socket opens only once every start is decided.

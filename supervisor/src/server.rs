@@ -57,6 +57,8 @@ pub trait Observer: Send + Sync {
     fn ready(&self, _socket: &Path, _plugins: &PluginSet) {}
     /// Shutdown has begun: new calls are refused, calls in flight drain.
     fn stopping(&self) {}
+    /// A reload has begun; `ready` follows when it is done (or refused).
+    fn reloading(&self) {}
 }
 
 impl Observer for () {}
@@ -77,13 +79,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     observer: &dyn Observer,
 ) -> Result<(), ServeError> {
-    serve_on(config, HostSocket::Bind, shutdown, observer).await
+    serve_on(config, HostSocket::Bind, None, shutdown, observer).await
 }
 
-/// [`serve`] on `host`: the configured socket, or one systemd passed in.
+/// How `serve` reloads its configuration: each message on `requests` (SIGHUP, say) makes it call
+/// `load` and, when that succeeds, switch to the new configuration without a gap.
+pub struct Reload {
+    /// One message per reload asked for.
+    pub requests: tokio::sync::mpsc::Receiver<()>,
+    /// Reads and checks the configuration again (the error is logged, and the running
+    /// configuration kept).
+    pub load: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
+}
+
+/// [`serve`] on `host` (the configured socket, or one systemd passed in), reloading on
+/// `reload`'s requests.
 pub async fn serve_on(
     config: Config,
     host: HostSocket,
+    reload: Option<Reload>,
     shutdown: impl Future<Output = ()>,
     observer: &dyn Observer,
 ) -> Result<(), ServeError> {
@@ -101,7 +115,7 @@ pub async fn serve_on(
     }
     let spawner = Spawner::start(tokio::runtime::Handle::current())
         .map_err(io_error("cannot start the spawner thread"))?;
-    let plugins = Arc::new(PluginSet::start(&config, spawner).await);
+    let plugins = Arc::new(PluginSet::start(&config, spawner.clone()).await);
     let grace = Duration::from_millis(config.supervisor.stop_grace_ms.into());
 
     let activated = matches!(host, HostSocket::Activated(_));
@@ -136,7 +150,7 @@ pub async fn serve_on(
     health.set_service_status("", ServingStatus::Serving).await;
     let drain = Arc::new(Drain::default());
     // Kept for reload (the lifecycle work): a new generation is switched in here.
-    let (_current, reader) = generation::Current::new(Generation {
+    let (current, reader) = generation::Current::new(Generation {
         plugins: plugins.clone(),
         hooks: config.hooks.clone(),
     });
@@ -165,9 +179,33 @@ pub async fn serve_on(
     tracing::info!(socket = %socket.display(), plugins = plugins.statuses().len(), "serving");
     observer.ready(&socket, &plugins);
 
-    let early = tokio::select! {
-        _ = shutdown => None,
-        ended = &mut server => Some(ended),
+    tokio::pin!(shutdown);
+    let mut reload = reload;
+    let mut config = config;
+    let early = loop {
+        let requested = async {
+            match reload.as_mut() {
+                Some(reload) => reload.requests.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => break None,
+            ended = &mut server => break Some(ended),
+            Some(()) = requested => {
+                let Some(reload) = reload.as_ref() else { continue };
+                observer.reloading();
+                match (reload.load)() {
+                    Ok(next) => {
+                        config = switch(&current, config, next, &spawner, grace).await;
+                    }
+                    Err(why) => {
+                        tracing::error!("reload refused; the running configuration stays: {why}");
+                    }
+                }
+                observer.ready(&socket, &current.get().plugins);
+            }
+        }
     };
     let result = match early {
         Some(ended) => flatten(ended),
@@ -200,12 +238,54 @@ pub async fn serve_on(
             }
         }
     };
-    plugins.stop(grace).await;
+    current.get().plugins.stop(grace).await;
     if !activated && let Err(e) = layout::remove_stale_socket(&socket) {
         tracing::warn!("left the host socket in place: {e}");
     }
     tracing::info!("stopped");
     result
+}
+
+/// A reload: starts what `next` adds or changes beside the running plugins (unchanged ones keep
+/// their process), switches every new call to it in one step, lets the calls in flight on the
+/// old generation finish, then stops what the old generation had and the new one does not.
+/// Settings that shape the host socket or the runtime directory need a restart and are kept.
+async fn switch(
+    current: &generation::Current,
+    running: Config,
+    mut next: Config,
+    spawner: &Spawner,
+    grace: Duration,
+) -> Config {
+    let fixed = &running.supervisor;
+    if next.supervisor.socket != fixed.socket
+        || next.supervisor.runtime_dir != fixed.runtime_dir
+        || next.supervisor.socket_mode != fixed.socket_mode
+        || next.supervisor.host_limits != fixed.host_limits
+    {
+        tracing::warn!(
+            "reload: socket, runtime_dir, socket_mode and the host limits change only with a \
+             restart; the running ones stay"
+        );
+        next.supervisor.socket = fixed.socket.clone();
+        next.supervisor.runtime_dir = fixed.runtime_dir.clone();
+        next.supervisor.socket_mode = fixed.socket_mode;
+        next.supervisor.host_limits = fixed.host_limits;
+    }
+    let old = current.get();
+    let plugins = Arc::new(PluginSet::next(Some(&old.plugins), &next, spawner.clone()).await);
+    current.switch(Generation {
+        plugins: plugins.clone(),
+        hooks: next.hooks.clone(),
+    });
+    // Calls in flight hold the old generation; it is ours alone once they have ended.
+    let deadline = tokio::time::Instant::now() + drain_limit(&running);
+    while Arc::strong_count(&old) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    old.plugins.stop_unless_kept(&plugins, grace).await;
+    tracing::info!(plugins = next.plugins.len(), "reloaded");
+    next
 }
 
 fn flatten(

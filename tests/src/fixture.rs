@@ -232,7 +232,12 @@ pub async fn serve<P: Plugin>(plugin: P) -> std::io::Result<()> {
             hookvisor_proto::env::PLUGIN_SOCKET
         ))
     })?;
-    let listener = bind(Path::new(&path))?;
+    serve_at(Path::new(&path), plugin).await
+}
+
+/// [`serve`] on `path` instead of `HOOKVISOR_PLUGIN_SOCKET`.
+pub async fn serve_at<P: Plugin>(path: &Path, plugin: P) -> std::io::Result<()> {
+    let listener = bind(path)?;
     let mut term = signal(SignalKind::terminate())?;
     let (_reporter, health) = tonic_health::server::health_reporter();
     if env_var("FIXTURE_IGNORE_DEADLINE").is_some() {

@@ -300,6 +300,7 @@ impl Builder {
             let _ = writeln!(text, "{key}");
         }
         text.push('\n');
+        let header = text.clone();
         text.push_str(&self.body);
         std::fs::write(&config, &text).expect("writing hookvisor.toml");
 
@@ -331,6 +332,7 @@ impl Builder {
         let pid = child.id().expect("hookvisor pid") as i32;
         let mut supervisor = Supervisor {
             dir,
+            header,
             config,
             socket,
             child,
@@ -346,6 +348,8 @@ impl Builder {
 #[derive(Debug)]
 pub struct Supervisor {
     dir: TestDir,
+    /// The `[supervisor]` table the configuration starts with.
+    header: String,
     config: PathBuf,
     socket: PathBuf,
     child: tokio::process::Child,
@@ -443,6 +447,12 @@ impl Supervisor {
     /// The configuration file.
     pub fn config(&self) -> &Path {
         &self.config
+    }
+
+    /// Rewrites the configuration with the same `[supervisor]` table and `body` (for a reload).
+    pub fn rewrite_config(&self, body: &str) {
+        std::fs::write(&self.config, format!("{}{body}", self.header))
+            .expect("rewriting hookvisor.toml");
     }
 
     /// The host socket.

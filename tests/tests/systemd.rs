@@ -1,6 +1,6 @@
 //! systemd notifications on a real `NOTIFY_SOCKET` datagram socket: `READY=1` with a status line
-//! once every plugin is ready or has failed, `WATCHDOG=1` at half of `WATCHDOG_USEC`, and
-//! `STOPPING=1` at shutdown.
+//! once every plugin is ready or has failed, `WATCHDOG=1` at half of `WATCHDOG_USEC`,
+//! `RELOADING=1` then `READY=1` around a reload, and `STOPPING=1` at shutdown.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
@@ -59,6 +59,15 @@ async fn ready_status_watchdog_and_stopping_reach_notify_socket() {
         watchdog.iter().any(|m| m.contains("WATCHDOG=1")),
         "{watchdog:?}"
     );
+
+    supervisor.signal(nix::sys::signal::Signal::SIGHUP);
+    let reload = receive_until(&notify, "READY=1", Duration::from_secs(10));
+    let reloading = reload
+        .iter()
+        .find(|m| m.contains("RELOADING=1"))
+        .unwrap_or_else(|| panic!("no RELOADING=1: {reload:?}"));
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading:?}");
+    assert!(reload.iter().any(|m| m.contains("READY=1")), "{reload:?}");
 
     supervisor.stop().await;
     let stopping = receive_until(&notify, "STOPPING=1", Duration::from_secs(5));

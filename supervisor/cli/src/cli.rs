@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use hookvisor::config::Config;
-use hookvisor::server::HostSocket;
+use hookvisor::server::{HostSocket, Reload};
 
 /// Exit status for a bad configuration or command line (sysexits' EX_USAGE).
 pub(crate) const EX_USAGE: u8 = 64;
@@ -73,8 +73,9 @@ pub(crate) fn main() -> ExitCode {
             }
         },
         Command::Serve { config, socket } => {
+            let config_path = config;
             let loaded = activated_socket().and_then(|activated| {
-                let config = load(&config, socket.as_deref(), activated.is_some())?;
+                let config = load(&config_path, socket.as_deref(), activated.is_some())?;
                 Ok((config, activated))
             });
             let (config, activated) = match loaded {
@@ -85,11 +86,14 @@ pub(crate) fn main() -> ExitCode {
                 }
             };
             init_logging("info");
+            let activated_host = activated.is_some();
             let host = match activated {
                 Some(listener) => HostSocket::Activated(listener),
                 None => HostSocket::Bind,
             };
-            run(serve(config, host))
+            let source = (config_path, socket);
+            let reload = move || load(&source.0, source.1.as_deref(), activated_host);
+            run(serve(config, host, Box::new(reload)))
         }
         Command::Demo => {
             init_logging("error");
@@ -182,11 +186,43 @@ fn one_line(e: &anyhow::Error) -> String {
     out.replace(['\n', '\r'], " ")
 }
 
-async fn serve(config: Config, host: HostSocket) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    host: HostSocket,
+    load: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
+) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
+    let reload = Reload {
+        requests: reload_requests()?,
+        load,
+    };
     crate::systemd::start_watchdog();
-    hookvisor::server::serve_on(config, host, shutdown, &crate::systemd::Systemd).await?;
+    hookvisor::server::serve_on(
+        config,
+        host,
+        Some(reload),
+        shutdown,
+        &crate::systemd::Systemd,
+    )
+    .await?;
     Ok(())
+}
+
+/// One message per SIGHUP: a request to reload the configuration.
+fn reload_requests() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading the configuration");
+            // A reload already waiting covers this one too.
+            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = tx.try_send(()) {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

@@ -1,6 +1,7 @@
 //! systemd notifications: `READY=1` once the host socket is bound and every plugin is ready or
 //! has failed its start, a `STATUS=` line a person can read, `WATCHDOG=1` at half of
-//! `WATCHDOG_USEC` while the runtime runs, and `STOPPING=1` at shutdown. Every call does nothing
+//! `WATCHDOG_USEC` while the runtime runs, `RELOADING=1` (with `MONOTONIC_USEC`) then `READY=1`
+//! around a reload, and `STOPPING=1` at shutdown. Every call does nothing
 //! when `NOTIFY_SOCKET` is unset (not run by systemd), and a failure to notify is only logged.
 
 use std::path::Path;
@@ -56,6 +57,17 @@ impl Observer for Systemd {
     fn ready(&self, _socket: &Path, plugins: &PluginSet) {
         let status = status_line(plugins);
         notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
+    }
+
+    fn reloading(&self) {
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => notify(&[
+                NotifyState::Reloading,
+                now,
+                NotifyState::Status("reloading the configuration"),
+            ]),
+            Err(e) => tracing::warn!("cannot read the monotonic clock for RELOADING=1: {e}"),
+        }
     }
 
     fn stopping(&self) {

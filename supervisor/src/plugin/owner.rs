@@ -85,9 +85,8 @@ impl Owner {
     pub async fn run(mut self) {
         let mut failures: VecDeque<Instant> = VecDeque::new();
         let mut delay = self.first_delay();
-        let mut instance: u32 = 1;
         loop {
-            let (phase, permanent, ready_for) = match self.instance(instance).await {
+            let (phase, permanent, ready_for) = match self.instance(next_instance()).await {
                 Ended::Stopped => return,
                 Ended::Failed {
                     phase,
@@ -135,11 +134,6 @@ impl Owner {
                     return;
                 }
             }
-            instance = if instance >= MAX_INSTANCE {
-                1
-            } else {
-                instance + 1
-            };
         }
     }
 
@@ -305,6 +299,19 @@ async fn hang(lifecycle: Lifecycle, watchdog: Arc<Watchdog>, channel: Channel) -
         why = health => why,
         () = watchdog.hung.notified() => format!("{hung_after} calls timed out in a row"),
     }
+}
+
+/// Instance numbers, counted across every plugin and generation of this supervisor, so a new
+/// instance never takes an old one's socket name (a reload starts one beside the other).
+static NEXT_INSTANCE: AtomicU32 = AtomicU32::new(1);
+
+fn next_instance() -> u32 {
+    let n = NEXT_INSTANCE
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(if n >= MAX_INSTANCE { 1 } else { n + 1 })
+        })
+        .unwrap_or(1);
+    n.clamp(1, MAX_INSTANCE)
 }
 
 fn remove_socket(socket: &std::path::Path) {

@@ -1,6 +1,12 @@
-//! The plugins of one configuration: each with its owner task, started together, asked for the
-//! lineup of each call, and stopped together. The owner tasks belong to the set: stopping it
-//! waits for each; dropping it aborts any that are left.
+//! The plugins of one configuration (one generation): each with its owner task, started
+//! together, asked for the lineup of each call, and stopped together.
+//!
+//! A reload builds the next set from the running one ([`PluginSet::next`]): a plugin whose
+//! process-defining settings did not change keeps its owner and its process (same pid), and
+//! only its priority, timeout and failure policy come from the new configuration; added and
+//! changed plugins get new owners that start beside the running set. An owner belongs to every
+//! set that holds it; it is aborted when the last one is dropped, and stopped by whoever calls
+//! [`PluginSet::stop`] or [`PluginSet::stop_unless_kept`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,38 +18,93 @@ use tokio::task::JoinHandle;
 
 use super::owner::{Owner, Watchdog};
 use super::{Phase, Plugin, Snapshot};
-use crate::config::Config;
+use crate::config::{Config, PluginConfig};
 use crate::routing::{self, Candidate};
 use crate::spawner::Spawner;
 use crate::stages::Lineup;
 
 /// One owner task and the way to tell it to stop.
+#[derive(Debug)]
 struct OwnerHandle {
-    stop: oneshot::Sender<Duration>,
-    task: JoinHandle<()>,
+    stop: Mutex<Option<oneshot::Sender<Duration>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Every configured plugin, in configuration order.
-pub struct PluginSet {
-    plugins: Vec<Arc<Plugin>>,
-    owners: Mutex<Vec<OwnerHandle>>,
-}
-
-impl std::fmt::Debug for PluginSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginSet")
-            .field("plugins", &self.plugins)
-            .finish_non_exhaustive()
+impl OwnerHandle {
+    /// Tells the owner to stop (SIGTERM, `grace`, SIGKILL) and waits for it.
+    async fn stop(&self, grace: Duration) {
+        let stop = self.stop.lock().ok().and_then(|mut s| s.take());
+        if let Some(stop) = stop {
+            let _ = stop.send(grace);
+        }
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
+}
+
+impl Drop for OwnerHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.get_mut().ok().and_then(Option::take) {
+            task.abort();
+        }
+    }
+}
+
+/// One plugin of a set: this generation's configuration, the plugin, its owner.
+#[derive(Debug, Clone)]
+struct Member {
+    config: PluginConfig,
+    plugin: Arc<Plugin>,
+    owner: Arc<OwnerHandle>,
+}
+
+/// Every configured plugin of one generation, in configuration order.
+#[derive(Debug)]
+pub struct PluginSet {
+    members: Vec<Member>,
+}
+
+/// Whether `a` and `b` run the same process: what a restart would change. Priority, timeout and
+/// the failure policy apply per call and need no new process.
+fn same_process(a: &PluginConfig, b: &PluginConfig) -> bool {
+    a.command == b.command
+        && a.args == b.args
+        && a.env == b.env
+        && a.inherit_env == b.inherit_env
+        && a.trusted == b.trusted
+        && a.hooks == b.hooks
 }
 
 impl PluginSet {
     /// Starts every plugin concurrently and waits until each is ready or has failed.
     pub async fn start(config: &Config, spawner: Spawner) -> PluginSet {
+        PluginSet::next(None, config, spawner).await
+    }
+
+    /// The set for `config`: plugins of `running` whose process did not change are kept (same
+    /// owner, same process); the others start now, and this waits until each of them is ready
+    /// or has failed its start. `running` is left as it is: stop what it no longer needs with
+    /// [`PluginSet::stop_unless_kept`] once the new set is in use.
+    pub async fn next(running: Option<&PluginSet>, config: &Config, spawner: Spawner) -> PluginSet {
         let start_timeout = Duration::from_millis(config.supervisor.start_timeout_ms.into());
-        let mut plugins = Vec::with_capacity(config.plugins.len());
-        let mut owners = Vec::with_capacity(config.plugins.len());
+        let mut members = Vec::with_capacity(config.plugins.len());
+        let mut started = Vec::new();
         for plugin_config in &config.plugins {
+            let kept = running.and_then(|set| {
+                set.members.iter().find(|m| {
+                    m.config.name == plugin_config.name && same_process(&m.config, plugin_config)
+                })
+            });
+            if let Some(kept) = kept {
+                members.push(Member {
+                    config: plugin_config.clone(),
+                    plugin: kept.plugin.clone(),
+                    owner: kept.owner.clone(),
+                });
+                continue;
+            }
             let (publish, snapshot) = watch::channel(Snapshot::starting());
             let (stop, stop_rx) = oneshot::channel();
             let watchdog = Arc::new(Watchdog::default());
@@ -58,20 +119,26 @@ impl PluginSet {
                 publish,
                 stop: stop_rx,
             };
-            owners.push(OwnerHandle {
-                stop,
-                task: tokio::spawn(owner.run()),
-            });
-            plugins.push(Arc::new(Plugin {
+            let plugin = Arc::new(Plugin {
                 config: plugin_config.clone(),
                 name: Arc::from(plugin_config.name.as_str()),
                 snapshot,
                 watchdog,
                 hung_after: config.supervisor.lifecycle.hung_after,
-            }));
+            });
+            started.push(plugin.clone());
+            members.push(Member {
+                config: plugin_config.clone(),
+                plugin,
+                owner: Arc::new(OwnerHandle {
+                    stop: Mutex::new(Some(stop)),
+                    task: Mutex::new(Some(tokio::spawn(owner.run()))),
+                }),
+            });
         }
-        // Ready or failed, each: the host socket opens only once every start is decided.
-        join_all(plugins.iter().map(|p| {
+        // Ready or failed, each new one: the host socket opens (or the reload switches) only
+        // once every start is decided.
+        join_all(started.iter().map(|p| {
             let mut snapshot = p.snapshot.clone();
             async move {
                 let _ = snapshot
@@ -80,20 +147,17 @@ impl PluginSet {
             }
         }))
         .await;
-        PluginSet {
-            plugins,
-            owners: Mutex::new(owners),
-        }
+        PluginSet { members }
     }
 
     /// Who takes part in `hook` for `tool` now, in merge order.
     pub fn lineup(&self, hook: Hook, tool: Option<&str>) -> Lineup {
         routing::lineup(
-            self.plugins.iter().map(|p| Candidate {
-                config: &p.config,
-                name: &p.name,
-                registrations: p.registrations(),
-                answerer: p.clone(),
+            self.members.iter().map(|m| Candidate {
+                config: &m.config,
+                name: &m.plugin.name,
+                registrations: m.plugin.registrations(),
+                answerer: m.plugin.clone(),
             }),
             hook,
             tool,
@@ -102,39 +166,31 @@ impl PluginSet {
 
     /// Every plugin with its phase, in configuration order.
     pub fn statuses(&self) -> Vec<(Arc<str>, Phase)> {
-        self.plugins
+        self.members
             .iter()
-            .map(|p| (p.name.clone(), p.phase()))
+            .map(|m| (m.plugin.name.clone(), m.plugin.phase()))
             .collect()
     }
 
     /// Every plugin, in configuration order.
-    pub fn plugins(&self) -> &[Arc<Plugin>] {
-        &self.plugins
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.members.iter().map(|m| &m.plugin)
     }
 
     /// Stops every plugin (SIGTERM to its group, `grace`, SIGKILL), removes its socket, and waits
     /// for every owner to finish.
     pub async fn stop(&self, grace: Duration) {
-        let owners = self
-            .owners
-            .lock()
-            .map(|mut owners| std::mem::take(&mut *owners))
-            .unwrap_or_default();
-        join_all(owners.into_iter().map(|owner| async move {
-            let _ = owner.stop.send(grace);
-            let _ = owner.task.await;
-        }))
-        .await;
+        join_all(self.members.iter().map(|m| m.owner.stop(grace))).await;
     }
-}
 
-impl Drop for PluginSet {
-    fn drop(&mut self) {
-        if let Ok(owners) = self.owners.get_mut() {
-            for owner in owners.drain(..) {
-                owner.task.abort();
-            }
-        }
+    /// Stops the plugins of this set that `next` did not keep (removed or replaced by a reload).
+    pub async fn stop_unless_kept(&self, next: &PluginSet, grace: Duration) {
+        join_all(
+            self.members
+                .iter()
+                .filter(|m| !next.members.iter().any(|n| Arc::ptr_eq(&n.owner, &m.owner)))
+                .map(|m| m.owner.stop(grace)),
+        )
+        .await;
     }
 }

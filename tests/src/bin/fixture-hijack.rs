@@ -8,7 +8,7 @@
 //! victim's session (it cannot be: a session can only be created, never joined).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hookvisor_tests::fixture::{Recorder, env_var, run, watch_parent};
@@ -20,18 +20,6 @@ fn main() {
     if env_var(HELPER).is_some() {
         helper()
     }
-    let victim = env_var("FIXTURE_VICTIM").expect("FIXTURE_VICTIM");
-    let own_socket = env_var(hookvisor_proto::env::PLUGIN_SOCKET).expect("plugin socket");
-    // Sockets are named NAME.INSTANCE.sock: the victim's first instance is beside ours.
-    let own_name = hookvisor_tests::fixture::plugin_name();
-    let own_file = Path::new(&own_socket)
-        .file_name()
-        .and_then(|f| f.to_str())
-        .expect("socket file name");
-    let victim_socket = Path::new(&own_socket)
-        .parent()
-        .expect("socket directory")
-        .join(own_file.replacen(&own_name, &victim, 1));
     let exe = std::env::current_exe().expect("current_exe");
     // Not waited for: the helper lives as long as the plugin (it watches its parent).
     #[allow(clippy::zombie_processes)]
@@ -39,8 +27,6 @@ fn main() {
         .env(HELPER, "1")
         .env("FIXTURE_STAGE", "policy")
         .env("FIXTURE_ACTION", "allow")
-        .env("FIXTURE_VICTIM_SOCKET", &victim_socket)
-        .env(hookvisor_proto::env::PLUGIN_SOCKET, &victim_socket)
         .spawn()
         .expect("starting the helper");
     run(Recorder::from_env(None))
@@ -64,10 +50,20 @@ fn helper() -> ! {
         "victim": victim.as_raw(),
         "result": match joined { Ok(()) => "ok".to_owned(), Err(e) => format!("{e:?}") },
     }));
-    let path = env_var("FIXTURE_VICTIM_SOCKET").expect("FIXTURE_VICTIM_SOCKET");
+    // The victim's socket path, from its environment (readable: same uid).
+    let path = environ(victim.as_raw())
+        .into_iter()
+        .find_map(|var| {
+            var.strip_prefix(format!("{}=", hookvisor_proto::env::PLUGIN_SOCKET).as_bytes())
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        })
+        .expect("the victim's socket path");
     record(serde_json::json!({"hijack": "bound", "path": path}));
-    // Serves on HOOKVISOR_PLUGIN_SOCKET, which the launcher set to the victim's path.
-    hookvisor_tests::fixture::block_on(hookvisor_tests::fixture::serve(Recorder::from_env(None)))
+    // Serves on the victim's path, as the victim.
+    hookvisor_tests::fixture::block_on(hookvisor_tests::fixture::serve_at(
+        std::path::Path::new(&path),
+        Recorder::from_env(None),
+    ))
 }
 
 /// The supervisor: the parent of the plugin that started this helper.
@@ -105,6 +101,15 @@ fn find_sibling(supervisor: i32, name: &str) -> Option<Pid> {
         }
     }
     None
+}
+
+/// The environment of process `pid`, one `NAME=value` per entry.
+fn environ(pid: i32) -> Vec<Vec<u8>> {
+    std::fs::read(PathBuf::from(format!("/proc/{pid}/environ")))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 fn record(line: serde_json::Value) {

@@ -291,3 +291,38 @@ fn check_config_refuses_duplicate_plugin_names() {
     assert_eq!(status.code(), Some(64), "{stdout}{stderr}");
     assert!(format!("{stdout}{stderr}").contains("twin"));
 }
+
+/// Issue 7, item 3 (a clean stop): a descendant that left the plugin's process group and
+/// session with `setsid` is out of `killpg`'s reach; stopping the supervisor stops it too.
+#[tokio::test]
+async fn a_clean_stop_leaves_no_setsid_descendant() {
+    let recording = Recording::new();
+    let mut supervisor = Supervisor::start(&plugins(&[PluginToml::new(
+        "daemonizer",
+        "fixture-setsid-child",
+    )
+    .record(&recording)]))
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let escaped = loop {
+        let text = std::fs::read_to_string(recording.path()).unwrap_or_default();
+        let pid = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v["escaped"].as_i64());
+        if let Some(pid) = pid {
+            break pid as i32;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(supervisor.stop().await.success(), "{}", supervisor.log());
+    let gone = wait_gone(escaped, Duration::from_secs(5)).await;
+    if !gone {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(escaped), Signal::SIGKILL);
+    }
+    assert!(gone, "the setsid descendant outlived the stop");
+}

@@ -394,9 +394,12 @@ impl Process {
     /// Stops the process group: SIGTERM, `grace`, then SIGKILL (§2.5). Returns how it ended.
     pub async fn stop(&self, grace: Duration) -> Exit {
         if let Some(status) = self.exited() {
-            self.kill_stragglers();
+            self.kill_stragglers(&[]);
             return status;
         }
+        // Descendants that left its process group (`setsid`) are out of `killpg`'s reach; they
+        // are found now, while their ancestors still link them to the plugin.
+        let escaped = escaped_descendants(self.pid);
         let _ = killpg(self.pid, Signal::SIGTERM);
         let status = match tokio::time::timeout(grace, self.wait_exit()).await {
             Ok(status) => status,
@@ -407,14 +410,53 @@ impl Process {
                 self.wait_exit().await
             }
         };
-        self.kill_stragglers();
+        self.kill_stragglers(&escaped);
         status
     }
 
-    /// Children the plugin left behind in its group (a launcher's server, say) go too.
-    fn kill_stragglers(&self) {
+    /// Children the plugin left behind in its group (a launcher's server, say) go too, and so
+    /// do the `escaped` descendants that left the group.
+    fn kill_stragglers(&self, escaped: &[Pid]) {
         let _ = killpg(self.pid, Signal::SIGKILL);
+        for pid in escaped {
+            let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
+        }
     }
+}
+
+/// Most descendants of one plugin looked at when stopping it.
+const MAX_DESCENDANTS: usize = 4096;
+
+/// The descendants of `root` (from `/proc/PID/task/TID/children`) that are no longer in its
+/// process group. A descendant whose parent already died was reparented away and is not found:
+/// only a reaper (the lifecycle work) closes that gap.
+fn escaped_descendants(root: Pid) -> Vec<Pid> {
+    let mut seen = vec![root];
+    let mut next = 0;
+    while next < seen.len() && seen.len() < MAX_DESCENDANTS {
+        let pid = seen[next];
+        next += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+            {
+                let child = Pid::from_raw(child);
+                if !seen.contains(&child) && seen.len() < MAX_DESCENDANTS {
+                    seen.push(child);
+                }
+            }
+        }
+    }
+    seen.into_iter()
+        .skip(1)
+        .filter(|pid| nix::unistd::getpgid(Some(*pid)).is_ok_and(|group| group != root))
+        .collect()
 }
 
 /// A client on the plugin's socket whose every (re)connect passes the peer check.

@@ -14,10 +14,13 @@
 //!   checks that refuse places another user could tamper with; `preflight` for `check-config`.
 //! - [`limits`]: the JSON and approval limits of §8, for host input and plugin answers alike.
 //! - [`merge`]: the merge rules of §4 and §5, pure: per-plugin results in, verdict out.
-//! - [`spawner`]: the one thread that forks plugins (parent-death signal), and the one `unsafe`.
+//! - [`spawner`]: the one thread that forks plugins, each behind its [`spawner::reaper`] (the
+//!   binary re-executed as a child subreaper, so no plugin process outlives the supervisor),
+//!   the sweep for orphans, and the only `unsafe` code.
 //! - [`plugin`]: one configured plugin: its owner task (the only one that changes its state), the
-//!   snapshot calls read, its process ([`plugin::process`]: launch, handshake, typed exits,
-//!   deadline-bounded calls, stop) and the set of plugins ([`plugin::PluginSet`]).
+//!   snapshot calls read (phase and [`plugin::Record`]), its process ([`plugin::process`]:
+//!   launch, handshake, typed exits, deadline-bounded calls, stop), its output in the log
+//!   (levels, rate limit) and the set of plugins ([`plugin::PluginSet`]).
 //! - [`routing`]: who takes part in a call (§3), pure: the trust rule, registration limits,
 //!   the lineup.
 //! - [`request`]: the host's requests checked against the limits, JSON made canonical.

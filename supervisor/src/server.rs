@@ -79,7 +79,23 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     observer: &dyn Observer,
 ) -> Result<(), ServeError> {
-    serve_on(config, HostSocket::Bind, None, shutdown, observer).await
+    serve_on(
+        config,
+        HostSocket::Bind,
+        Control::default(),
+        shutdown,
+        observer,
+    )
+    .await
+}
+
+/// What can be asked of `serve` while it runs (by signals, in the `hookvisor` binary).
+#[derive(Default)]
+pub struct Control {
+    /// Reload the configuration (SIGHUP).
+    pub reload: Option<Reload>,
+    /// Log every plugin's state and record, one line each (SIGUSR1).
+    pub status: Option<tokio::sync::mpsc::Receiver<()>>,
 }
 
 /// How `serve` reloads its configuration: each message on `requests` (SIGHUP, say) makes it call
@@ -92,12 +108,12 @@ pub struct Reload {
     pub load: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
 }
 
-/// [`serve`] on `host` (the configured socket, or one systemd passed in), reloading on
-/// `reload`'s requests.
+/// [`serve`] on `host` (the configured socket, or one systemd passed in), answering `control`'s
+/// requests.
 pub async fn serve_on(
     config: Config,
     host: HostSocket,
-    reload: Option<Reload>,
+    control: Control,
     shutdown: impl Future<Output = ()>,
     observer: &dyn Observer,
 ) -> Result<(), ServeError> {
@@ -180,7 +196,10 @@ pub async fn serve_on(
     observer.ready(&socket, &plugins);
 
     tokio::pin!(shutdown);
-    let mut reload = reload;
+    let Control {
+        mut reload,
+        mut status,
+    } = control;
     let mut config = config;
     let early = loop {
         let requested = async {
@@ -189,9 +208,16 @@ pub async fn serve_on(
                 None => std::future::pending().await,
             }
         };
+        let status_asked = async {
+            match status.as_mut() {
+                Some(status) => status.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = &mut shutdown => break None,
             ended = &mut server => break Some(ended),
+            Some(()) = status_asked => log_status(&current.get().plugins),
             Some(()) = requested => {
                 let Some(reload) = reload.as_ref() else { continue };
                 observer.reloading();
@@ -244,6 +270,32 @@ pub async fn serve_on(
     }
     tracing::info!("stopped");
     result
+}
+
+/// One line per plugin: its phase and its record.
+fn log_status(plugins: &PluginSet) {
+    for plugin in plugins.plugins() {
+        let snapshot = plugin.snapshot();
+        let record = &snapshot.record;
+        let (instance, pid) = record.instance.unzip();
+        let up_ms = record.started.map(|t| t.elapsed().as_millis() as u64);
+        let (heartbeat_ago_ms, round_trip_us) = record
+            .heartbeat
+            .map(|(at, rtt)| (at.elapsed().as_millis() as u64, rtt.as_micros() as u64))
+            .unzip();
+        tracing::info!(
+            plugin = %plugin.name,
+            state = snapshot.phase.name(),
+            instance,
+            pid,
+            up_ms,
+            restarts = record.restarts,
+            last_error = record.last_error.as_deref(),
+            heartbeat_ago_ms,
+            round_trip_us,
+            "status"
+        );
+    }
 }
 
 /// A reload: starts what `next` adds or changes beside the running plugins (unchanged ones keep

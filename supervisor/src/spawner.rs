@@ -1,4 +1,5 @@
-//! The one thread that forks plugin processes, and the one `unsafe` block of the supervisor.
+//! The one thread that forks plugin processes, the per-plugin [`reaper`], and the `unsafe` code
+//! of the supervisor (this module and its child alone).
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not the process
 //! (field notes). Forking from a tokio worker would kill plugins whenever the runtime retires
@@ -6,84 +7,278 @@
 //! [`Spawner`]. Dropping the spawner ends the thread, and with it every plugin it started: the
 //! same thing that happens when the supervisor dies.
 //!
-//! Every plugin is also made the leader of a new session (and so of a new process group). The
-//! session is the plugin's identity in the readiness check: any process of a session can join
-//! another process group of that session with `setpgid(2)`, but no process can join a session it
-//! was not born into, so "the listener is in the child's session" cannot be faked by another
-//! plugin.
+//! What the spawner forks is a [`reaper`] (this binary again), which starts the plugin as its
+//! child and takes the plugin's whole subtree with it when the plugin exits or the supervisor
+//! goes, however it goes (SIGKILL included). The plugin is the leader of a new session (and so
+//! of a new process group). The session is the plugin's identity in the readiness check: any
+//! process of a session can join another process group of that session with `setpgid(2)`, but
+//! no process can join a session it was not born into, so "the listener is in the plugin's
+//! session" cannot be faked by another plugin.
+//!
+//! The supervisor is itself a child subreaper: should a reaper be killed (a hostile plugin can
+//! SIGKILL it, it runs under the same uid), its orphans come to the supervisor, which kills and
+//! reaps every child that is not one of its reapers.
 
-use std::io;
+pub mod reaper;
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, Weak};
 use std::thread;
+use std::time::Duration;
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
+/// The longest a reaper may take to report the plugin it started.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the supervisor looks for orphans even without a SIGCHLD.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 struct Job {
     command: Command,
+    report: OwnedFd,
     reply: oneshot::Sender<io::Result<Child>>,
 }
 
-/// Forks plugin processes from one long-lived thread, each in a new session and with a
-/// parent-death signal armed.
+/// Forks plugin processes (through their reapers) from one long-lived thread.
 #[derive(Debug, Clone)]
 pub struct Spawner {
     jobs: mpsc::Sender<Job>,
+    /// The pids of the reapers alive: the supervisor's only legitimate children.
+    reapers: Arc<Mutex<HashSet<i32>>>,
+}
+
+/// A plugin started behind its reaper.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The reaper: the supervisor's child, whose exit status is the plugin's.
+    pub reaper: Child,
+    /// The plugin process: the leader of its own session and process group.
+    pub plugin: Pid,
 }
 
 impl Spawner {
-    /// Starts the spawner thread. It enters `runtime` so that spawned children are reaped by
-    /// tokio (their `wait()` futures are awaited on the runtime).
+    /// Starts the spawner thread, makes the supervisor a child subreaper and starts the sweep
+    /// for orphans on `runtime`. The spawner thread enters `runtime` so that spawned children
+    /// are reaped by tokio (their `wait()` futures are awaited on the runtime).
     pub fn start(runtime: tokio::runtime::Handle) -> io::Result<Spawner> {
+        nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
         let (jobs, queue) = mpsc::channel::<Job>();
+        let reapers = Arc::new(Mutex::new(HashSet::new()));
+        let known = reapers.clone();
+        let sweeps = runtime.clone();
         thread::Builder::new()
             .name("hookvisor-spawner".into())
             .spawn(move || {
                 let _runtime = runtime.enter();
                 for mut job in queue {
-                    prepare_child(&mut job.command);
-                    // The receiver may have given up (its start was cancelled); the child is then
-                    // dropped here and, without kill_on_drop, left to its pdeathsig.
-                    let _ = job.reply.send(job.command.spawn());
+                    prepare_child(&mut job.command, job.report.as_raw_fd());
+                    // The sweep must never see a reaper it does not know yet.
+                    let spawned = {
+                        let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
+                        let spawned = job.command.spawn();
+                        if let Some(pid) = spawned.as_ref().ok().and_then(Child::id) {
+                            known.insert(pid as i32);
+                        }
+                        spawned
+                    };
+                    drop(job.report);
+                    // The caller may have given up (its start was cancelled): kill what nobody
+                    // will own.
+                    if let Err(Ok(mut child)) = job.reply.send(spawned) {
+                        let _ = child.start_kill();
+                    }
                 }
             })?;
-        Ok(Spawner { jobs })
+        let sweeper = Arc::downgrade(&reapers);
+        sweeps.spawn(sweep_orphans(sweeper));
+        Ok(Spawner { jobs, reapers })
     }
 
-    /// Spawns `command` from the spawner thread.
-    pub async fn spawn(&self, command: Command) -> io::Result<Child> {
+    /// Starts `program` behind a reaper from the spawner thread, and waits for the reaper to
+    /// report the plugin's pid. `configure` adds the plugin's arguments, environment, working
+    /// directory and stdio, which the reaper passes on to the plugin unchanged. The reaper is
+    /// killed (and its plugin with it) if the returned [`Child`] is dropped before it exits.
+    pub async fn spawn(
+        &self,
+        program: &Path,
+        configure: impl FnOnce(&mut Command),
+    ) -> io::Result<Spawned> {
+        let (reader, writer) = io::pipe()?;
+        let mut command = Command::new("/proc/self/exe");
+        command
+            .arg(reaper::ARG)
+            .arg(Pid::this().to_string())
+            .arg(writer.as_raw_fd().to_string())
+            .arg(program);
+        configure(&mut command);
+        command.kill_on_drop(true);
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { command, reply })
+            .send(Job {
+                command,
+                report: OwnedFd::from(writer),
+                reply,
+            })
             .map_err(|_| io::Error::other("the spawner thread has stopped"))?;
-        answer
+        let reaper = answer
             .await
-            .map_err(|_| io::Error::other("the spawner thread dropped the request"))?
+            .map_err(|_| io::Error::other("the spawner thread dropped the request"))??;
+        let report = tokio::time::timeout(REPORT_TIMEOUT, read_report(reader)).await;
+        let plugin = match report {
+            Ok(Ok(line)) => parse_report(&line),
+            Ok(Err(e)) => Err(io::Error::other(format!(
+                "reading its reaper's report: {e}"
+            ))),
+            Err(_) => Err(io::Error::other(format!(
+                "its reaper did not report within {} s",
+                REPORT_TIMEOUT.as_secs()
+            ))),
+        };
+        match plugin {
+            Ok(plugin) => Ok(Spawned { reaper, plugin }),
+            Err(e) => {
+                // Dropped, so killed; tokio reaps it.
+                if let Some(pid) = reaper.id().and_then(|id| i32::try_from(id).ok()) {
+                    self.forget(Pid::from_raw(pid));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets a reaper that has exited (its pid may be reused).
+    pub fn forget(&self, reaper: Pid) {
+        let mut known = self.reapers.lock().unwrap_or_else(|e| e.into_inner());
+        known.remove(&reaper.as_raw());
     }
 }
 
-/// Makes the child the leader of a new session and process group (pgid = sid = its pid), and
-/// makes it receive SIGKILL when the spawner thread (and so the supervisor) goes away.
-fn prepare_child(command: &mut Command) {
+/// Reads the reaper's one line (at most 512 bytes) on a blocking thread.
+async fn read_report(reader: io::PipeReader) -> io::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        reader.take(512).read_to_string(&mut line)?;
+        Ok(line)
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+/// `PID\n`, or `error WHY\n`.
+fn parse_report(line: &str) -> io::Result<Pid> {
+    let line = line.trim_end();
+    if let Some(why) = line.strip_prefix("error ") {
+        return Err(io::Error::other(why.to_owned()));
+    }
+    match line.parse::<i32>() {
+        Ok(pid) if pid > 0 => Ok(Pid::from_raw(pid)),
+        _ if line.is_empty() => Err(io::Error::other(
+            "its reaper exited before starting it (is this binary calling \
+             hookvisor::spawner::reaper::main_if_reaper?)",
+        )),
+        _ => Err(io::Error::other(format!(
+            "its reaper reported {line:?}, not a pid"
+        ))),
+    }
+}
+
+/// Makes the reaper the leader of a new session, makes it receive [`reaper::PARENT_DEATH`]
+/// when the spawner thread (and so the supervisor) goes away, and lets it inherit the report
+/// pipe's write end (`report`).
+fn prepare_child(command: &mut Command, report: i32) {
     let parent = Pid::this();
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed. It makes exactly three system calls, setsid(2),
-    // prctl(2) and getppid(2), all async-signal-safe; it allocates nothing and takes no locks
-    // (nix's wrappers are thin and the error path builds an io::Error from a raw errno, which
+    // async-signal-safe calls are allowed. It makes four system calls, setsid(2), prctl(2),
+    // getppid(2) and fcntl(2), all async-signal-safe; it allocates nothing and takes no locks
+    // (nix's wrappers are thin and the error paths build an io::Error from a raw errno, which
     // does not allocate). setsid cannot fail here: a freshly forked child is never a process
-    // group leader.
+    // group leader. Clearing close-on-exec touches the child's descriptor table only, and the
+    // number is the same there as in the parent.
     unsafe {
         command.pre_exec(move || {
             nix::unistd::setsid()?;
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            nix::sys::prctl::set_pdeathsig(reaper::PARENT_DEATH)?;
             // The supervisor may have died between fork and prctl; the signal would then never
             // come. Exit like the signal would have made us.
             if nix::unistd::getppid() != parent {
                 return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
             }
+            if nix::libc::fcntl(report, nix::libc::F_SETFD, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
             Ok(())
         });
     }
+}
+
+/// Kills and reaps, on every SIGCHLD and every second, each child of the supervisor that is
+/// not a known reaper: the orphans of a reaper that was killed. Ends with the spawner.
+async fn sweep_orphans(reapers: Weak<Mutex<HashSet<i32>>>) {
+    let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
+    loop {
+        match sigchld.as_mut() {
+            Some(signal) => {
+                let _ = tokio::time::timeout(SWEEP_INTERVAL, signal.recv()).await;
+            }
+            None => tokio::time::sleep(SWEEP_INTERVAL).await,
+        }
+        let Some(reapers) = reapers.upgrade() else {
+            return;
+        };
+        let known = reapers.lock().unwrap_or_else(|e| e.into_inner());
+        for child in children(Pid::this()) {
+            if known.contains(&child.as_raw()) {
+                continue;
+            }
+            if kill(child, Signal::SIGKILL).is_ok() {
+                tracing::warn!(
+                    pid = child.as_raw(),
+                    "killed an orphaned plugin descendant (its reaper was killed)"
+                );
+            }
+            let _ = waitpid(child, Some(WaitPidFlag::WNOHANG));
+        }
+    }
+}
+
+/// The children of `pid` (of every one of its threads).
+fn children(pid: Pid) -> Vec<Pid> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .flat_map(|task| {
+            std::fs::read_to_string(task.path().join("children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+                .map(Pid::from_raw)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The descendants of `root` (not `root` itself), breadth first, at most `max` of them.
+fn descendants(root: Pid, max: usize) -> Vec<Pid> {
+    let mut seen = vec![root];
+    let mut next = 0;
+    while next < seen.len() && seen.len() <= max {
+        let pid = seen[next];
+        next += 1;
+        for child in children(pid) {
+            if !seen.contains(&child) && seen.len() <= max {
+                seen.push(child);
+            }
+        }
+    }
+    seen.into_iter().skip(1).collect()
 }

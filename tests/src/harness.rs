@@ -162,6 +162,12 @@ impl PluginToml {
         }
     }
 
+    /// Runs `program` instead of the fixture (with `args` given through [`PluginToml::key`]).
+    pub fn command(mut self, program: &str) -> PluginToml {
+        self.command = PathBuf::from(program);
+        self
+    }
+
     /// Adds a raw `key = value` line to the table.
     pub fn key(mut self, line: &str) -> PluginToml {
         self.keys.push(line.to_owned());
@@ -246,6 +252,7 @@ pub struct Builder {
     supervisor_keys: Vec<String>,
     socket_flag: bool,
     relative_config: bool,
+    journal_stream: bool,
     env: Vec<(String, String)>,
 }
 
@@ -265,6 +272,13 @@ impl Builder {
     /// Sets a variable in the supervisor's environment (e.g. `NOTIFY_SOCKET`).
     pub fn env(mut self, key: &str, value: &str) -> Builder {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sets `JOURNAL_STREAM` to the device and inode of the supervisor's stderr file, as
+    /// systemd does when stderr goes to the journal.
+    pub fn journal_stream(mut self) -> Builder {
+        self.journal_stream = true;
         self
     }
 
@@ -319,6 +333,11 @@ impl Builder {
         }
         let stdout = std::fs::File::create(dir.join("stdout.log")).expect("stdout.log");
         let stderr = std::fs::File::create(dir.join("stderr.log")).expect("stderr.log");
+        if self.journal_stream {
+            use std::os::unix::fs::MetadataExt;
+            let meta = stderr.metadata().expect("stderr.log");
+            command.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        }
         command
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -365,6 +384,7 @@ impl Supervisor {
             supervisor_keys: Vec::new(),
             socket_flag: false,
             relative_config: false,
+            journal_stream: false,
             env: Vec::new(),
         }
     }

@@ -175,3 +175,79 @@ async fn plugin_output_cannot_carry_control_characters_into_the_log() {
         "an escape sequence reached the log file"
     );
 }
+
+/// Issue 7, item 6: a plugin's JSON log line keeps its level, message and fields; a plain line
+/// is info on stdout and warn on stderr.
+#[tokio::test]
+async fn plugin_json_lines_keep_their_level_and_plain_stderr_is_a_warning() {
+    let supervisor = Supervisor::start(&plugins(&[PluginToml::new(
+        "structured",
+        "fixture-recorder",
+    )
+    .env(
+        "FIXTURE_SAY",
+        r#"{"level":"error","msg":"disk on fire","disk":"sda","time":"t"}"#,
+    )
+    .env("FIXTURE_GRUMBLE", "plain grumble on stderr")]))
+    .await;
+    let json = supervisor
+        .log_line_with(&["structured", "disk on fire"])
+        .await
+        .unwrap_or_else(|| panic!("no JSON line: {}", supervisor.log()));
+    assert!(
+        json.contains("ERROR hookvisor::plugin_output: disk on fire"),
+        "{json:?}"
+    );
+    assert!(
+        json.contains(r#"fields={"disk":"sda","time":"t"}"#),
+        "{json:?}"
+    );
+    let plain = supervisor
+        .log_line_with(&["structured", "plain grumble"])
+        .await
+        .unwrap_or_else(|| panic!("no stderr line: {}", supervisor.log()));
+    assert!(
+        plain.contains(" WARN hookvisor::plugin_output: plain grumble on stderr"),
+        "{plain:?}"
+    );
+}
+
+/// Issue 7, item 6: a plugin flooding stdout and stderr (thousands of lines a second) is held
+/// to 100 lines a second after a burst of 500, and the log says how many lines were dropped.
+#[tokio::test]
+async fn a_flooding_plugin_is_rate_limited_and_the_drops_are_counted() {
+    let started = std::time::Instant::now();
+    let supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("flood", "fixture-flood").timeout_ms(2000)
+    ]))
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let dropped = loop {
+        if let Some(line) = supervisor.log_line_with(&["flood", "dropped"]).await {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no drop count: {}",
+            supervisor.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(dropped.contains("lines of output"), "{dropped:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let log = supervisor.log();
+    let forwarded = log
+        .lines()
+        .filter(|l| l.contains("plugin_output") && l.contains("plugin=\"flood\""))
+        .filter(|l| !l.contains("dropped"))
+        .count();
+    // The burst, the rate over the time the plugin ran, and some slack.
+    let bound = 500.0 + 100.0 * elapsed + 50.0;
+    assert!(
+        (forwarded as f64) <= bound,
+        "{forwarded} lines forwarded in {elapsed:.1} s (bound {bound:.0})"
+    );
+    let verdict = supervisor.verdict("exec", serde_json::json!({})).await;
+    assert_eq!(verdict.outcome(), Outcome::Allow);
+}

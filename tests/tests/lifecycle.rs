@@ -326,3 +326,142 @@ async fn a_clean_stop_leaves_no_setsid_descendant() {
     }
     assert!(gone, "the setsid descendant outlived the stop");
 }
+
+/// The pids a recording holds: every process that recorded its start, and every `setsid`
+/// descendant (`{"escaped": PID}`), once there are `starts` and `escaped` of them (5 s at most).
+async fn pids_in(recording: &Recording, starts: usize, escaped: usize) -> Vec<i32> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(recording.path()).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let started: Vec<i32> = lines
+            .iter()
+            .filter_map(|l| l.get("pid")?.as_i64())
+            .map(|p| p as i32)
+            .collect();
+        let left: Vec<i32> = lines
+            .iter()
+            .filter_map(|l| l.get("escaped")?.as_i64())
+            .map(|p| p as i32)
+            .collect();
+        if started.len() >= starts && left.len() >= escaped {
+            return started.into_iter().chain(left).collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {starts} starts and {escaped} escaped descendants: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits up to `limit` for every pid to be gone, then kills the survivors (so a failing test
+/// leaves nothing behind) and returns them.
+async fn survivors(pids: &[i32], limit: Duration) -> Vec<i32> {
+    let mut alive = Vec::new();
+    for pid in pids {
+        if !wait_gone(*pid, limit).await {
+            alive.push(*pid);
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+    }
+    alive
+}
+
+/// A plugin that serves from a grandchild: `sh -c 'SERVER & wait'`, as a shell script that
+/// starts the real server in the background would.
+fn shell_launched(name: &str, recording: &Recording) -> PluginToml {
+    let server = hookvisor_tests::harness::fixture("fixture-recorder");
+    let script = format!("'{}' & wait", server.display());
+    PluginToml::new(name, "fixture-recorder")
+        .command("/bin/sh")
+        .key(&format!("args = [\"-c\", {}]", toml_string(&script)))
+        .env("FIXTURE_NO_WATCHDOG", "1")
+        .record(recording)
+}
+
+/// Issue 7, item 3: after `kill -9` of the supervisor no plugin process survives: not a
+/// launcher's grandchild (`fixture-launcher`, as `npx tsx` or `go run`), not a shell script's
+/// background server, not a descendant that left the session with `setsid`. Every fixture
+/// here has its parent watchdog off, so only the supervisor's reapers can end them.
+#[tokio::test]
+async fn a_killed_supervisor_leaves_no_plugin_process_at_all() {
+    let recording = Recording::new();
+    let mut supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("launched", "fixture-launcher")
+            .env("FIXTURE_NO_WATCHDOG", "1")
+            .record(&recording),
+        shell_launched("scripted", &recording),
+        PluginToml::new("daemonizer", "fixture-setsid-child")
+            .env("FIXTURE_NO_WATCHDOG", "1")
+            .record(&recording),
+    ]))
+    .await;
+    let pids = pids_in(&recording, 3, 1).await;
+    for pid in &pids {
+        assert!(!process_gone(*pid), "{pid} is not running before the kill");
+    }
+    supervisor.signal(Signal::SIGKILL);
+    supervisor.wait_exit(Duration::from_secs(5)).await;
+    let alive = survivors(&pids, Duration::from_secs(5)).await;
+    assert!(
+        alive.is_empty(),
+        "outlived a SIGKILLed supervisor: {alive:?} of {pids:?}\n{}",
+        supervisor.log()
+    );
+}
+
+/// A plugin that kills its own reaper (it runs under the same uid, so it can) leaves orphans;
+/// they come to the supervisor, a child subreaper, which kills and reaps them: the `setsid`
+/// descendant is not left running, nor as a zombie. The plugin itself dies with its reaper
+/// (its parent-death signal) and is restarted.
+#[tokio::test]
+async fn orphans_of_a_killed_reaper_are_killed_and_reaped_by_the_supervisor() {
+    let recording = Recording::new();
+    let mut supervisor = Supervisor::start(&plugins(&[PluginToml::new(
+        "daemonizer",
+        "fixture-setsid-child",
+    )
+    .env("FIXTURE_NO_WATCHDOG", "1")
+    .record(&recording)]))
+    .await;
+    let pids = pids_in(&recording, 1, 1).await;
+    let (plugin, escaped) = (pids[0], pids[1]);
+    let reaper = parent_of(plugin);
+    assert_ne!(reaper, supervisor.pid(), "the plugin runs behind a reaper");
+    assert_eq!(parent_of(reaper), supervisor.pid());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(reaper), Signal::SIGKILL).unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let reaped = |pid: i32| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH)
+    };
+    while !(reaped(plugin) && reaped(escaped)) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let alive = survivors(&[plugin, escaped], Duration::ZERO).await;
+    assert!(alive.is_empty(), "still running: {alive:?}");
+    assert!(
+        reaped(escaped),
+        "the orphan was killed but never reaped (a zombie)"
+    );
+    assert!(
+        supervisor.log_contains("orphaned plugin descendant").await,
+        "{}",
+        supervisor.log()
+    );
+    // The plugin comes back: a new start line.
+    pids_in(&recording, 2, 2).await;
+    assert!(supervisor.stop().await.success(), "{}", supervisor.log());
+}
+
+/// The parent pid of `pid`, from `/proc/PID/stat`.
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(") ").unwrap();
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}

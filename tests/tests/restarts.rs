@@ -192,3 +192,76 @@ async fn a_plugin_whose_calls_keep_timing_out_is_killed_and_replaced() {
         supervisor.log()
     );
 }
+
+/// Sends SIGUSR1 until the supervisor logs a status line for `plugin` that `wanted` accepts.
+async fn status_line(
+    supervisor: &Supervisor,
+    plugin: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tag = format!("plugin={plugin} ");
+    loop {
+        supervisor.signal(Signal::SIGUSR1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let log = supervisor.log();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains(": status ") && l.contains(&tag))
+            .filter(|l| wanted(l));
+        if let Some(line) = line {
+            return line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no such status line: {}",
+            supervisor.log_tail()
+        );
+    }
+}
+
+/// Issue 7, item 2: per plugin the supervisor keeps its state, pid, instance, start time,
+/// restarts, last error, last heartbeat and its round trip; SIGUSR1 logs them, one line each.
+#[tokio::test]
+async fn sigusr1_logs_each_plugins_state_and_record() {
+    let recording = Recording::new();
+    let supervisor = Supervisor::builder(&plugins(&[
+        PluginToml::new("p", "fixture-recorder").record(&recording)
+    ]))
+    .supervisor_key("health_interval_ms = 50")
+    .supervisor_key("restart_delay_ms = 10")
+    .start()
+    .await;
+    let first = recording.start_of("p")["pid"].as_i64().expect("pid");
+    let line = status_line(&supervisor, "p", |l| l.contains("round_trip_us=")).await;
+    for field in [
+        r#"state="ready""#.to_owned(),
+        "instance=1".to_owned(),
+        format!("pid={first}"),
+        "restarts=0".to_owned(),
+        "heartbeat_ago_ms=".to_owned(),
+        "up_ms=".to_owned(),
+    ] {
+        assert!(line.contains(&field), "{field} missing: {line}");
+    }
+    assert!(!line.contains("last_error"), "{line}");
+
+    let _ = kill(Pid::from_raw(first as i32), Signal::SIGKILL);
+    let second = new_start(&recording, "p", first, Duration::from_secs(5))
+        .await
+        .expect("a new instance");
+    let line = status_line(&supervisor, "p", |l| {
+        l.contains(&format!("pid={second}")) && l.contains(r#"state="ready""#)
+    })
+    .await;
+    assert!(line.contains("restarts=1"), "{line}");
+    assert!(
+        line.contains("instance=2") || line.contains("instance="),
+        "{line}"
+    );
+    assert!(
+        line.contains(r#"last_error="exited (signal: 9 (SIGKILL))""#),
+        "{line}"
+    );
+}

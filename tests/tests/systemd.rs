@@ -146,3 +146,97 @@ async fn socket_activation_serves_on_the_socket_passed_in() {
         .expect("wait");
     assert!(status.success(), "{status}\n{}", log());
 }
+
+/// The shipped units (`examples/systemd/`) pass `systemd-analyze verify`, with `/usr/bin/hookvisor`
+/// replaced by the binary under test (verify checks that `ExecStart=` exists).
+#[test]
+fn the_shipped_units_pass_systemd_analyze_verify() {
+    let dir = TestDir::new();
+    let units = hookvisor_tests::harness::repo_root().join("examples/systemd");
+    let binary = hookvisor_tests::harness::hookvisor();
+    for unit in ["hookvisor.service", "hookvisor.socket"] {
+        let text = std::fs::read_to_string(units.join(unit)).unwrap();
+        let text = text.replace("/usr/bin/hookvisor", &binary.display().to_string());
+        std::fs::write(dir.join(unit), text).unwrap();
+    }
+    let output = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.join("hookvisor.socket"))
+        .arg(dir.join("hookvisor.service"))
+        .output()
+        .expect("systemd-analyze (Debian's systemd package; `make test` installs it)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("hookvisor."))
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "warnings about the shipped units: {ours:?}"
+    );
+}
+
+/// A notification socket nobody reads (its queue fills after a few watchdog pings) must not
+/// stall the supervisor: notifications never block, the full queue is logged, calls still get
+/// verdicts and SIGTERM still stops it.
+#[tokio::test]
+async fn a_notification_socket_nobody_reads_does_not_stall_the_supervisor() {
+    let dir = TestDir::new();
+    let path = dir.join("notify.sock");
+    let _unread = UnixDatagram::bind(&path).expect("binding NOTIFY_SOCKET");
+    let mut supervisor =
+        Supervisor::builder(&plugins(&[PluginToml::new("good", "fixture-recorder")]))
+            .env("NOTIFY_SOCKET", &path.display().to_string())
+            .env("WATCHDOG_USEC", "20000")
+            .start()
+            .await;
+    assert!(
+        supervisor
+            .log_contains("its notification socket is full")
+            .await,
+        "{}",
+        supervisor.log()
+    );
+    for _ in 0..20 {
+        let verdict = supervisor.verdict("exec", serde_json::json!({})).await;
+        assert_eq!(verdict.outcome(), hookvisor_proto::v1::Outcome::Allow);
+    }
+    assert!(supervisor.stop().await.success(), "{}", supervisor.log());
+}
+
+/// Under systemd with stderr on the journal (`JOURNAL_STREAM` names stderr's device and inode),
+/// every line carries the sd-daemon priority of its level (`<6>` info, `<4>` warning …) for the
+/// journal to file it under, and no timestamp or colour of its own; plugin output too.
+#[tokio::test]
+async fn log_lines_for_the_journal_carry_their_priority() {
+    let mut supervisor =
+        Supervisor::builder(&plugins(&[PluginToml::new("chatty", "fixture-recorder")
+            .env(
+                "FIXTURE_SAY",
+                r#"{"level":"error","msg":"json error line"}"#,
+            )
+            .env("FIXTURE_GRUMBLE", "plain stderr line")]))
+        .journal_stream()
+        .start()
+        .await;
+    assert!(supervisor.log_contains("plain stderr line").await);
+    assert!(supervisor.log_contains("json error line").await);
+    assert!(supervisor.stop().await.success());
+    let raw = std::fs::read_to_string(supervisor.dir().join("stderr.log")).unwrap();
+    let line = |needle: &str| {
+        raw.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {raw}"))
+            .to_owned()
+    };
+    assert!(line("json error line").starts_with("<3>"), "{raw}");
+    assert!(line("plain stderr line").starts_with("<4>"), "{raw}");
+    assert!(line("serving").starts_with("<6>"), "{raw}");
+    for l in raw.lines() {
+        assert!(l.starts_with('<'), "a line without its priority: {l:?}");
+        assert!(!l.contains('\u{1b}'), "colour in the journal: {l:?}");
+        let after = l.get(3..).unwrap_or_default().trim_start();
+        assert!(!after.starts_with("20"), "a timestamp: {l:?}");
+    }
+}

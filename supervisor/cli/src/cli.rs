@@ -6,10 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use std::os::fd::AsFd;
+
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 use hookvisor::config::Config;
-use hookvisor::server::{HostSocket, Reload};
+use hookvisor::server::{Control, HostSocket, Reload};
 
 /// Exit status for a bad configuration or command line (sysexits' EX_USAGE).
 pub(crate) const EX_USAGE: u8 = 64;
@@ -141,12 +146,70 @@ fn activated_socket() -> Result<Option<std::os::unix::net::UnixListener>, String
 fn init_logging(default: &str) {
     let filter =
         EnvFilter::try_from_env("HOOKVISOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    // Colour only on a terminal: a file or the journal gets plain lines.
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    if stderr_is_the_journal() {
+        // The journal keeps its own timestamps and reads the level from a `<N>` prefix
+        // (sd-daemon(3)), so `journalctl -p warning` filters hookvisor's lines and its
+        // plugins' alike.
+        builder
+            .with_ansi(false)
+            .event_format(JournalPrefix(
+                tracing_subscriber::fmt::format().without_time(),
+            ))
+            .init();
+    } else {
+        // Colour only on a terminal: a file gets plain lines.
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+}
+
+/// Whether stderr is the stream systemd connected to the journal: `JOURNAL_STREAM` holds its
+/// `DEVICE:INODE` (systemd.exec(5)), which a redirected stderr would not match.
+fn stderr_is_the_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((device, inode)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from);
+    stderr
+        .and_then(|f| f.metadata())
+        .is_ok_and(|meta| device.parse() == Ok(meta.dev()) && inode.parse() == Ok(meta.ino()))
+}
+
+/// A log line with the sd-daemon priority prefix of its level (`<3>` error … `<7>` debug).
+struct JournalPrefix<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for JournalPrefix<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(ctx, writer, event)
+    }
 }
 
 fn run(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
@@ -196,15 +259,12 @@ async fn serve(
         requests: reload_requests()?,
         load,
     };
+    let control = Control {
+        reload: Some(reload),
+        status: Some(status_requests()?),
+    };
     crate::systemd::start_watchdog();
-    hookvisor::server::serve_on(
-        config,
-        host,
-        Some(reload),
-        shutdown,
-        &crate::systemd::Systemd,
-    )
-    .await?;
+    hookvisor::server::serve_on(config, host, control, shutdown, &crate::systemd::Systemd).await?;
     Ok(())
 }
 
@@ -217,6 +277,21 @@ fn reload_requests() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
         while hangup.recv().await.is_some() {
             tracing::info!("SIGHUP received: reloading the configuration");
             // A reload already waiting covers this one too.
+            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = tx.try_send(()) {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// One message per SIGUSR1: a request to log every plugin's state and record.
+fn status_requests() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut user1 = signal(SignalKind::user_defined1())?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while user1.recv().await.is_some() {
             if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = tx.try_send(()) {
                 return;
             }

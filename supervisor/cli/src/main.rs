@@ -9,5 +9,8 @@ mod demo;
 mod systemd;
 
 fn main() -> std::process::ExitCode {
+    // Each plugin runs behind this binary re-executed as its reaper; that must happen before
+    // anything else (no thread, no runtime, no open file).
+    hookvisor::spawner::reaper::main_if_reaper();
     cli::main()
 }

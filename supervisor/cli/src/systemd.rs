@@ -4,8 +4,10 @@
 //! around a reload, and `STOPPING=1` at shutdown. Every call does nothing
 //! when `NOTIFY_SOCKET` is unset (not run by systemd), and a failure to notify is only logged.
 
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use hookvisor::plugin::{Phase, PluginSet};
 use hookvisor::server::Observer;
@@ -25,7 +27,7 @@ fn status_line(plugins: &PluginSet) -> String {
     let others: Vec<String> = statuses
         .iter()
         .filter(|(_, phase)| !matches!(phase, Phase::Ready))
-        .map(|(name, phase)| format!("{name} ({})", phase_word(phase)))
+        .map(|(name, phase)| format!("{name} ({})", phase.name()))
         .collect();
     if !others.is_empty() {
         line.push_str("; not ready: ");
@@ -34,23 +36,44 @@ fn status_line(plugins: &PluginSet) -> String {
     line
 }
 
-fn phase_word(phase: &Phase) -> &'static str {
-    match phase {
-        Phase::Starting => "starting",
-        Phase::Ready => "ready",
-        Phase::Rejected(_) => "rejected",
-        Phase::Failed { .. } => "failed to start",
-        Phase::Exited(_) => "exited",
-        Phase::Hung(_) => "hung",
-        Phase::Quarantined { .. } => "quarantined",
-        Phase::Stopped => "stopped",
+/// Sends `states` to `NOTIFY_SOCKET`, without ever blocking: a notification socket whose queue
+/// is full (a service manager that does not read, or reads slowly) must not stall the runtime
+/// thread that sends, so the datagram is dropped and the drop logged instead. (`sd_notify`'s own
+/// `notify` sends blocking.)
+fn notify(states: &[NotifyState<'_>]) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let message: String = states.iter().map(|s| format!("{s}\n")).collect();
+    let sent = UnixDatagram::unbound().and_then(|socket| {
+        socket.set_nonblocking(true)?;
+        socket.connect(&path)?;
+        socket.send(message.as_bytes())
+    });
+    match sent {
+        Ok(n) if n == message.len() => {}
+        Ok(_) => tracing::warn!("cannot notify systemd: the datagram was cut"),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => full(&message),
+        Err(e) => tracing::warn!("cannot notify systemd: {e}"),
     }
 }
 
-fn notify(states: &[NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(states) {
-        tracing::warn!("cannot notify systemd: {e}");
+/// Logs a notification dropped on a full socket: the first one, then at most one line a minute
+/// with the count, so a watchdog pinging a stuck socket cannot flood the log.
+fn full(message: &str) {
+    static DROPS: Mutex<(u64, Option<Instant>)> = Mutex::new((0, None));
+    let mut drops = DROPS.lock().unwrap_or_else(|e| e.into_inner());
+    drops.0 += 1;
+    if drops
+        .1
+        .is_some_and(|last| last.elapsed() < Duration::from_secs(60))
+    {
+        return;
     }
+    let dropped = std::mem::take(&mut drops.0);
+    drops.1 = Some(Instant::now());
+    tracing::warn!(dropped, last = ?message.trim_end(),
+        "cannot notify systemd: its notification socket is full; notifications dropped");
 }
 
 impl Observer for Systemd {

@@ -1,6 +1,6 @@
 //! One configured plugin: its owner task, the snapshot calls read, and the call path.
 //!
-//! Each plugin instance has exactly one owner, a task ([`owner`]) that spawns its process, runs
+//! Each plugin instance has exactly one owner, a task (`owner`) that spawns its process, runs
 //! the handshake, watches it and stops it, and that alone moves it through its phases
 //! (starting → ready → exited, or failed / rejected; stopped at the end). The owner publishes a
 //! [`Snapshot`] on a `watch` channel; calls read the latest one without waiting for anyone. The
@@ -9,8 +9,10 @@
 //!
 //! - [`process`]: one OS process: launch, handshake, typed exits and start failures, calls
 //!   bounded by deadlines, stop.
-//! - [`set`]: the plugins of one configuration, started together, asked for lineups, stopped.
+//! - `set`: the plugins of one configuration, started together, asked for lineups, stopped.
+//! - `output`: the process's stdout and stderr in the log (JSON levels, rate limit).
 
+mod output;
 mod owner;
 pub mod process;
 mod set;
@@ -18,6 +20,8 @@ mod set;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use hookvisor_proto::v1::plugin_client::PluginClient;
 use hookvisor_proto::v1::{
@@ -67,6 +71,22 @@ pub enum Phase {
     Stopped,
 }
 
+impl Phase {
+    /// The phase in a word or two (`ready`, `failed to start`, `quarantined` …), without the why.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Ready => "ready",
+            Phase::Rejected(_) => "rejected",
+            Phase::Failed { .. } => "failed to start",
+            Phase::Exited(_) => "exited",
+            Phase::Hung(_) => "hung",
+            Phase::Quarantined { .. } => "quarantined",
+            Phase::Stopped => "stopped",
+        }
+    }
+}
+
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -95,12 +115,30 @@ impl fmt::Display for Phase {
     }
 }
 
+/// What the supervisor keeps about a plugin besides its phase: for operators (the status dump
+/// on SIGUSR1, later the admin interface), never for decisions.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    /// The current (or last) instance number, and its process id.
+    pub instance: Option<(u32, i32)>,
+    /// When the current (or last) instance was started.
+    pub started: Option<Instant>,
+    /// Restarts since the supervisor started it (or a reload replaced it).
+    pub restarts: u32,
+    /// The last failure (start failure, rejection, exit, hang), as logged.
+    pub last_error: Option<String>,
+    /// When the ready instance last answered a health check, and how long that took.
+    pub heartbeat: Option<(Instant, Duration)>,
+}
+
 /// What the owner publishes and every call reads: the phase, the registrations that count, and
 /// the way to call a ready instance.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Where the plugin is in its life.
     pub phase: Phase,
+    /// Its record (instance, restarts, last error, heartbeat).
+    pub record: Record,
     /// The last accepted registrations; `None` until the first accepted `Describe`, during
     /// which the plugin counts as registered for every blocking hook and tool.
     pub registrations: Option<Arc<[HookRegistration]>>,
@@ -112,6 +150,7 @@ impl Snapshot {
     fn starting() -> Snapshot {
         Snapshot {
             phase: Phase::Starting,
+            record: Record::default(),
             registrations: None,
             ready: None,
         }

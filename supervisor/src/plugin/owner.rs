@@ -126,6 +126,7 @@ impl Owner {
             tracing::warn!(plugin = %self.config.name, delay_ms = wait.as_millis() as u64,
                 "restarting after: {phase}");
             self.publish_phase(phase);
+            self.publish.send_modify(|s| s.record.restarts += 1);
             delay = (delay * 2).min(self.max_delay());
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
@@ -149,6 +150,9 @@ impl Owner {
     /// count while the plugin restarts).
     fn publish_phase(&self, phase: Phase) {
         self.publish.send_modify(|s| {
+            if !matches!(phase, Phase::Starting | Phase::Ready | Phase::Stopped) {
+                s.record.last_error = Some(phase.to_string());
+            }
             s.phase = phase;
             s.ready = None;
         });
@@ -181,6 +185,11 @@ impl Owner {
             Ok(process) => Arc::new(process),
             Err(error) => return failed(error, String::new()),
         };
+        self.publish.send_modify(|s| {
+            s.record.instance = Some((instance, process.pid().as_raw()));
+            s.record.started = Some(Instant::now());
+            s.record.heartbeat = None;
+        });
         let connected = tokio::select! {
             connected = process.handshake(&socket, self.start_timeout) => connected,
             grace = &mut self.stop => {
@@ -220,7 +229,7 @@ impl Owner {
                 permanent: false,
                 ready_for: ready_at.elapsed(),
             },
-            why = hang(self.lifecycle, self.watchdog.clone(), connected.channel) => {
+            why = hang(self.lifecycle, self.watchdog.clone(), connected.channel, &self.publish) => {
                 tracing::error!(plugin = %self.config.name, pid = process.pid().as_raw(),
                     "hung ({why}); killing its process group");
                 process.stop(Duration::ZERO).await;
@@ -247,10 +256,10 @@ impl Owner {
         process: Arc<Process>,
     ) {
         self.watchdog.timeouts_in_a_row.store(0, Ordering::Relaxed);
-        self.publish.send_replace(Snapshot {
-            phase: Phase::Ready,
-            registrations: Some(registrations),
-            ready: Some((client, process)),
+        self.publish.send_modify(|s| {
+            s.phase = Phase::Ready;
+            s.registrations = Some(registrations);
+            s.ready = Some((client, process));
         });
     }
 
@@ -272,7 +281,12 @@ impl Owner {
 
 /// Resolves when the ready instance is hung: `hung_after` failed health checks in a row, or
 /// `hung_after` calls timed out in a row. Says which.
-async fn hang(lifecycle: Lifecycle, watchdog: Arc<Watchdog>, channel: Channel) -> String {
+async fn hang(
+    lifecycle: Lifecycle,
+    watchdog: Arc<Watchdog>,
+    channel: Channel,
+    publish: &watch::Sender<Snapshot>,
+) -> String {
     let interval = Duration::from_millis(lifecycle.health_interval_ms.into());
     let timeout = Duration::from_millis(lifecycle.health_timeout_ms.into());
     let hung_after = lifecycle.hung_after;
@@ -285,10 +299,15 @@ async fn hang(lifecycle: Lifecycle, watchdog: Arc<Watchdog>, channel: Channel) -
             let request = HealthCheckRequest {
                 service: String::new(),
             };
+            let asked = Instant::now();
             let healthy = matches!(
                 tokio::time::timeout(timeout, client.check(request)).await,
                 Ok(Ok(response)) if response.get_ref().status() == ServingStatus::Serving
             );
+            if healthy {
+                let now = Instant::now();
+                publish.send_modify(|s| s.record.heartbeat = Some((now, now - asked)));
+            }
             failed_in_a_row = if healthy { 0 } else { failed_in_a_row + 1 };
             if failed_in_a_row >= hung_after {
                 return format!("{failed_in_a_row} health checks failed in a row");

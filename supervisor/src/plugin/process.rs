@@ -2,13 +2,12 @@
 //! calls bounded by deadlines the supervisor enforces itself, and stop; with typed exits
 //! ([`Exit`]) and start failures ([`StartError`]).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookvisor_proto::v1::plugin_client::PluginClient;
@@ -17,7 +16,6 @@ use hookvisor_proto::{MAGIC_COOKIE, PROTOCOL_VERSION, env};
 use hyper_util::rt::TokioIo;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::Command;
 use tokio::sync::watch;
@@ -26,18 +24,14 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Response, Status};
 
+use super::output::{Output, Stream};
 use crate::config::PluginConfig;
 use crate::limits;
 use crate::merge::Failed;
-use crate::spawner::Spawner;
+use crate::spawner::{Spawned, Spawner};
 
 /// gRPC messages from plugins larger than this are refused (§8).
 pub use hookvisor_proto::limits::MAX_PLUGIN_MESSAGE_BYTES as MAX_MESSAGE_BYTES;
-/// How many of a plugin's last stderr lines a start failure quotes.
-const STDERR_TAIL_LINES: usize = 10;
-/// Longer output lines are cut (a plugin that prints megabytes without a newline must not make
-/// the supervisor buffer them).
-const MAX_LOG_LINE_BYTES: usize = 4096;
 
 /// How a process ended: its exit code, or the signal that killed it. Displays like the
 /// standard library's `ExitStatus` (`exit status: 7`, `signal: 9 (SIGKILL)`).
@@ -170,10 +164,13 @@ impl fmt::Display for StartError {
 #[derive(Debug)]
 pub struct Process {
     name: Arc<str>,
+    /// The plugin (leader of its own session and process group).
     pid: Pid,
+    /// Its reaper (the supervisor's child, `spawner::reaper`).
+    reaper: Pid,
     socket: PathBuf,
     exit: watch::Receiver<Option<Exit>>,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    output: Output,
     stderr_done: watch::Receiver<bool>,
 }
 
@@ -199,64 +196,74 @@ impl Process {
         workdir: &Path,
         tasks: &mut JoinSet<()>,
     ) -> Result<Process, StartError> {
-        let mut command = Command::new(&config.command);
-        command
-            .args(&config.args)
-            .env_clear()
-            .envs(
-                config
-                    .inherit_env
-                    .iter()
-                    .filter_map(|k| Some((k, std::env::var_os(k)?))),
-            )
-            .envs(&config.env)
-            .env(env::PLUGIN_SOCKET, socket)
-            .env(env::PLUGIN_NAME, &config.name)
-            .env(env::PROTOCOL_VERSION, PROTOCOL_VERSION.to_string())
-            .env(env::MAGIC_COOKIE, MAGIC_COOKIE)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .current_dir(workdir)
-            .kill_on_drop(false);
-        let mut child = spawner.spawn(command).await.map_err(|e| {
-            StartError::Spawn(format!("cannot start {}: {e}", config.command.display()))
-        })?;
+        let configure = |command: &mut Command| {
+            command
+                .args(&config.args)
+                .env_clear()
+                .envs(
+                    config
+                        .inherit_env
+                        .iter()
+                        .filter_map(|k| Some((k, std::env::var_os(k)?))),
+                )
+                .envs(&config.env)
+                .env(env::PLUGIN_SOCKET, socket)
+                .env(env::PLUGIN_NAME, &config.name)
+                .env(env::PROTOCOL_VERSION, PROTOCOL_VERSION.to_string())
+                .env(env::MAGIC_COOKIE, MAGIC_COOKIE)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .current_dir(workdir);
+        };
+        let Spawned {
+            reaper: mut child,
+            plugin: pid,
+        } = spawner
+            .spawn(&config.command, configure)
+            .await
+            .map_err(|e| {
+                StartError::Spawn(format!("cannot start {}: {e}", config.command.display()))
+            })?;
         let name: Arc<str> = Arc::from(config.name.as_str());
-        let pid = child
+        let reaper = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw)
             .ok_or(StartError::Exited(Exit::Unknown))?;
 
-        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let output = Output::new(name.clone());
         let (stderr_done_tx, stderr_done) = watch::channel(false);
         if let Some(out) = child.stdout.take() {
-            tasks.spawn(forward_lines(out, name.clone(), "stdout", None));
+            let output = output.clone();
+            tasks.spawn(async move { output.forward(out, Stream::Stdout).await });
         }
         if let Some(err) = child.stderr.take() {
-            let tail = stderr_tail.clone();
-            let name = name.clone();
+            let output = output.clone();
             tasks.spawn(async move {
-                forward_lines(err, name, "stderr", Some(tail)).await;
+                output.forward(err, Stream::Stderr).await;
                 let _ = stderr_done_tx.send(true);
             });
         }
         let (exit_tx, exit) = watch::channel(None);
+        let spawner = spawner.clone();
         tasks.spawn(async move {
+            // The reaper exits the way the plugin did, once it has cleared the plugin's subtree.
             let status = match child.wait().await {
                 Ok(status) => Exit::from(status),
                 Err(_) => Exit::Unknown,
             };
+            spawner.forget(reaper);
             let _ = exit_tx.send(Some(status));
         });
         tracing::debug!(plugin = %name, pid = pid.as_raw(), "started");
         Ok(Process {
             name,
             pid,
+            reaper,
             socket: socket.to_path_buf(),
             exit,
-            stderr_tail,
+            output,
             stderr_done,
         })
     }
@@ -297,11 +304,7 @@ impl Process {
         if self.exited().is_some() {
             let _ = tokio::time::timeout(Duration::from_millis(200), done.wait_for(|d| *d)).await;
         }
-        let tail = self
-            .stderr_tail
-            .lock()
-            .map(|t| t.iter().cloned().collect::<Vec<_>>());
-        tail.unwrap_or_default().join(" | ")
+        self.output.stderr_tail()
     }
 
     /// The handshake of §2.4: the socket accepts a connection from the child or a process in its
@@ -391,73 +394,35 @@ impl Process {
         }
     }
 
-    /// Stops the process group: SIGTERM, `grace`, then SIGKILL (§2.5). Returns how it ended.
+    /// Stops the plugin: SIGTERM to its process group, `grace`, then SIGKILL (§2.5). Returns
+    /// how it ended. Its reaper then kills whatever else of its subtree is left (a launcher's
+    /// server, a descendant that left the group with `setsid`) and exits; a reaper that does
+    /// not (stopped by a hostile plugin, say) is killed, and the supervisor sweeps its orphans.
     pub async fn stop(&self, grace: Duration) -> Exit {
         if let Some(status) = self.exited() {
-            self.kill_stragglers(&[]);
             return status;
         }
-        // Descendants that left its process group (`setsid`) are out of `killpg`'s reach; they
-        // are found now, while their ancestors still link them to the plugin.
-        let escaped = escaped_descendants(self.pid);
         let _ = killpg(self.pid, Signal::SIGTERM);
-        let status = match tokio::time::timeout(grace, self.wait_exit()).await {
-            Ok(status) => status,
-            Err(_) => {
-                tracing::warn!(plugin = %self.name, grace_ms = grace.as_millis() as u64,
-                    "did not stop within its grace period; sending SIGKILL to its process group");
-                let _ = killpg(self.pid, Signal::SIGKILL);
-                self.wait_exit().await
-            }
-        };
-        self.kill_stragglers(&escaped);
-        status
-    }
-
-    /// Children the plugin left behind in its group (a launcher's server, say) go too, and so
-    /// do the `escaped` descendants that left the group.
-    fn kill_stragglers(&self, escaped: &[Pid]) {
+        if let Ok(status) = tokio::time::timeout(grace, self.wait_exit()).await {
+            return status;
+        }
+        if !grace.is_zero() {
+            tracing::warn!(plugin = %self.name, grace_ms = grace.as_millis() as u64,
+                "did not stop within its grace period; sending SIGKILL to its process group");
+        }
         let _ = killpg(self.pid, Signal::SIGKILL);
-        for pid in escaped {
-            let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
+        if let Ok(status) = tokio::time::timeout(REAPER_GRACE, self.wait_exit()).await {
+            return status;
         }
+        tracing::warn!(plugin = %self.name, reaper = self.reaper.as_raw(),
+            "its reaper did not exit after the plugin was killed; killing the reaper");
+        let _ = nix::sys::signal::kill(self.reaper, Signal::SIGKILL);
+        self.wait_exit().await
     }
 }
 
-/// Most descendants of one plugin looked at when stopping it.
-const MAX_DESCENDANTS: usize = 4096;
-
-/// The descendants of `root` (from `/proc/PID/task/TID/children`) that are no longer in its
-/// process group. A descendant whose parent already died was reparented away and is not found:
-/// only a reaper (the lifecycle work) closes that gap.
-fn escaped_descendants(root: Pid) -> Vec<Pid> {
-    let mut seen = vec![root];
-    let mut next = 0;
-    while next < seen.len() && seen.len() < MAX_DESCENDANTS {
-        let pid = seen[next];
-        next += 1;
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let children =
-                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            for child in children
-                .split_whitespace()
-                .filter_map(|c| c.parse::<i32>().ok())
-            {
-                let child = Pid::from_raw(child);
-                if !seen.contains(&child) && seen.len() < MAX_DESCENDANTS {
-                    seen.push(child);
-                }
-            }
-        }
-    }
-    seen.into_iter()
-        .skip(1)
-        .filter(|pid| nix::unistd::getpgid(Some(*pid)).is_ok_and(|group| group != root))
-        .collect()
-}
+/// How long a reaper may take to clear its plugin's subtree and exit once the plugin is killed.
+const REAPER_GRACE: Duration = Duration::from_secs(2);
 
 /// A client on the plugin's socket whose every (re)connect passes the peer check.
 pub async fn client(
@@ -710,81 +675,4 @@ async fn exited_or_broke(status: &Status, exit: &watch::Receiver<Option<Exit>>) 
 /// verdict carries (`Failed` caps the whole sentence too, as a backstop).
 fn cap(text: &str) -> std::borrow::Cow<'_, str> {
     limits::cap_text(text, limits::MAX_PLUGIN_TEXT_BYTES - 256)
-}
-
-/// Logs a plugin's output line by line with its name; stderr lines are also kept in `tail`.
-async fn forward_lines(
-    stream: impl AsyncRead + Unpin,
-    plugin: Arc<str>,
-    which: &'static str,
-    tail: Option<Arc<Mutex<VecDeque<String>>>>,
-) {
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    let mut cut = false;
-    loop {
-        let buf = match reader.fill_buf().await {
-            Ok([]) | Err(_) => break,
-            Ok(buf) => buf,
-        };
-        let (chunk, used, ends_line) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..i], i + 1, true),
-            None => (buf, buf.len(), false),
-        };
-        let room = MAX_LOG_LINE_BYTES.saturating_sub(line.len());
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        cut |= chunk.len() > room;
-        reader.consume(used);
-        if ends_line {
-            emit(&plugin, which, &line, cut, tail.as_deref());
-            line.clear();
-            cut = false;
-        }
-    }
-    if !line.is_empty() {
-        emit(&plugin, which, &line, cut, tail.as_deref());
-    }
-}
-
-fn emit(plugin: &str, which: &str, line: &[u8], cut: bool, tail: Option<&Mutex<VecDeque<String>>>) {
-    let text = String::from_utf8_lossy(line);
-    let text = escape_controls(text.trim_end_matches('\r'));
-    let marker = if cut { " [line cut]" } else { "" };
-    tracing::info!(target: "hookvisor::plugin_output", plugin, stream = which, "{text}{marker}");
-    if let Some(Ok(mut tail)) = tail.map(Mutex::lock) {
-        if tail.len() == STDERR_TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(format!("{text}{marker}"));
-    }
-}
-
-/// A plugin's output line with every control character but tab escaped (`\r` becomes `\\r`,
-/// ESC becomes `\\u{1b}`), so a plugin cannot forge log lines, rewrite a terminal or hide text.
-fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() && c != '\t' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_controls;
-
-    #[test]
-    fn plugin_output_cannot_carry_control_characters() {
-        assert_eq!(escape_controls("plain\ttext"), "plain\ttext");
-        assert_eq!(escape_controls("ok\rFAKE LINE"), "ok\\rFAKE LINE");
-        assert_eq!(escape_controls("\u{1b}[31mred"), "\\u{1b}[31mred");
-        assert_eq!(escape_controls("a\u{0}b"), "a\\u{0}b");
-    }
 }

@@ -35,7 +35,7 @@ fn main() {
 fn helper() -> ! {
     watch_parent();
     let victim_name = env_var("FIXTURE_VICTIM").expect("FIXTURE_VICTIM");
-    let supervisor = grandparent();
+    let supervisor = ancestor(2);
     let deadline = Instant::now() + Duration::from_secs(5);
     let victim = loop {
         if let Some(pid) = find_sibling(supervisor, &victim_name) {
@@ -66,9 +66,14 @@ fn helper() -> ! {
     ))
 }
 
-/// The supervisor: the parent of the plugin that started this helper.
-fn grandparent() -> i32 {
-    ppid_of(nix::unistd::getppid().as_raw()).expect("the plugin's parent")
+/// The supervisor: this helper's parent is the plugin, whose parent is its reaper, whose parent
+/// is the supervisor; `ancestor(2)` is the supervisor.
+fn ancestor(generations: usize) -> i32 {
+    let mut pid = nix::unistd::getppid().as_raw();
+    for _ in 0..generations {
+        pid = ppid_of(pid).expect("an ancestor");
+    }
+    pid
 }
 
 fn ppid_of(pid: i32) -> Option<i32> {
@@ -77,7 +82,7 @@ fn ppid_of(pid: i32) -> Option<i32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// A child of `supervisor` whose environment names it `name`.
+/// A grandchild of `supervisor` (a plugin behind its reaper) whose environment names it `name`.
 fn find_sibling(supervisor: i32, name: &str) -> Option<Pid> {
     let wanted = format!("{}={name}", hookvisor_proto::env::PLUGIN_NAME);
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -88,7 +93,7 @@ fn find_sibling(supervisor: i32, name: &str) -> Option<Pid> {
         else {
             continue;
         };
-        if ppid_of(pid) != Some(supervisor) {
+        if ppid_of(pid).and_then(ppid_of) != Some(supervisor) {
             continue;
         }
         let environ =

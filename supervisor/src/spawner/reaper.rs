@@ -1,0 +1,235 @@
+//! The per-plugin reaper: the `hookvisor` binary re-executed (`/proc/self/exe`) between the
+//! supervisor and each plugin, so that no plugin process outlives the supervisor, whatever the
+//! plugin does and however the supervisor ends.
+//!
+//! ```text
+//! supervisor ── reaper (child subreaper, parent-death signal) ── plugin (own session) ── …
+//! ```
+//!
+//! The reaper is a *child subreaper* (`PR_SET_CHILD_SUBREAPER`): every descendant of the plugin
+//! whose parent dies is re-parented to the reaper, not to init, so a launcher's grandchild
+//! (`sh -c`, `npx tsx`, `go run`) and a descendant that left the session with `setsid()` all stay
+//! in its subtree. It holds that subtree and does three things:
+//! - the plugin exits: it kills every descendant left (SIGKILL), reaps them, and exits the way
+//!   the plugin did (same code, same signal), so the supervisor sees the plugin's own exit;
+//! - the supervisor goes, even by SIGKILL: its parent-death signal (SIGUSR1) arrives,
+//!   and it kills and reaps the whole subtree, then exits;
+//! - SIGTERM, SIGINT, SIGHUP or SIGQUIT sent to it (systemd's `KillMode=control-group`, say) is
+//!   passed on to the plugin's process group.
+//!
+//! It reports on a pipe the spawner opened (its descriptor number is an argument): the plugin's
+//! pid, or why it could not start it. The plugin keeps the identity the contract gives it: the leader of its own session
+//! and process group, with stdin, stdout, stderr, environment and working directory as the
+//! supervisor set them, and SIGKILL as its own parent-death signal (its parent is the reaper).
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::sys::signal::{SigSet, Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+/// The first argument that makes the `hookvisor` binary a reaper:
+/// `hookvisor __hookvisor-reaper SUPERVISOR_PID REPORT_FD PROGRAM [ARGS…]`.
+pub const ARG: &str = "__hookvisor-reaper";
+/// The reaper's parent-death signal: caught (blocked and waited for), unlike SIGKILL, so that
+/// the reaper outlives the supervisor just long enough to take the plugin's subtree with it.
+pub(super) const PARENT_DEATH: Signal = Signal::SIGUSR1;
+/// Most descendants signalled in one round; the rounds repeat until none is left.
+const MAX_DESCENDANTS: usize = 4096;
+
+/// Runs the reaper and exits if this process was started as one (its first argument is
+/// [`ARG`]); returns at once otherwise. A binary that serves with [`crate::server`] calls this
+/// first thing in `main`, before any thread or runtime starts.
+pub fn main_if_reaper() {
+    let mut args = std::env::args_os();
+    if args.nth(1).as_deref() != Some(OsStr::new(ARG)) {
+        return;
+    }
+    let code = reap(args.collect());
+    std::process::exit(code)
+}
+
+/// The reaper's life. Returns its exit code, or does not return when it re-raises the signal
+/// that killed the plugin.
+fn reap(args: Vec<OsString>) -> i32 {
+    let mut args = args.into_iter();
+    let mut number = || args.next().and_then(|n| n.to_str()?.parse::<i32>().ok());
+    let (parent, report) = (number().map(Pid::from_raw), number().and_then(report_pipe));
+    let (Some(parent), Some(mut report), Some(program)) = (parent, report, args.next()) else {
+        eprintln!(
+            "hookvisor reaper: started by hand? usage: hookvisor {ARG} SUPERVISOR_PID REPORT_FD \
+             PROGRAM [ARGS…], REPORT_FD a pipe"
+        );
+        return 2;
+    };
+    let _ = nix::sys::prctl::set_name(c"hookvisor-reap");
+    let signals: SigSet = [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        PARENT_DEATH,
+    ]
+    .into_iter()
+    .collect();
+    if let Err(e) = signals.thread_block() {
+        let _ = writeln!(report, "error cannot block signals: {e}");
+        return 1;
+    }
+    // Until the block above, the parent-death signal would have ended us; now it waits for
+    // `sigwait`. The supervisor may have gone before either: then there is nothing to do.
+    if nix::unistd::getppid() != parent {
+        return 1;
+    }
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        let _ = writeln!(report, "error cannot become a child subreaper: {e}");
+        return 1;
+    }
+    let plugin = match spawn_plugin(&program, args) {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = writeln!(report, "error {e}");
+            return 127;
+        }
+    };
+    let _ = writeln!(report, "{plugin}");
+    drop(report);
+
+    loop {
+        let Ok(signal) = signals.wait() else {
+            // sigwait fails only on an invalid set; never spin on it.
+            kill_subtree();
+            return 1;
+        };
+        match signal {
+            Signal::SIGCHLD => {
+                if let Some(status) = reap_exited(plugin) {
+                    kill_subtree();
+                    return exit_like(status);
+                }
+            }
+            // Sent by anyone else (it is an ordinary signal), it means nothing.
+            s if s == PARENT_DEATH => {
+                if nix::unistd::getppid() != parent {
+                    kill_subtree();
+                    return 1;
+                }
+            }
+            other => {
+                let _ = killpg(plugin, other);
+            }
+        }
+    }
+}
+
+/// Descriptor `fd`, if it is the pipe the spawner passed, made close-on-exec so the plugin does
+/// not inherit it.
+fn report_pipe(fd: i32) -> Option<File> {
+    if fd <= 2 {
+        return None;
+    }
+    let fd = {
+        // Is the descriptor open at all? (`fcntl(F_GETFD)` touches nothing.)
+        // SAFETY: F_GETFD on a raw descriptor number reads its flags and nothing else.
+        #[allow(unsafe_code)]
+        let open = unsafe { nix::libc::fcntl(fd, nix::libc::F_GETFD) } != -1;
+        if !open {
+            return None;
+        }
+        // SAFETY: the descriptor is open and nothing else in this process owns it: the reaper
+        // runs first thing in `main`, before any file is opened, and it was inherited from the
+        // spawner for this use alone. From here on this `OwnedFd` is its one owner.
+        #[allow(unsafe_code)]
+        unsafe {
+            OwnedFd::from_raw_fd(fd)
+        }
+    };
+    let file = File::from(fd);
+    let is_pipe = file.metadata().ok().is_some_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_fifo()
+    });
+    if !is_pipe {
+        // Not ours: give the descriptor back untouched rather than close it.
+        std::mem::forget(file);
+        return None;
+    }
+    fcntl(&file, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).ok()?;
+    Some(file)
+}
+
+/// Starts the plugin as the leader of a new session, with SIGKILL as its parent-death signal.
+fn spawn_plugin(program: &OsStr, args: impl Iterator<Item = OsString>) -> Result<Pid, String> {
+    let reaper = Pid::this();
+    let mut command = Command::new(program);
+    command.args(args);
+    // SAFETY: this process has one thread (the reaper never starts another), so the closure
+    // running between fork and exec cannot meet a lock held by another thread; even so it only
+    // makes async-signal-safe system calls (setsid, prctl, getppid) and allocates nothing.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(move || {
+            nix::unistd::setsid()?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            if nix::unistd::getppid() != reaper {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    // The standard library empties the signal mask in the child, so the plugin starts with
+    // none of the reaper's signals blocked.
+    let child = command.spawn().map_err(|e| e.to_string())?;
+    let pid = i32::try_from(child.id()).map_err(|e| format!("pid out of range: {e}"))?;
+    Ok(Pid::from_raw(pid))
+}
+
+/// Reaps every child that has exited (the plugin, or an orphan re-parented here); returns the
+/// plugin's status once it is among them.
+fn reap_exited(plugin: Pid) -> Option<WaitStatus> {
+    let mut found = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return found,
+            Ok(status) if status.pid() == Some(plugin) => found = Some(status),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Kills every descendant with SIGKILL and reaps them, round after round (a process killed
+/// mid-fork may leave a child that is re-parented here), until this process has no child.
+fn kill_subtree() {
+    loop {
+        for pid in super::descendants(Pid::this(), MAX_DESCENDANTS) {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        match waitpid(None, None) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return, // ECHILD: nothing left.
+        }
+    }
+}
+
+/// Exits as the plugin did: with its code, or killed by its signal (without a core dump of
+/// the reaper's own).
+fn exit_like(status: WaitStatus) -> i32 {
+    match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, signal, _) => {
+            let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+            let _ = SigSet::from(signal).thread_unblock();
+            let _ = kill(Pid::this(), signal);
+            128 + signal as i32
+        }
+        _ => 1,
+    }
+}

@@ -1,7 +1,9 @@
 # The two commands a newcomer needs (README.md):
 #   make demo   build hookvisor and the example plugins, run the scripted demo
 #   make test   install what the tests need (Python packages included) and run every test
-.PHONY: demo test lint venv tools
+# and, for the performance figures (README, "Performance"):
+#   make bench  build in release (and the go-plugin peer, with Go) and run `hookvisor bench`
+.PHONY: demo test lint venv tools bench
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -12,6 +14,13 @@ PYTHON := $(VENV)/bin/python
 demo:
 	cargo build --release --locked -p hookvisor-cli -p hookvisor-examples
 	./target/release/hookvisor demo
+
+# BENCH_ARGS: extra flags, e.g. BENCH_ARGS="--json" or "--params-bytes 65536 --plugins 1,4,8,16".
+bench:
+	cargo build --release --locked -p hookvisor-cli -p hookvisor-examples
+	@if command -v go >/dev/null; then bench/goplugin/build.sh target/release; \
+	else echo "go not found: the go-plugin comparison is skipped"; fi
+	./target/release/hookvisor bench $(BENCH_ARGS)
 
 $(PYTHON):
 	python3 -m venv $(VENV)
@@ -28,8 +37,12 @@ tools:
 lint:
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
+	@out="$$(gofmt -l bench/goplugin)"; test -z "$$out" || { echo "gofmt: $$out"; exit 1; }
+	cd bench/goplugin && go vet ./...
 
 test: venv tools lint
+	@# The go-plugin peer of the benchmark (Go, from the Go module proxy).
+	cd bench/goplugin && go test ./...
 	@# Black-box tests spawn the real binaries: build them all first.
 	cargo build --locked --workspace --bins
 	HOOKVISOR_TEST_PYTHON=$(abspath $(PYTHON)) cargo test --locked --workspace 2>&1 \

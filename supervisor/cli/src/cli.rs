@@ -51,6 +51,27 @@ enum Command {
     /// Run the example plugins and a scripted set of calls showing every outcome; needs no
     /// configuration.
     Demo,
+    /// Measure what hookvisor costs on this machine against one direct gRPC call to a plugin
+    /// (and HashiCorp go-plugin's call, when built): latency, throughput, CPU per verdict,
+    /// fail-fast, crash to block, spawn to ready, memory. Needs the example plugins next to
+    /// hookvisor (`make bench` builds everything and runs it).
+    Bench {
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Fewer calls and shorter windows: a smoke run, not figures to quote.
+        #[arg(long)]
+        quick: bool,
+        /// The size of every call's params JSON, in bytes.
+        #[arg(long, default_value_t = 256)]
+        params_bytes: usize,
+        /// The plugin counts to run through the supervisor (one trusted policy among them).
+        #[arg(long, value_delimiter = ',', default_value = "1,4,8")]
+        plugins: Vec<usize>,
+        /// Where goplugin-host and goplugin-plugin are (default: next to hookvisor).
+        #[arg(long)]
+        goplugin: Option<PathBuf>,
+    },
 }
 
 /// The entry point of the `hookvisor` binary.
@@ -103,6 +124,27 @@ pub(crate) fn main() -> ExitCode {
         Command::Demo => {
             init_logging("error");
             run(crate::demo::run())
+        }
+        Command::Bench {
+            json,
+            quick,
+            params_bytes,
+            plugins,
+            goplugin,
+        } => {
+            init_logging("error");
+            if plugins.iter().any(|&n| n == 0 || n > 64) {
+                eprintln!("hookvisor: --plugins takes counts from 1 to 64");
+                return ExitCode::from(EX_USAGE);
+            }
+            let options = crate::bench::Options {
+                json,
+                quick,
+                params_bytes,
+                plugins,
+                goplugin,
+            };
+            run(crate::bench::run(options))
         }
     }
 }

@@ -180,20 +180,27 @@ timeout_ms = 300
     )
 }
 
-fn toml_string(path: &Path) -> String {
+pub(crate) fn toml_string(path: &Path) -> String {
     serde_json::Value::String(path.display().to_string()).to_string()
 }
 
 async fn connect(socket: &Path) -> anyhow::Result<HooksClient<Channel>> {
+    let channel = connect_channel(socket)
+        .await
+        .context("cannot connect to the demo supervisor")?;
+    Ok(HooksClient::new(channel))
+}
+
+/// A gRPC channel on a Unix socket.
+pub(crate) async fn connect_channel(socket: &Path) -> anyhow::Result<Channel> {
     let socket = socket.to_path_buf();
     let channel = Endpoint::from_static("http://localhost")
         .connect_with_connector(tower::service_fn(move |_| {
             let socket = socket.clone();
             async move { UnixStream::connect(socket).await.map(TokioIo::new) }
         }))
-        .await
-        .context("cannot connect to the demo supervisor")?;
-    Ok(HooksClient::new(channel))
+        .await?;
+    Ok(channel)
 }
 
 /// One line of the table.
@@ -395,13 +402,13 @@ fn shorten(text: &str, width: usize) -> String {
 }
 
 /// A private temporary directory, removed on drop. (Short path: socket addresses are short.)
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> anyhow::Result<TempDir> {
+    pub(crate) fn new() -> anyhow::Result<TempDir> {
         let base = std::env::temp_dir();
         for attempt in 0..100u32 {
-            let path = base.join(format!("hookvisor-demo-{}-{attempt}", std::process::id()));
+            let path = base.join(format!("hookvisor-{}-{attempt}", std::process::id()));
             match std::fs::create_dir(&path) {
                 Ok(()) => return Ok(TempDir(path)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -411,7 +418,7 @@ impl TempDir {
         bail!("cannot create a temporary directory in {}", base.display())
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

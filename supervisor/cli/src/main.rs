@@ -4,6 +4,7 @@
 // Nothing a host, a plugin or a configuration controls may panic the daemon.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod bench;
 mod cli;
 mod demo;
 mod systemd;

@@ -1,0 +1,94 @@
+//! `hookvisor bench` runs end to end and reports every figure the performance issue names. The
+//! figures themselves are not asserted (a test on a shared 2-core machine cannot hold a timer):
+//! only that each was measured, and the outcomes the benchmark checks on its way (every call
+//! through a ready supervisor allowed, every call to a plugin that is down or was killed
+//! blocked) held, or it would have failed.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use hookvisor_tests::harness::{TestDir, hookvisor, repo_root};
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> Value {
+    let output = Command::new(hookvisor())
+        .args(["bench", "--quick", "--json"])
+        .args(args)
+        .output()
+        .expect("running hookvisor bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn positive(figures: &Value, key: &str) -> f64 {
+    let value = figures[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing: {figures}"));
+    assert!(value > 0.0, "{key} = {value}: {figures}");
+    value
+}
+
+#[test]
+fn bench_reports_every_figure_of_one_run() {
+    let figures = bench(&["--plugins", "1,4,8", "--goplugin", "/nonexistent"]);
+    for key in [
+        "direct_p50_us",
+        "direct_p99_us",
+        "direct_rps",
+        "direct_cpu_us_per_call",
+        "n1_p50_us",
+        "n4_p50_us",
+        "n4_p99_us",
+        "n8_p50_us",
+        "n4_rps",
+        "n4_rps_c64",
+        "n4_cpu_us_per_verdict",
+        "ratio_p50_n4",
+        "ratio_rps_n4",
+        "cpu_ratio_n4",
+        "failfast_p99_us",
+        "crash_to_block_ms",
+        "rss_mib_n8",
+    ] {
+        positive(&figures, key);
+    }
+    assert!(
+        figures["spawn_ready_ms"]["rust"].as_f64().unwrap_or(0.0) > 0.0,
+        "{figures}"
+    );
+    // Ratios come from the figures of the same run.
+    let ratio = figures["n4_p50_us"].as_f64().unwrap() / figures["direct_p50_us"].as_f64().unwrap();
+    assert!(
+        (figures["ratio_p50_n4"].as_f64().unwrap() - ratio).abs() < 0.01,
+        "{figures}"
+    );
+    // No go-plugin here: said, not invented.
+    assert!(figures["goplugin_p50_us"].is_null(), "{figures}");
+    assert!(
+        figures["goplugin_missing"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("build.sh"),
+        "{figures}"
+    );
+}
+
+/// The go-plugin peer (`bench/goplugin`, built from the Go module proxy) runs in the same
+/// benchmark, alternating with hookvisor's one-plugin path.
+#[test]
+fn bench_compares_with_go_plugin() {
+    let out = TestDir::new();
+    let status = Command::new(repo_root().join("bench/goplugin/build.sh"))
+        .arg(out.path())
+        .status()
+        .expect("bench/goplugin/build.sh (needs Go)");
+    assert!(status.success());
+    let dir: PathBuf = out.path().to_path_buf();
+    let figures = bench(&["--plugins", "1", "--goplugin", dir.to_str().unwrap()]);
+    positive(&figures, "goplugin_p50_us");
+    positive(&figures, "goplugin_p99_us");
+    positive(&figures, "n1_p50_us");
+    positive(&figures, "ratio_n1_goplugin_p50");
+}

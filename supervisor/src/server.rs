@@ -314,15 +314,17 @@ async fn switch(
         || next.supervisor.runtime_dir != fixed.runtime_dir
         || next.supervisor.socket_mode != fixed.socket_mode
         || next.supervisor.host_limits != fixed.host_limits
+        || next.supervisor.worker_threads != fixed.worker_threads
     {
         tracing::warn!(
-            "reload: socket, runtime_dir, socket_mode and the host limits change only with a \
-             restart; the running ones stay"
+            "reload: socket, runtime_dir, socket_mode, worker_threads and the host limits \
+             change only with a restart; the running ones stay"
         );
         next.supervisor.socket = fixed.socket.clone();
         next.supervisor.runtime_dir = fixed.runtime_dir.clone();
         next.supervisor.socket_mode = fixed.socket_mode;
         next.supervisor.host_limits = fixed.host_limits;
+        next.supervisor.worker_threads = fixed.worker_threads;
     }
     let old = current.get();
     let plugins = Arc::new(PluginSet::next(Some(&old.plugins), &next, spawner.clone()).await);

@@ -465,3 +465,22 @@ fn parent_of(pid: i32) -> i32 {
     let (_, rest) = stat.rsplit_once(") ").unwrap();
     rest.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// `worker_threads` sizes the supervisor's runtime: four workers are four threads (the default,
+/// one thread, is what every other test runs on).
+#[tokio::test]
+async fn worker_threads_sets_the_runtime() {
+    let supervisor = Supervisor::builder(&plugins(&[PluginToml::new("p", "fixture-recorder")]))
+        .supervisor_key("worker_threads = 4")
+        .start()
+        .await;
+    let verdict = supervisor.verdict("exec", json!({})).await;
+    assert_eq!(verdict.outcome(), Outcome::Allow);
+    let workers = std::fs::read_dir(format!("/proc/{}/task", supervisor.pid()))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("tokio-rt-worker"))
+        .count();
+    assert!(workers >= 4, "{workers} runtime threads");
+}

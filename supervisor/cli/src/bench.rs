@@ -42,6 +42,8 @@ pub(crate) struct Options {
     pub plugins: Vec<usize>,
     /// Where `goplugin-host` and `goplugin-plugin` are (default: next to this binary).
     pub goplugin: Option<PathBuf>,
+    /// `[supervisor] worker_threads` of the supervisors started (default: the default).
+    pub worker_threads: Option<u32>,
 }
 
 /// How many calls and how long each part runs.
@@ -128,6 +130,9 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     let request = tool_call(options.params_bytes);
     let mut figures = Figures::default();
     figures.set("params_bytes", options.params_bytes);
+    if let Some(n) = options.worker_threads {
+        figures.set("worker_threads", n);
+    }
     figures.set("request_bytes", request.encoded_len());
     let progress = |what: &str| {
         if !options.json {
@@ -148,6 +153,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
             dir.path(),
             &format!("n{n}"),
             &via_config(&plugin, n),
+            &options,
         )
         .await?;
         let go = if n == 1 { goplugin.as_ref().ok() } else { None };
@@ -159,7 +165,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     }
 
     progress("failfast: a required plugin that is down");
-    let down = Supervisor::start(&bin_dir, dir.path(), "down", &down_config()).await?;
+    let down = Supervisor::start(&bin_dir, dir.path(), "down", &down_config(), &options).await?;
     let samples = sequential(
         &down.client().await?,
         &request,
@@ -172,7 +178,14 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     down.stop().await;
 
     progress("crash: SIGKILL of a plugin during a call, to the block verdict");
-    let crash = Supervisor::start(&bin_dir, dir.path(), "crash", &crash_config(&plugin)).await?;
+    let crash = Supervisor::start(
+        &bin_dir,
+        dir.path(),
+        "crash",
+        &crash_config(&plugin),
+        &options,
+    )
+    .await?;
     crash_to_block(&crash, &plan, &mut figures).await?;
     crash.stop().await;
 
@@ -373,13 +386,18 @@ impl Supervisor {
         dir: &Path,
         name: &str,
         plugins: &str,
+        options: &Options,
     ) -> anyhow::Result<Supervisor> {
         let socket = dir.join(format!("{name}.sock"));
         let runtime_dir = dir.join(format!("{name}.run"));
         let config = dir.join(format!("{name}.toml"));
         let log = dir.join(format!("{name}.log"));
+        let threads = options
+            .worker_threads
+            .map(|n| format!("worker_threads = {n}\n"))
+            .unwrap_or_default();
         let text = format!(
-            "[supervisor]\nsocket = {}\nruntime_dir = {}\n\n{plugins}",
+            "[supervisor]\nsocket = {}\nruntime_dir = {}\n{threads}\n{plugins}",
             toml_string(&socket),
             toml_string(&runtime_dir)
         );

@@ -29,20 +29,26 @@ use tonic::transport::Channel;
 
 use crate::demo::{TempDir, connect_channel, toml_string};
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run (the command line of `hookvisor bench`).
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Options {
     /// Print one JSON object instead of the table.
+    #[arg(long)]
     pub json: bool,
-    /// Fewer calls and shorter windows (a smoke run, not figures to quote).
+    /// Fewer calls and shorter windows: a smoke run, not figures to quote.
+    #[arg(long)]
     pub quick: bool,
-    /// The size of the params JSON of every call, in bytes.
+    /// The size of every call's params JSON, in bytes.
+    #[arg(long, default_value_t = 256)]
     pub params_bytes: usize,
-    /// The plugin counts of the `via` runs (one trusted policy among them).
+    /// The plugin counts to run through the supervisor (one trusted policy among them).
+    #[arg(long, value_delimiter = ',', default_value = "1,4,8")]
     pub plugins: Vec<usize>,
-    /// Where `goplugin-host` and `goplugin-plugin` are (default: next to this binary).
+    /// Where goplugin-host and goplugin-plugin are (default: next to hookvisor).
+    #[arg(long)]
     pub goplugin: Option<PathBuf>,
-    /// `[supervisor] worker_threads` of the supervisors started (default: the default).
+    /// `[supervisor] worker_threads` for the supervisors it starts (default: the default).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub worker_threads: Option<u32>,
 }
 

@@ -55,26 +55,7 @@ enum Command {
     /// (and HashiCorp go-plugin's call, when built): latency, throughput, CPU per verdict,
     /// fail-fast, crash to block, spawn to ready, memory. Needs the example plugins next to
     /// hookvisor (`make bench` builds everything and runs it).
-    Bench {
-        /// Print one JSON object instead of the table.
-        #[arg(long)]
-        json: bool,
-        /// Fewer calls and shorter windows: a smoke run, not figures to quote.
-        #[arg(long)]
-        quick: bool,
-        /// The size of every call's params JSON, in bytes.
-        #[arg(long, default_value_t = 256)]
-        params_bytes: usize,
-        /// The plugin counts to run through the supervisor (one trusted policy among them).
-        #[arg(long, value_delimiter = ',', default_value = "1,4,8")]
-        plugins: Vec<usize>,
-        /// Where goplugin-host and goplugin-plugin are (default: next to hookvisor).
-        #[arg(long)]
-        goplugin: Option<PathBuf>,
-        /// `[supervisor] worker_threads` for the supervisors it starts (default: the default).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
-        worker_threads: Option<u32>,
-    },
+    Bench(crate::bench::Options),
 }
 
 /// The entry point of the `hookvisor` binary.
@@ -133,30 +114,15 @@ pub(crate) fn main() -> ExitCode {
             init_logging("error");
             run(crate::demo::run())
         }
-        Command::Bench {
-            json,
-            quick,
-            params_bytes,
-            plugins,
-            goplugin,
-            worker_threads,
-        } => {
+        Command::Bench(options) => {
             init_logging("error");
-            if plugins.iter().any(|&n| n == 0 || n > 64) {
+            if options.plugins.iter().any(|&n| n == 0 || n > 64) {
                 eprintln!("hookvisor: --plugins takes counts from 1 to 64");
                 return ExitCode::from(EX_USAGE);
             }
-            let options = crate::bench::Options {
-                json,
-                quick,
-                params_bytes,
-                plugins,
-                goplugin,
-                worker_threads,
-            };
             // One thread for the client, as a host's own client would typically be: on a small
             // machine a multi-thread client adds its own wake-ups to every figure (a direct call
-            // measured 190-240 µs from a multi-thread client, 45-65 µs from this one).
+            // measured 190-240 µs from a multi-thread client, 45-160 µs from this one).
             run_on(Runtime::CurrentThread, crate::bench::run(options))
         }
     }
@@ -350,28 +316,27 @@ async fn serve(
 
 /// One message per SIGHUP: a request to reload the configuration.
 fn reload_requests() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangup = signal(SignalKind::hangup())?;
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(async move {
-        while hangup.recv().await.is_some() {
-            tracing::info!("SIGHUP received: reloading the configuration");
-            // A reload already waiting covers this one too.
-            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = tx.try_send(()) {
-                return;
-            }
-        }
-    });
-    Ok(rx)
+    signal_requests(tokio::signal::unix::SignalKind::hangup(), |()| {
+        tracing::info!("SIGHUP received: reloading the configuration");
+    })
 }
 
 /// One message per SIGUSR1: a request to log every plugin's state and record.
 fn status_requests() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut user1 = signal(SignalKind::user_defined1())?;
+    signal_requests(tokio::signal::unix::SignalKind::user_defined1(), |()| {})
+}
+
+/// One message per `kind` of signal received (after `received` ran); a request already
+/// waiting covers the ones that come before it is taken.
+fn signal_requests(
+    kind: tokio::signal::unix::SignalKind,
+    received: impl Fn(()) + Send + 'static,
+) -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    let mut signals = tokio::signal::unix::signal(kind)?;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(async move {
-        while user1.recv().await.is_some() {
+        while signals.recv().await.is_some() {
+            received(());
             if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = tx.try_send(()) {
                 return;
             }

@@ -265,3 +265,29 @@ async fn sigusr1_logs_each_plugins_state_and_record() {
         "{line}"
     );
 }
+
+/// A healthy plugin answers its health checks and is never taken for hung, however often it
+/// is checked.
+#[tokio::test]
+async fn a_healthy_plugin_passes_its_health_checks_and_keeps_running() {
+    let recording = Recording::new();
+    let supervisor = Supervisor::builder(&plugins(&[
+        PluginToml::new("p", "fixture-recorder").record(&recording)
+    ]))
+    .supervisor_key("health_interval_ms = 20")
+    .supervisor_key("hung_after = 1")
+    .start()
+    .await;
+    let first = recording.start_of("p")["pid"].as_i64().expect("pid");
+    // Twenty-five checks' time: any failed one would have killed it.
+    let line = status_line(&supervisor, "p", |l| l.contains("round_trip_us=")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        new_start(&recording, "p", first, Duration::ZERO).await,
+        None,
+        "restarted: {}",
+        supervisor.log()
+    );
+    assert!(!supervisor.log().contains("hung"), "{}", supervisor.log());
+    assert!(line.contains(r#"state="ready""#), "{line}");
+}

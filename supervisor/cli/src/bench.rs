@@ -488,13 +488,18 @@ fn via_config(program: &Path, n: usize) -> String {
     text
 }
 
-/// A required (trusted) plugin that never starts.
+/// A required (trusted) plugin that never starts, and is not tried again while the benchmark
+/// runs: "known to be down", so the figure is the fail-fast path itself, not restarts beside it.
+/// (The lines before the first `[[plugin]]` belong to `[supervisor]`.)
 fn down_config() -> String {
     let program = ["/bin/false", "/usr/bin/false"]
         .into_iter()
         .find(|p| Path::new(p).is_file())
         .unwrap_or("/bin/false");
-    format!("[[plugin]]\nname = \"down\"\ncommand = \"{program}\"\ntrusted = true\n")
+    format!(
+        "restart_delay_ms = 600000\nrestart_delay_max_ms = 600000\n\n\
+         [[plugin]]\nname = \"down\"\ncommand = \"{program}\"\ntrusted = true\n"
+    )
 }
 
 /// A policy that answers the tool `slow` after a minute.

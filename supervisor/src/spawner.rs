@@ -268,7 +268,7 @@ fn children(pid: Pid) -> Vec<Pid> {
 }
 
 /// The descendants of `root` (not `root` itself), breadth first, at most `max` of them.
-fn descendants(root: Pid, max: usize) -> Vec<Pid> {
+pub(crate) fn descendants(root: Pid, max: usize) -> Vec<Pid> {
     let mut seen = vec![root];
     let mut next = 0;
     while next < seen.len() && seen.len() <= max {

@@ -484,3 +484,36 @@ async fn worker_threads_sets_the_runtime() {
         .count();
     assert!(workers >= 4, "{workers} runtime threads");
 }
+
+/// A plugin can stop its own reaper (same uid). The supervisor's stop still ends: it kills the
+/// plugin's group, gives the reaper 2 s, then kills the reaper and sweeps its orphans; no
+/// plugin process is left.
+#[tokio::test]
+async fn a_stopped_reaper_does_not_hold_up_the_shutdown() {
+    let recording = Recording::new();
+    let mut supervisor = Supervisor::start(&plugins(&[PluginToml::new(
+        "daemonizer",
+        "fixture-setsid-child",
+    )
+    .env("FIXTURE_NO_WATCHDOG", "1")
+    .record(&recording)]))
+    .await;
+    let pids = pids_in(&recording, 1, 1).await;
+    let reaper = parent_of(pids[0]);
+    assert_eq!(parent_of(reaper), supervisor.pid());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(reaper), Signal::SIGSTOP).unwrap();
+    supervisor.signal(Signal::SIGTERM);
+    let status = supervisor.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "{}", supervisor.log());
+    let alive = survivors(&pids, Duration::from_secs(3)).await;
+    assert!(
+        alive.is_empty(),
+        "still running: {alive:?}\n{}",
+        supervisor.log()
+    );
+    assert!(
+        supervisor.log_contains("its reaper did not exit").await,
+        "{}",
+        supervisor.log()
+    );
+}

@@ -38,9 +38,9 @@ pub(crate) struct Options {
     /// Fewer calls and shorter windows: a smoke run, not figures to quote.
     #[arg(long)]
     pub quick: bool,
-    /// The size of every call's params JSON, in bytes.
-    #[arg(long, default_value_t = 256)]
-    pub params_bytes: usize,
+    /// The size of every call's params JSON, in bytes (64 to 262144, the contract's limit).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..=262_144))]
+    pub params_bytes: u32,
     /// The plugin counts to run through the supervisor (one trusted policy among them).
     #[arg(long, value_delimiter = ',', default_value = "1,4,8")]
     pub plugins: Vec<usize>,
@@ -133,7 +133,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     }
     let dir = TempDir::new()?;
     let plan = Plan::of(&options);
-    let request = tool_call(options.params_bytes);
+    let request = tool_call(options.params_bytes as usize);
     let mut figures = Figures::default();
     figures.set("params_bytes", options.params_bytes);
     if let Some(n) = options.worker_threads {

@@ -390,6 +390,23 @@ mod tests {
     }
 
     #[test]
+    fn a_nested_json_line_is_parsed_without_harm() {
+        // 4 KiB of nesting (a line is cut there first): serde_json's depth limit refuses it,
+        // and the line is logged as plain text.
+        let deep = format!(
+            r#"{{"level":"error","msg":"m","x":{}"#,
+            "[".repeat(MAX_LINE_BYTES)
+        );
+        assert_eq!(structured(&deep), None);
+        let closed = format!(
+            r#"{{"level":"error","msg":"m","x":{}1{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert_eq!(structured(&closed).map(|e| e.level), Some(Level::ERROR));
+    }
+
+    #[test]
     fn the_budget_allows_a_burst_then_the_rate_and_counts_the_rest() {
         let start = Instant::now();
         let mut budget = Budget::new(start);

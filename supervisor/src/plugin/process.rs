@@ -415,7 +415,13 @@ impl Process {
             return status;
         }
         tracing::warn!(plugin = %self.name, reaper = self.reaper.as_raw(),
-            "its reaper did not exit after the plugin was killed; killing the reaper");
+            "its reaper did not exit after the plugin was killed; killing the reaper and what \
+             is left of the plugin's processes");
+        // The reaper's subtree first, while it still links them to the reaper; the sweep would
+        // find them later, but the supervisor may be about to exit.
+        for pid in crate::spawner::descendants(self.reaper, 4096) {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
         let _ = nix::sys::signal::kill(self.reaper, Signal::SIGKILL);
         self.wait_exit().await
     }

@@ -14,7 +14,8 @@ import (
 func TestStdinProtocol(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go tool not in PATH")
+		// Running `go test` means go is installed; a missing tool is a broken setup, not a skip.
+		t.Fatalf("go tool not in PATH: %v", err)
 	}
 	dir := t.TempDir()
 	host := filepath.Join(dir, "goplugin-host")

@@ -137,8 +137,9 @@ where
     (result, start.elapsed())
 }
 
-/// Checks a plugin's tool-call answer against the contract.
-fn tool_answer(decision: ToolCallDecision) -> Result<ToolAnswer, Failed> {
+/// Checks a plugin's tool-call answer against the contract (also `hookvisor conformance`'s
+/// check of an answer).
+pub fn tool_answer(decision: ToolCallDecision) -> Result<ToolAnswer, Failed> {
     let params = match decision.params_json {
         Some(text) => Some(
             limits::parse_object(&text).map_err(|e| Failed::invalid(format!("params_json {e}")))?,
@@ -158,7 +159,7 @@ fn tool_answer(decision: ToolCallDecision) -> Result<ToolAnswer, Failed> {
 }
 
 /// Checks a plugin's session answer against the contract.
-fn session_answer(decision: SessionDecision) -> Result<SessionAnswer, Failed> {
+pub fn session_answer(decision: SessionDecision) -> Result<SessionAnswer, Failed> {
     let patch = match decision.metadata_json {
         Some(text) => {
             let value = limits::parse_value(&text)

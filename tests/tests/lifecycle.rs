@@ -517,3 +517,32 @@ async fn a_stopped_reaper_does_not_hold_up_the_shutdown() {
         supervisor.log()
     );
 }
+
+/// The reaper blocks the signals it waits for; the plugin must not inherit that mask, or it
+/// would never see SIGTERM and every stop would end in SIGKILL after the grace period.
+#[tokio::test]
+async fn a_plugin_starts_with_no_signal_blocked_and_stops_on_sigterm() {
+    let recording = Recording::new();
+    let mut supervisor = Supervisor::start(&plugins(&[PluginToml::new("p", "fixture-recorder")
+        .env("FIXTURE_NO_WATCHDOG", "1")
+        .record(&recording)]))
+    .await;
+    let pid = recorded_pids(&recording, 1)[0];
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let blocked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .map(str::trim)
+        .unwrap();
+    assert_eq!(
+        u64::from_str_radix(blocked, 16).unwrap(),
+        0,
+        "signals blocked in plugin {pid}: {blocked}"
+    );
+    assert!(supervisor.stop().await.success(), "{}", supervisor.log());
+    assert!(
+        !supervisor.log_contains("sending SIGKILL").await,
+        "the plugin did not stop on SIGTERM: {}",
+        supervisor.log()
+    );
+}

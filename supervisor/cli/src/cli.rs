@@ -56,6 +56,10 @@ enum Command {
     /// fail-fast, crash to block, spawn to ready, memory. Needs the example plugins next to
     /// hookvisor (`make bench` builds everything and runs it).
     Bench(crate::bench::Options),
+    /// Run a plugin command the way `serve` would and check the contract from outside, one line
+    /// per check: the magic cookie, readiness, Describe, health, a battery of inputs for each
+    /// registered hook, cancelled calls, SIGTERM. Exit status 0 only when every check passes.
+    Conformance(crate::conformance::Options),
 }
 
 /// The entry point of the `hookvisor` binary.
@@ -124,6 +128,20 @@ pub(crate) fn main() -> ExitCode {
             // machine a multi-thread client adds its own wake-ups to every figure (a direct call
             // measured 190-240 µs from a multi-thread client, 45-160 µs from this one).
             run_on(Runtime::CurrentThread, crate::bench::run(options))
+        }
+        Command::Conformance(options) => {
+            // The plugin's own output is logged as `serve` logs it (stderr lines are warnings).
+            init_logging("warn");
+            let mut status = ExitCode::FAILURE;
+            let code = run_on(Runtime::CurrentThread, async {
+                status = crate::conformance::run(options).await?;
+                Ok(())
+            });
+            if code == ExitCode::SUCCESS {
+                status
+            } else {
+                code
+            }
         }
     }
 }

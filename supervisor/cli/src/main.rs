@@ -6,6 +6,7 @@
 
 mod bench;
 mod cli;
+mod conformance;
 mod demo;
 mod systemd;
 

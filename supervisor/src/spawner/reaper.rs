@@ -173,10 +173,14 @@ fn spawn_plugin(program: &OsStr, args: impl Iterator<Item = OsString>) -> Result
     command.args(args);
     // SAFETY: this process has one thread (the reaper never starts another), so the closure
     // running between fork and exec cannot meet a lock held by another thread; even so it only
-    // makes async-signal-safe system calls (setsid, prctl, getppid) and allocates nothing.
+    // makes async-signal-safe system calls (pthread_sigmask, setsid, prctl, getppid) and allocates nothing.
     #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(move || {
+            // The plugin must not inherit the signals the reaper blocks for `sigwait`: with
+            // SIGTERM blocked, no plugin would ever see its stop request (the standard library
+            // does not reset the mask on this path). `pthread_sigmask` is async-signal-safe.
+            SigSet::empty().thread_set_mask()?;
             nix::unistd::setsid()?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             if nix::unistd::getppid() != reaper {
@@ -185,8 +189,6 @@ fn spawn_plugin(program: &OsStr, args: impl Iterator<Item = OsString>) -> Result
             Ok(())
         });
     }
-    // The standard library empties the signal mask in the child, so the plugin starts with
-    // none of the reaper's signals blocked.
     let child = command.spawn().map_err(|e| e.to_string())?;
     let pid = i32::try_from(child.id()).map_err(|e| format!("pid out of range: {e}"))?;
     Ok(Pid::from_raw(pid))

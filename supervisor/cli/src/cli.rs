@@ -60,6 +60,9 @@ enum Command {
     /// per check: the magic cookie, readiness, Describe, health, a battery of inputs for each
     /// registered hook, cancelled calls, SIGTERM. Exit status 0 only when every check passes.
     Conformance(crate::conformance::Options),
+    /// Ask a running supervisor one question, as a host would, and print the verdict with its
+    /// per-plugin trace. Exit status: 0 allowed, 2 blocked, 3 approval required, 1 error.
+    Call(crate::call::Options),
 }
 
 /// The entry point of the `hookvisor` binary.
@@ -132,16 +135,11 @@ pub(crate) fn main() -> ExitCode {
         Command::Conformance(options) => {
             // The plugin's own output is logged as `serve` logs it (stderr lines are warnings).
             init_logging("warn");
-            let mut status = ExitCode::FAILURE;
-            let code = run_on(Runtime::CurrentThread, async {
-                status = crate::conformance::run(options).await?;
-                Ok(())
-            });
-            if code == ExitCode::SUCCESS {
-                status
-            } else {
-                code
-            }
+            run_for_status(crate::conformance::run(options))
+        }
+        Command::Call(options) => {
+            init_logging("error");
+            run_for_status(crate::call::run(options))
         }
     }
 }
@@ -258,6 +256,20 @@ enum Runtime {
     CurrentThread,
     /// Work-stealing workers: this many, or one per core.
     MultiThread(Option<usize>),
+}
+
+/// Runs a command whose work decides its exit status, on one thread.
+fn run_for_status(work: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    let mut status = ExitCode::FAILURE;
+    let code = run_on(Runtime::CurrentThread, async {
+        status = work.await?;
+        Ok(())
+    });
+    if code == ExitCode::SUCCESS {
+        status
+    } else {
+        code
+    }
 }
 
 fn run(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {

@@ -5,6 +5,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod bench;
+mod call;
 mod cli;
 mod conformance;
 mod demo;

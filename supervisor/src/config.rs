@@ -76,6 +76,54 @@ pub struct Config {
     pub hooks: HooksConfig,
     /// `[[plugin]]`, in configuration order (the order that breaks priority ties).
     pub plugins: Vec<PluginConfig>,
+    /// `[audit]`: the decision log, when configured.
+    pub audit: Option<AuditConfig>,
+    /// `[metrics]`: the Prometheus endpoint, when configured.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[audit]`: one JSON line per verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Where the lines go.
+    pub path: AuditPath,
+    /// Whether lines carry the params (they may hold secrets: off by default).
+    pub log_params: bool,
+    /// Lines waiting for the writer at most (1..=1048576, default 4096); past it lines are
+    /// dropped and counted, never waited for.
+    pub queue_lines: u32,
+}
+
+/// Lines the audit queue holds when `queue_lines` is not set.
+pub const DEFAULT_AUDIT_QUEUE_LINES: u32 = 4096;
+/// Most lines the audit queue may hold.
+pub const MAX_AUDIT_QUEUE_LINES: u32 = 1 << 20;
+
+/// Where audit lines are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditPath {
+    /// `"-"`: standard output.
+    Stdout,
+    /// A file, appended to (created 0640), reopened on SIGUSR1 for rotation.
+    File(PathBuf),
+}
+
+/// `[metrics]`: Prometheus text exposition over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// The TCP address `GET /metrics` is served on, e.g. `127.0.0.1:9464`.
+    pub listen: std::net::SocketAddr,
+}
+
+/// Whether a plugin's answers count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PluginMode {
+    /// Its answers take part in the verdict (the default).
+    #[default]
+    Enforce,
+    /// Called like a hook with the same params, but never waited for: its answer is recorded
+    /// (audit, metrics) and never changes the verdict or the params.
+    Shadow,
 }
 
 /// `[supervisor]`: where the supervisor listens and how it starts and stops plugins.
@@ -220,6 +268,8 @@ pub struct PluginConfig {
     pub inherit_env: Vec<String>,
     /// The hooks it may take part in; `None` means whatever it registers for.
     pub hooks: Option<Vec<Hook>>,
+    /// `mode`: enforce (default) or shadow.
+    pub mode: PluginMode,
 }
 
 /// Why a configuration could not be loaded. Displays as one line.
@@ -385,6 +435,23 @@ struct RawConfig {
     hooks: RawHooks,
     #[serde(default)]
     plugin: Vec<RawPlugin>,
+    audit: Option<RawAudit>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    path: Spanned<String>,
+    #[serde(default)]
+    log_params: bool,
+    queue_lines: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Spanned<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -451,6 +518,7 @@ struct RawPlugin {
     #[serde(default)]
     inherit_env: Vec<Spanned<String>>,
     hooks: Option<Vec<Spanned<String>>>,
+    mode: Option<Spanned<String>>,
 }
 
 /// The text being loaded, with what is needed to resolve its paths and place its errors.
@@ -523,12 +591,56 @@ impl Document<'_> {
             name_lines.insert(plugin.name.clone(), name_line);
             plugins.push(plugin);
         }
+        let audit = match raw.audit {
+            None => None,
+            Some(audit) => Some(AuditConfig {
+                path: if audit.path.get_ref() == "-" {
+                    AuditPath::Stdout
+                } else {
+                    AuditPath::File(self.path(&audit.path, "path")?)
+                },
+                log_params: audit.log_params,
+                queue_lines: match audit.queue_lines {
+                    None => DEFAULT_AUDIT_QUEUE_LINES,
+                    Some(value) => match u32::try_from(*value.get_ref()) {
+                        Ok(n) if (1..=MAX_AUDIT_QUEUE_LINES).contains(&n) => n,
+                        _ => {
+                            return Err(self.key_error(
+                                &value,
+                                "queue_lines",
+                                format!(
+                                    "{} is out of range; expected 1..={MAX_AUDIT_QUEUE_LINES}",
+                                    value.get_ref()
+                                ),
+                            ));
+                        }
+                    },
+                },
+            }),
+        };
+        let metrics = match raw.metrics {
+            None => None,
+            Some(metrics) => Some(MetricsConfig {
+                listen: metrics.listen.get_ref().parse().map_err(|_| {
+                    self.key_error(
+                        &metrics.listen,
+                        "listen",
+                        format!(
+                            "{:?} is not an address and port, e.g. \"127.0.0.1:9464\"",
+                            metrics.listen.get_ref()
+                        ),
+                    )
+                })?,
+            }),
+        };
         Ok(Config {
             source: None,
             dir: self.base_dir.clone(),
             supervisor,
             hooks,
             plugins,
+            audit,
+            metrics,
         })
     }
 
@@ -761,6 +873,27 @@ impl Document<'_> {
             .hooks
             .map(|entries| self.hook_list(&entries))
             .transpose()?;
+        let mode = match &raw.mode {
+            None => PluginMode::Enforce,
+            Some(value) => match value.get_ref().as_str() {
+                "enforce" => PluginMode::Enforce,
+                "shadow" if raw.trusted => {
+                    return Err(self.key_error(
+                        value,
+                        "mode",
+                        "a shadow plugin never runs in the policy stage; it cannot be trusted",
+                    ));
+                }
+                "shadow" => PluginMode::Shadow,
+                other => {
+                    return Err(self.key_error(
+                        value,
+                        "mode",
+                        format!("{other:?} is not a mode; expected \"enforce\" or \"shadow\""),
+                    ));
+                }
+            },
+        };
 
         Ok(PluginConfig {
             name,
@@ -773,6 +906,7 @@ impl Document<'_> {
             env,
             inherit_env,
             hooks,
+            mode,
         })
     }
 

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`admission`]: the bounds on host calls in flight (`RESOURCE_EXHAUSTED`), and tonic's
 //!   decode failures answered as `INVALID_ARGUMENT`.
+//! - [`audit`]: the decision audit log, one JSON line per verdict, written off the decision path.
 //! - [`config`]: the TOML configuration, validated whole at load (contract §10).
 //! - [`connections`]: the host socket's accept loop: connection limit, handshake and idle
 //!   timeouts, back-off on accept errors.
@@ -24,6 +25,8 @@
 //! - [`routing`]: who takes part in a call (§3), pure: the trust rule, registration limits,
 //!   the lineup.
 //! - [`request`]: the host's requests checked against the limits, JSON made canonical.
+//! - [`request_id`]: each host call's request id, taken from the host or made, carried to every
+//!   plugin call as `x-hookvisor-request-id`.
 //! - [`stages`]: the stages of §4 and §5 over a lineup of answerers, free of transport:
 //!   a checked request and a budget in, a verdict with its trace out.
 //! - [`generation`]: one configuration's plugins and hook settings as one value, swapped whole.
@@ -39,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod admission;
+pub mod audit;
 pub mod config;
 pub mod connections;
 pub mod drain;
@@ -48,6 +52,7 @@ pub mod limits;
 pub mod merge;
 pub mod plugin;
 pub mod request;
+pub mod request_id;
 pub mod routing;
 pub mod server;
 pub mod service;

@@ -13,13 +13,14 @@ use tokio::net::UnixListener;
 use tonic_health::ServingStatus;
 
 use crate::admission::{AdmissionLayer, HOST_MAX_REQUEST_BYTES};
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::connections;
 use crate::drain::Drain;
 use crate::generation::{self, Generation};
 use crate::layout::{self, LayoutError};
 use crate::plugin::PluginSet;
-use crate::service::HooksService;
+use crate::service::{HooksService, Observers};
 use crate::spawner::Spawner;
 
 /// How long closing the host connections may take once no call is in flight.
@@ -129,6 +130,12 @@ pub async fn serve_on(
     if matches!(host, HostSocket::Bind) {
         layout::check_host_socket_free(&config.supervisor.socket)?;
     }
+    // Before any plugin starts: an audit log that cannot be opened stops `serve` here.
+    let audit = match &config.audit {
+        Some(audit) => Some(Audit::start(audit).map_err(io_error("[audit] path"))?),
+        None => None,
+    };
+    let observers = Arc::new(Observers { audit });
     let spawner = Spawner::start(tokio::runtime::Handle::current())
         .map_err(io_error("cannot start the spawner thread"))?;
     let plugins = Arc::new(PluginSet::start(&config, spawner.clone()).await);
@@ -170,7 +177,7 @@ pub async fn serve_on(
         plugins: plugins.clone(),
         hooks: config.hooks.clone(),
     });
-    let hooks = HooksService::new(reader, drain.clone());
+    let hooks = HooksService::new(reader, drain.clone(), observers.clone());
     // A verdict is never refused on our side: its size is bounded by what goes in it (the
     // canonical params, texts cut to 4 KiB, the trace: docs/security.md).
     let hooks = HooksServer::new(hooks)
@@ -217,7 +224,12 @@ pub async fn serve_on(
         tokio::select! {
             _ = &mut shutdown => break None,
             ended = &mut server => break Some(ended),
-            Some(()) = status_asked => log_status(&current.get().plugins),
+            Some(()) = status_asked => {
+                log_status(&current.get().plugins);
+                if let Some(audit) = &observers.audit {
+                    audit.reopen();
+                }
+            }
             Some(()) = requested => {
                 let Some(reload) = reload.as_ref() else { continue };
                 observer.reloading();
@@ -325,6 +337,13 @@ async fn switch(
         next.supervisor.socket_mode = fixed.socket_mode;
         next.supervisor.host_limits = fixed.host_limits;
         next.supervisor.worker_threads = fixed.worker_threads;
+    }
+    if next.audit != running.audit || next.metrics != running.metrics {
+        tracing::warn!(
+            "reload: [audit] and [metrics] change only with a restart; the running ones stay"
+        );
+        next.audit = running.audit.clone();
+        next.metrics = running.metrics;
     }
     let old = current.get();
     let plugins = Arc::new(PluginSet::next(Some(&old.plugins), &next, spawner.clone()).await);

@@ -1,10 +1,12 @@
 //! The host-facing `hookvisor.v1.Hooks` service: a thin adapter. It admits a call (or answers
 //! `UNAVAILABLE` while draining), checks the host's input (`request`), works out the budget from
 //! the host's `grpc-timeout`, and hands the call to the transport-free `stages` with the plugins'
-//! lineup; the verdict goes back as is.
+//! lineup; the verdict goes back as is. Each call gets a request id (the host's, or a new one:
+//! [`crate::request_id`]), returned as `x-hookvisor-request-id`, and is recorded by the
+//! [`Observers`] (audit log, metrics) after its verdict is sent on its way.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::hooks_server::Hooks;
 use hookvisor_proto::v1::{
@@ -14,23 +16,43 @@ use hookvisor_proto::v1::{
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use tracing::Instrument;
+
+use crate::audit::Audit;
 use crate::config::HookConfig;
 use crate::drain::{Drain, InFlight};
-use crate::generation;
+use crate::generation::{self, Generation};
 use crate::request;
+use crate::request_id::{self, RequestId};
 use crate::stages::{self, Budget};
+
+/// What records each call once it is decided: the audit log, the metrics.
+#[derive(Debug, Default)]
+pub struct Observers {
+    /// The decision audit log, when `[audit]` is configured.
+    pub audit: Option<Audit>,
+}
 
 /// The `Hooks` service.
 #[derive(Debug, Clone)]
 pub struct HooksService {
     generation: generation::Reader,
     drain: Arc<Drain>,
+    observers: Arc<Observers>,
 }
 
 impl HooksService {
     /// A service over the current generation; new calls are refused once `drain` has started.
-    pub fn new(generation: generation::Reader, drain: Arc<Drain>) -> Self {
-        Self { generation, drain }
+    pub fn new(
+        generation: generation::Reader,
+        drain: Arc<Drain>,
+        observers: Arc<Observers>,
+    ) -> Self {
+        Self {
+            generation,
+            drain,
+            observers,
+        }
     }
 
     fn admit(&self) -> Result<InFlight, Status> {
@@ -38,6 +60,31 @@ impl HooksService {
             .enter()
             .map_err(|_| Status::unavailable("hookvisor is shutting down"))
     }
+}
+
+/// A plugin's version as its last accepted `Describe` gave it, for the audit line.
+fn versions(generation: &Generation) -> impl Fn(&str) -> Option<Arc<str>> + '_ {
+    |name| {
+        generation
+            .plugins
+            .plugins()
+            .find(|p| &*p.name == name)
+            .and_then(|p| p.snapshot().record.version)
+    }
+}
+
+/// The verdict with the call's request id in its metadata.
+fn answer<T>(verdict: T, id: &RequestId) -> Response<T> {
+    let mut response = Response::new(verdict);
+    response
+        .metadata_mut()
+        .insert(request_id::HEADER, id.header());
+    response
+}
+
+/// The span of one host call in the supervisor's log.
+fn span(hook: &'static str, id: &RequestId) -> tracing::Span {
+    tracing::info_span!("call", hook, request_id = %id)
 }
 
 /// The budget of a call: the host's deadline (from `grpc-timeout`) and the hook's timeout.
@@ -71,6 +118,8 @@ impl Hooks for HooksService {
         request: Request<ToolCallRequest>,
     ) -> Result<Response<ToolCallVerdict>, Status> {
         let _in_flight = self.admit()?;
+        let started = Instant::now();
+        let id = RequestId::from_host(request.metadata());
         // One generation for the whole call, whatever a reload switches meanwhile.
         let generation = self.generation.get();
         let hook = &generation.hooks.before_tool_call;
@@ -80,8 +129,15 @@ impl Hooks for HooksService {
         let lineup = generation
             .plugins
             .lineup(Hook::BeforeToolCall, Some(&call.request.tool_name));
-        let verdict = stages::before_tool_call(&lineup, hook, &call, budget).await;
-        Ok(Response::new(verdict))
+        let decide = stages::before_tool_call(&lineup, hook, &call, budget);
+        let verdict = request_id::scope(id.clone(), decide)
+            .instrument(span("before_tool_call", &id))
+            .await;
+        if let Some(audit) = &self.observers.audit {
+            let versions = versions(&generation);
+            audit.tool_call(&id, &call.request, &verdict, started.elapsed(), &versions);
+        }
+        Ok(answer(verdict, &id))
     }
 
     async fn before_session_create(
@@ -89,13 +145,22 @@ impl Hooks for HooksService {
         request: Request<SessionCreateRequest>,
     ) -> Result<Response<SessionVerdict>, Status> {
         let _in_flight = self.admit()?;
+        let started = Instant::now();
+        let id = RequestId::from_host(request.metadata());
         let generation = self.generation.get();
         let budget = budget(request.metadata(), &generation.hooks.before_session_create);
         let mut request = request.into_inner();
         request::session_create(&mut request)?;
         let lineup = generation.plugins.lineup(Hook::BeforeSessionCreate, None);
-        let verdict = stages::before_session_create(&lineup, &request, budget).await;
-        Ok(Response::new(verdict))
+        let decide = stages::before_session_create(&lineup, &request, budget);
+        let verdict = request_id::scope(id.clone(), decide)
+            .instrument(span("before_session_create", &id))
+            .await;
+        if let Some(audit) = &self.observers.audit {
+            let versions = versions(&generation);
+            audit.session_create(&id, &request, &verdict, started.elapsed(), &versions);
+        }
+        Ok(answer(verdict, &id))
     }
 
     async fn session_created(
@@ -103,13 +168,22 @@ impl Hooks for HooksService {
         request: Request<SessionCreatedNotice>,
     ) -> Result<Response<SessionCreatedReceipt>, Status> {
         let _in_flight = self.admit()?;
+        let started = Instant::now();
+        let id = RequestId::from_host(request.metadata());
         let generation = self.generation.get();
         let budget = budget(request.metadata(), &generation.hooks.session_created);
         let mut notice = request.into_inner();
         request::session_created(&mut notice)?;
         let lineup = generation.plugins.lineup(Hook::SessionCreated, None);
-        let receipt = stages::session_created(&lineup, &notice, budget).await;
-        Ok(Response::new(receipt))
+        let observe = stages::session_created(&lineup, &notice, budget);
+        let receipt = request_id::scope(id.clone(), observe)
+            .instrument(span("session_created", &id))
+            .await;
+        if let Some(audit) = &self.observers.audit {
+            let versions = versions(&generation);
+            audit.session_created(&id, &notice, &receipt, started.elapsed(), &versions);
+        }
+        Ok(answer(receipt, &id))
     }
 }
 

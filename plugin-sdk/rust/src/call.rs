@@ -23,6 +23,9 @@ pub struct ToolCall {
     pub metadata: Option<Value>,
     /// How long the supervisor will wait for the answer (zero if it did not say).
     pub deadline: Duration,
+    /// The host call's request id (`x-hookvisor-request-id`), for correlating logs; `""` when
+    /// the supervisor sent none.
+    pub request_id: String,
 }
 
 impl ToolCall {
@@ -68,6 +71,7 @@ impl TryFrom<proto::BeforeToolCallRequest> for ToolCall {
             context: req.context,
             metadata: parse_metadata(&req.session_metadata_json)?,
             deadline: Duration::from_millis(req.deadline_ms.into()),
+            request_id: String::new(),
         })
     }
 }
@@ -93,6 +97,9 @@ pub struct SessionCreate {
     pub metadata: Option<Value>,
     /// How long the supervisor will wait for the answer (zero if it did not say).
     pub deadline: Duration,
+    /// The host call's request id (`x-hookvisor-request-id`), for correlating logs; `""` when
+    /// the supervisor sent none.
+    pub request_id: String,
 }
 
 impl TryFrom<proto::BeforeSessionCreateRequest> for SessionCreate {
@@ -109,6 +116,7 @@ impl TryFrom<proto::BeforeSessionCreateRequest> for SessionCreate {
             workspace_dir: req.workspace_dir,
             requester: req.requester,
             deadline: Duration::from_millis(req.deadline_ms.into()),
+            request_id: String::new(),
         })
     }
 }
@@ -124,6 +132,8 @@ pub struct SessionCreated {
     pub agent_id: String,
     /// This plugin's namespace of the session metadata; `None` when absent.
     pub metadata: Option<Value>,
+    /// The host call's request id (`x-hookvisor-request-id`); `""` when the supervisor sent none.
+    pub request_id: String,
 }
 
 impl TryFrom<proto::SessionCreatedEvent> for SessionCreated {
@@ -135,6 +145,7 @@ impl TryFrom<proto::SessionCreatedEvent> for SessionCreated {
             session_key: event.session_key,
             session_id: event.session_id,
             agent_id: event.agent_id,
+            request_id: String::new(),
         })
     }
 }

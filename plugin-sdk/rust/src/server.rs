@@ -235,6 +235,16 @@ fn remove_socket(path: &Path) {
     }
 }
 
+/// The host call's request id the supervisor sends with every call (`""` when absent).
+fn request_id<T>(request: &Request<T>) -> String {
+    request
+        .metadata()
+        .get("x-hookvisor-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Turns the generated service's requests into the SDK's views and back.
 struct Adapter<P> {
     plugin: Arc<P>,
@@ -254,7 +264,9 @@ impl<P: Plugin> proto::plugin_server::Plugin for Adapter<P> {
         &self,
         request: Request<proto::BeforeToolCallRequest>,
     ) -> Result<Response<proto::ToolCallDecision>, Status> {
-        let call = ToolCall::try_from(request.into_inner())?;
+        let request_id = request_id(&request);
+        let mut call = ToolCall::try_from(request.into_inner())?;
+        call.request_id = request_id;
         self.plugin.before_tool_call(call).await.map(Response::new)
     }
 
@@ -262,7 +274,9 @@ impl<P: Plugin> proto::plugin_server::Plugin for Adapter<P> {
         &self,
         request: Request<proto::BeforeSessionCreateRequest>,
     ) -> Result<Response<proto::SessionDecision>, Status> {
-        let session = SessionCreate::try_from(request.into_inner())?;
+        let request_id = request_id(&request);
+        let mut session = SessionCreate::try_from(request.into_inner())?;
+        session.request_id = request_id;
         self.plugin
             .before_session_create(session)
             .await
@@ -273,7 +287,9 @@ impl<P: Plugin> proto::plugin_server::Plugin for Adapter<P> {
         &self,
         request: Request<proto::SessionCreatedEvent>,
     ) -> Result<Response<proto::Ack>, Status> {
-        let event = SessionCreated::try_from(request.into_inner())?;
+        let request_id = request_id(&request);
+        let mut event = SessionCreated::try_from(request.into_inner())?;
+        event.request_id = request_id;
         self.plugin.session_created(event).await?;
         Ok(Response::new(proto::Ack {}))
     }

@@ -141,6 +141,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         env: options.env.iter().cloned().collect::<BTreeMap<_, _>>(),
         inherit_env: options.inherit_env.clone(),
         hooks: None,
+        mode: hookvisor::config::PluginMode::Enforce,
     };
     let spawner = Spawner::start(tokio::runtime::Handle::current())?;
     let mut tasks = JoinSet::new();

@@ -129,6 +129,8 @@ pub struct Record {
     pub last_error: Option<String>,
     /// When the ready instance last answered a health check, and how long that took.
     pub heartbeat: Option<(Instant, Duration)>,
+    /// The version its last accepted `Describe` gave (cut to 128 bytes).
+    pub version: Option<Arc<str>>,
 }
 
 /// What the owner publishes and every call reads: the phase, the registrations that count, and
@@ -278,8 +280,16 @@ const HEADER_SLACK: Duration = Duration::from_millis(20);
 /// supervisor enforces the deadline itself; the header is set a little later because tonic's
 /// client also honours it, and the supervisor's own timer must be the one that fires (so the
 /// failure is reported as a timeout, not as a broken connection).
+///
+/// The host call's request id goes along as `x-hookvisor-request-id` (contract §6), so the
+/// plugin's logs, the supervisor's and the audit line correlate.
 fn with_timeout<T>(message: T, deadline: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(deadline + HEADER_SLACK);
+    if let Some(id) = crate::request_id::current() {
+        request
+            .metadata_mut()
+            .insert(crate::request_id::HEADER, id.header());
+    }
     request
 }

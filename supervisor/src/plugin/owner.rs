@@ -220,6 +220,9 @@ impl Owner {
         tracing::info!(plugin = %self.config.name, pid = process.pid().as_raw(), instance,
             version = ?crate::limits::cap_text(&connected.info.version, 128),
             hooks = registrations.len(), "ready");
+        let version: Arc<str> = Arc::from(crate::limits::cap_text(&connected.info.version, 128));
+        self.publish
+            .send_modify(|s| s.record.version = Some(version));
         self.publish_ready(registrations, connected.client, process.clone());
         let ready_at = Instant::now();
 

@@ -1,0 +1,428 @@
+//! The decision audit log (`[audit]`): one JSON line per verdict, written by a thread of its own
+//! so that a slow or stuck disk never slows a decision. Lines go through a bounded queue; when it
+//! is full a line is dropped and counted (the count is in the metrics, in the supervisor's log,
+//! and in the audit log itself as an `"event":"dropped"` line once the writer catches up).
+//! SIGUSR1 reopens the file, for log rotation.
+//!
+//! A line: `ts`, `request_id`, `hook`, `tool`, `session_key`, `run_id`, `tool_call_id`,
+//! `outcome`, `block_kind`, `decided_by`, `reason`, `params_changed`, `latency_us`, `plugins`
+//! (per plugin: `name`, `version`, `stage`, `outcome`, `failure`, `latency_us`, `detail`), and
+//! `params` / `final_params` only with `log_params = true` (params may hold secrets).
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::{Duration, SystemTime};
+
+use hookvisor_proto::v1::{
+    BlockKind, Failure, Hook, Outcome, PluginResult, SessionCreateRequest, SessionCreatedNotice,
+    SessionCreatedReceipt, SessionVerdict, Stage, ToolCallRequest, ToolCallVerdict,
+};
+use serde_json::{Map, Value, json};
+
+use crate::config::{AuditConfig, AuditPath};
+use crate::request_id::RequestId;
+
+enum Message {
+    Line(String),
+    /// Look at the reopen flag.
+    Wake,
+}
+
+/// The sending side of the audit log; cheap to share.
+#[derive(Debug)]
+pub struct Audit {
+    queue: SyncSender<Message>,
+    dropped: Arc<AtomicU64>,
+    reopen: Arc<AtomicBool>,
+    log_params: bool,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Message::Line(_) => "Line",
+            Message::Wake => "Wake",
+        })
+    }
+}
+
+impl Audit {
+    /// Opens the log (refusing at once what cannot be opened, so `serve` fails loudly) and
+    /// starts its writer thread.
+    pub fn start(config: &AuditConfig) -> io::Result<Audit> {
+        let sink = Sink::open(&config.path)?;
+        let (queue, lines) = std::sync::mpsc::sync_channel(config.queue_lines as usize);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let reopen = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            sink,
+            dropped: dropped.clone(),
+            reopen: reopen.clone(),
+        };
+        std::thread::Builder::new()
+            .name("hookvisor-audit".into())
+            .spawn(move || writer.run(&lines))?;
+        Ok(Audit {
+            queue,
+            dropped,
+            reopen,
+            log_params: config.log_params,
+        })
+    }
+
+    /// Lines dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Asks the writer to reopen the file (after rotation); nothing for standard output.
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
+        // Wakes an idle writer; a busy one (the queue full) sees the flag after its batch.
+        let _ = self.queue.try_send(Message::Wake);
+    }
+
+    fn submit(&self, line: Value) {
+        match self.queue.try_send(Message::Line(line.to_string())) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                let before = self.dropped.fetch_add(1, Ordering::Relaxed);
+                if before.is_power_of_two() || before == 0 {
+                    tracing::warn!(
+                        dropped = before + 1,
+                        "audit log: the writer is behind and its queue is full; dropping lines"
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The line of a `BeforeToolCall` verdict.
+    pub fn tool_call(
+        &self,
+        id: &RequestId,
+        request: &ToolCallRequest,
+        verdict: &ToolCallVerdict,
+        latency: Duration,
+        versions: &dyn Fn(&str) -> Option<Arc<str>>,
+    ) {
+        let context = request.context.clone().unwrap_or_default();
+        let mut line = head(id, Hook::BeforeToolCall);
+        line.insert("tool".into(), json!(request.tool_name));
+        line.insert("session_key".into(), json!(context.session_key));
+        line.insert("run_id".into(), json!(context.run_id));
+        line.insert("tool_call_id".into(), json!(context.tool_call_id));
+        verdict_fields(
+            &mut line,
+            verdict.outcome,
+            verdict.block_kind,
+            &verdict.decided_by,
+            &verdict.block_reason,
+        );
+        line.insert("params_changed".into(), json!(verdict.params_changed));
+        if self.log_params {
+            line.insert("params".into(), raw_json(&request.params_json));
+            if verdict.params_changed {
+                line.insert("final_params".into(), raw_json(&verdict.params_json));
+            }
+        }
+        tail(&mut line, latency, &verdict.trace, versions);
+        self.submit(Value::Object(line));
+    }
+
+    /// The line of a `BeforeSessionCreate` verdict.
+    pub fn session_create(
+        &self,
+        id: &RequestId,
+        request: &SessionCreateRequest,
+        verdict: &SessionVerdict,
+        latency: Duration,
+        versions: &dyn Fn(&str) -> Option<Arc<str>>,
+    ) {
+        let mut line = head(id, Hook::BeforeSessionCreate);
+        line.insert("session_key".into(), json!(request.session_key));
+        line.insert("agent_id".into(), json!(request.agent_id));
+        verdict_fields(
+            &mut line,
+            verdict.outcome,
+            verdict.block_kind,
+            &verdict.decided_by,
+            &verdict.block_reason,
+        );
+        tail(&mut line, latency, &verdict.trace, versions);
+        self.submit(Value::Object(line));
+    }
+
+    /// The line of a `SessionCreated` notice (an observation: its outcome is always allow).
+    pub fn session_created(
+        &self,
+        id: &RequestId,
+        notice: &SessionCreatedNotice,
+        receipt: &SessionCreatedReceipt,
+        latency: Duration,
+        versions: &dyn Fn(&str) -> Option<Arc<str>>,
+    ) {
+        let mut line = head(id, Hook::SessionCreated);
+        line.insert("session_key".into(), json!(notice.session_key));
+        line.insert("session_id".into(), json!(notice.session_id));
+        verdict_fields(&mut line, Outcome::Allow as i32, 0, "", "");
+        tail(&mut line, latency, &receipt.trace, versions);
+        self.submit(Value::Object(line));
+    }
+}
+
+fn head(id: &RequestId, hook: Hook) -> Map<String, Value> {
+    let mut line = Map::new();
+    line.insert("ts".into(), json!(rfc3339(SystemTime::now())));
+    line.insert("request_id".into(), json!(id.as_str()));
+    line.insert("hook".into(), json!(hook_name(hook)));
+    line
+}
+
+fn verdict_fields(
+    line: &mut Map<String, Value>,
+    outcome: i32,
+    block_kind: i32,
+    decided_by: &str,
+    reason: &str,
+) {
+    line.insert("outcome".into(), json!(outcome_name(outcome)));
+    let kind = match BlockKind::try_from(block_kind) {
+        Ok(BlockKind::Policy) => "policy",
+        Ok(BlockKind::Failure) => "failure",
+        _ => "",
+    };
+    line.insert("block_kind".into(), json!(kind));
+    line.insert("decided_by".into(), json!(decided_by));
+    line.insert("reason".into(), json!(reason));
+}
+
+fn tail(
+    line: &mut Map<String, Value>,
+    latency: Duration,
+    trace: &[PluginResult],
+    versions: &dyn Fn(&str) -> Option<Arc<str>>,
+) {
+    line.insert("latency_us".into(), json!(latency.as_micros() as u64));
+    let plugins: Vec<Value> = trace
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.plugin,
+                "version": versions(&r.plugin).as_deref().unwrap_or(""),
+                "stage": if r.stage == Stage::Policy as i32 { "policy" } else { "hook" },
+                "outcome": outcome_name(r.outcome),
+                "failure": failure_name(r.failure),
+                "latency_us": r.latency_us,
+                "detail": r.detail,
+                "revalidation": r.revalidation,
+            })
+        })
+        .collect();
+    line.insert("plugins".into(), Value::Array(plugins));
+}
+
+/// Params as JSON in the line (they were checked: valid JSON), not as a string of JSON.
+fn raw_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| json!(text))
+}
+
+/// The hook's name as configuration and the audit log spell it.
+pub fn hook_name(hook: Hook) -> &'static str {
+    match hook {
+        Hook::BeforeToolCall => "before_tool_call",
+        Hook::BeforeSessionCreate => "before_session_create",
+        Hook::SessionCreated => "session_created",
+        Hook::Unspecified => "unspecified",
+    }
+}
+
+/// An outcome in a word: `allow`, `block`, `require_approval` (`cancelled` when a plugin's call
+/// was cancelled because the verdict was already decided).
+pub fn outcome_name(outcome: i32) -> &'static str {
+    match Outcome::try_from(outcome) {
+        Ok(Outcome::Allow) => "allow",
+        Ok(Outcome::Block) => "block",
+        Ok(Outcome::RequireApproval) => "require_approval",
+        _ => "cancelled",
+    }
+}
+
+/// A failure kind in a word (`""` for none).
+pub fn failure_name(failure: i32) -> &'static str {
+    match Failure::try_from(failure) {
+        Ok(Failure::Timeout) => "timeout",
+        Ok(Failure::Crashed) => "crashed",
+        Ok(Failure::Unavailable) => "unavailable",
+        Ok(Failure::InvalidResponse) => "invalid_response",
+        Ok(Failure::Error) => "error",
+        _ => "",
+    }
+}
+
+/// `time` as RFC 3339 in UTC with microseconds, e.g. `2026-11-30T21:04:05.123456Z`.
+pub fn rfc3339(time: SystemTime) -> String {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_micros()
+    )
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Where the writer thread writes.
+enum Sink {
+    Stdout,
+    File {
+        path: std::path::PathBuf,
+        file: File,
+    },
+}
+
+impl Sink {
+    fn open(path: &AuditPath) -> io::Result<Sink> {
+        match path {
+            AuditPath::Stdout => Ok(Sink::Stdout),
+            AuditPath::File(path) => Ok(Sink::File {
+                path: path.clone(),
+                file: open_file(path).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot open the audit log {}: {e}", path.display()),
+                    )
+                })?,
+            }),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Stdout => io::stdout().lock().write_all(bytes),
+            Sink::File { file, .. } => file.write_all(bytes),
+        }
+    }
+
+    fn reopen(&mut self) {
+        if let Sink::File { path, file } = self {
+            match open_file(path) {
+                Ok(new) => *file = new,
+                Err(e) => tracing::error!(path = %path.display(),
+                    "cannot reopen the audit log; still writing to the old file: {e}"),
+            }
+        }
+    }
+}
+
+/// Opens for appending (created 0640). The open itself never blocks: a FIFO without a reader
+/// is refused (`ENXIO`) instead of hanging the caller; writes then block the writer thread only.
+fn open_file(path: &std::path::Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
+    let blocking = nix::fcntl::OFlag::from_bits_truncate(flags) - nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(blocking))?;
+    Ok(file)
+}
+
+/// The writer thread's state.
+struct Writer {
+    sink: Sink,
+    dropped: Arc<AtomicU64>,
+    reopen: Arc<AtomicBool>,
+}
+
+impl Writer {
+    /// Writes what comes, batching what is already queued, reopens when asked, and says when
+    /// lines were dropped. Ends when every sender is gone.
+    fn run(mut self, lines: &Receiver<Message>) {
+        let mut reported = 0;
+        let mut buffer = Vec::with_capacity(64 * 1024);
+        while let Ok(first) = lines.recv() {
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                if let Message::Line(line) = message {
+                    buffer.extend_from_slice(line.as_bytes());
+                    buffer.push(b'\n');
+                }
+                if buffer.len() < 256 * 1024 {
+                    next = lines.try_recv().ok();
+                }
+            }
+            let now = self.dropped.load(Ordering::Relaxed);
+            if now > reported {
+                let line = json!({
+                    "ts": rfc3339(SystemTime::now()),
+                    "event": "dropped",
+                    "dropped_lines": now - reported,
+                    "dropped_total": now,
+                });
+                buffer.extend_from_slice(line.to_string().as_bytes());
+                buffer.push(b'\n');
+                reported = now;
+            }
+            flush(&mut self.sink, &mut buffer);
+            if self.reopen.swap(false, Ordering::Relaxed) {
+                self.sink.reopen();
+            }
+        }
+    }
+}
+
+fn flush(sink: &mut Sink, buffer: &mut Vec<u8>) {
+    if buffer.is_empty() {
+        return;
+    }
+    if let Err(e) = sink.write(buffer) {
+        tracing::error!("cannot write the audit log: {e}");
+    }
+    buffer.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_796_072_645_123_456);
+        assert_eq!(rfc3339(t), "2026-11-30T21:04:05.123456Z");
+        assert_eq!(
+            rfc3339(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000000Z"
+        );
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
+    }
+}

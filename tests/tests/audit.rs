@@ -1,0 +1,244 @@
+//! The decision audit log (`[audit]`): one JSON line per verdict with the right fields, params
+//! only when enabled, the request id from the host to the plugins and back, rotation on SIGUSR1,
+//! and a writer that never holds a decision up, even when its file blocks.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hookvisor_proto::v1::Outcome;
+use hookvisor_tests::harness::{
+    PluginToml, Recording, Supervisor, TestDir, plugins, toml_string, tool_call,
+};
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+/// The lines of `path` once there are at least `n` (polling, with a deadline).
+async fn lines(path: &Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let parsed: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        if parsed.len() >= n || Instant::now() > deadline {
+            assert!(
+                parsed.len() >= n,
+                "{} of {n} lines in {}",
+                parsed.len(),
+                path.display()
+            );
+            return parsed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn audit_table(path: &str, extra: &str) -> String {
+    format!("\n[audit]\npath = {}\n{extra}\n", toml_string(path))
+}
+
+fn four_outcomes() -> String {
+    plugins(&[
+        PluginToml::new("guard", "fixture-recorder")
+            .policy()
+            .action("block-tool:danger"),
+        PluginToml::new("asker", "fixture-recorder")
+            .action("approve:Ask first?")
+            .env("FIXTURE_TOOLS", "ask"),
+        PluginToml::new("sleeper", "fixture-hang")
+            .timeout_ms(100)
+            .env("FIXTURE_TOOLS", "slow"),
+    ])
+}
+
+#[tokio::test]
+async fn one_line_per_verdict_with_its_fields_and_no_params() {
+    let body = four_outcomes() + &audit_table("decisions.jsonl", "");
+    let supervisor = Supervisor::start(&body).await;
+    let path = supervisor.dir().join("decisions.jsonl");
+    for (tool, outcome) in [
+        ("read", Outcome::Allow),
+        ("danger", Outcome::Block),
+        ("ask", Outcome::RequireApproval),
+        ("slow", Outcome::Block),
+    ] {
+        let verdict = supervisor.verdict(tool, json!({"secret": "hunter2"})).await;
+        assert_eq!(verdict.outcome(), outcome, "{tool}: {verdict:?}");
+    }
+    let lines = lines(&path, 4).await;
+    let by_tool = |tool: &str| {
+        lines
+            .iter()
+            .find(|l| l["tool"] == tool)
+            .unwrap_or_else(|| panic!("no line for {tool}: {lines:?}"))
+    };
+    for line in &lines {
+        assert_eq!(line["hook"], "before_tool_call");
+        assert!(line["ts"].as_str().unwrap().ends_with('Z'), "{line}");
+        assert_eq!(line["request_id"].as_str().unwrap().len(), 24, "{line}");
+        assert!(line["latency_us"].as_u64().is_some(), "{line}");
+        assert!(
+            line.get("params").is_none(),
+            "params logged by default: {line}"
+        );
+        assert!(!line.to_string().contains("hunter2"), "{line}");
+        let guard = &line["plugins"][0];
+        assert_eq!(guard["name"], "guard");
+        assert_eq!(guard["version"], "0.0.0-test");
+        assert_eq!(guard["stage"], "policy");
+        assert!(guard["latency_us"].as_u64().is_some(), "{line}");
+    }
+    assert_eq!(by_tool("read")["outcome"], "allow");
+    assert_eq!(by_tool("read")["session_key"], "agent:agent-1:main");
+    let blocked = by_tool("danger");
+    assert_eq!(blocked["outcome"], "block");
+    assert_eq!(blocked["block_kind"], "policy");
+    assert_eq!(blocked["decided_by"], "guard");
+    assert!(!blocked["reason"].as_str().unwrap().is_empty(), "{blocked}");
+    let asked = by_tool("ask");
+    assert_eq!(asked["outcome"], "require_approval");
+    assert_eq!(asked["plugins"][1]["name"], "asker");
+    assert_eq!(asked["plugins"][1]["outcome"], "require_approval");
+    let failed = by_tool("slow");
+    assert_eq!(failed["outcome"], "block");
+    assert_eq!(failed["block_kind"], "failure");
+    assert_eq!(failed["decided_by"], "sleeper");
+    assert_eq!(failed["plugins"][1]["failure"], "timeout");
+}
+
+#[tokio::test]
+async fn params_are_logged_only_when_enabled() {
+    let body =
+        plugins(&[PluginToml::new("rewriter", "fixture-recorder")
+            .action(r#"merge:{"path":"/abs/a.txt"}"#)])
+            + &audit_table("decisions.jsonl", "log_params = true");
+    let supervisor = Supervisor::start(&body).await;
+    supervisor.verdict("read", json!({"path": "a.txt"})).await;
+    let line = &lines(&supervisor.dir().join("decisions.jsonl"), 1).await[0];
+    assert_eq!(line["params"], json!({"path": "a.txt"}), "{line}");
+    assert_eq!(
+        line["final_params"],
+        json!({"path": "/abs/a.txt"}),
+        "{line}"
+    );
+    assert_eq!(line["params_changed"], true, "{line}");
+}
+
+#[tokio::test]
+async fn the_request_id_goes_from_the_host_to_the_plugins_the_audit_and_back() {
+    let recording = Recording::new();
+    let body = plugins(&[PluginToml::new("seen", "fixture-recorder").record(&recording)])
+        + &audit_table("decisions.jsonl", "");
+    let supervisor = Supervisor::start(&body).await;
+    let mut request = tonic::Request::new(tool_call("read", json!({})));
+    request
+        .metadata_mut()
+        .insert("x-hookvisor-request-id", "host-req-42".parse().unwrap());
+    let response = supervisor
+        .client()
+        .await
+        .before_tool_call(request)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.metadata().get("x-hookvisor-request-id").unwrap(),
+        "host-req-42"
+    );
+    let calls = recording.wait_calls("seen", 1).await;
+    assert_eq!(calls[0]["request_id"], "host-req-42", "{calls:?}");
+    let line = &lines(&supervisor.dir().join("decisions.jsonl"), 1).await[0];
+    assert_eq!(line["request_id"], "host-req-42");
+
+    // An id a host could use to inject text is replaced by one of ours.
+    let mut request = tonic::Request::new(tool_call("read", json!({})));
+    request
+        .metadata_mut()
+        .insert("x-hookvisor-request-id", "a\"b".parse().unwrap());
+    let response = supervisor
+        .client()
+        .await
+        .before_tool_call(request)
+        .await
+        .unwrap();
+    let id = response.metadata().get("x-hookvisor-request-id").unwrap();
+    assert_eq!(id.len(), 24, "{id:?}");
+    let calls = recording.wait_calls("seen", 2).await;
+    assert_eq!(calls[1]["request_id"], id.to_str().unwrap());
+}
+
+#[tokio::test]
+async fn sigusr1_reopens_the_log_for_rotation() {
+    let body =
+        plugins(&[PluginToml::new("p", "fixture-recorder")]) + &audit_table("decisions.jsonl", "");
+    let supervisor = Supervisor::start(&body).await;
+    let path = supervisor.dir().join("decisions.jsonl");
+    supervisor.verdict("before-rotation", json!({})).await;
+    lines(&path, 1).await;
+    let rotated = supervisor.dir().join("decisions.jsonl.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    supervisor.signal(Signal::SIGUSR1);
+    // The reopen is asynchronous: keep asking until a line lands in the new file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() && Instant::now() < deadline {
+        supervisor.verdict("after-rotation", json!({})).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    supervisor.verdict("after-rotation", json!({})).await;
+    let new = lines(&path, 1).await;
+    assert!(new.iter().all(|l| l["tool"] == "after-rotation"), "{new:?}");
+    let old = lines(&rotated, 1).await;
+    assert_eq!(old[0]["tool"], "before-rotation");
+}
+
+/// A FIFO nobody reads: the writer's first writes fill the pipe, then it blocks for good.
+fn stuck_fifo(dir: &TestDir) -> (PathBuf, std::fs::File) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("stuck.fifo");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap();
+    (path, reader)
+}
+
+#[tokio::test]
+async fn a_blocked_writer_never_holds_a_decision_up() {
+    let fifo_dir = TestDir::new();
+    let (fifo, _reader) = stuck_fifo(&fifo_dir);
+    let body = plugins(&[PluginToml::new("p", "fixture-recorder")])
+        + &audit_table(&fifo.display().to_string(), "queue_lines = 8");
+    let supervisor = Supervisor::start(&body).await;
+    // Far more than the pipe (64 KiB) and the queue hold: 16 hosts, 25 calls each, each call
+    // with a deadline.
+    let padding = "x".repeat(2000);
+    let client = supervisor.client().await;
+    let mut hosts = tokio::task::JoinSet::new();
+    for host in 0..16 {
+        let mut client = client.clone();
+        let padding = padding.clone();
+        hosts.spawn(async move {
+            for i in 0..25 {
+                let params = json!({ "host": host, "n": i, "pad": padding });
+                let mut request = tonic::Request::new(tool_call("read", params));
+                request.set_timeout(Duration::from_secs(5));
+                let verdict = client.before_tool_call(request).await;
+                let verdict = verdict.expect("a verdict in time").into_inner();
+                assert_eq!(verdict.outcome(), Outcome::Allow);
+            }
+        });
+    }
+    let mut done = 0;
+    while let Some(host) = hosts.join_next().await {
+        host.expect("every host got all its verdicts");
+        done += 1;
+    }
+    assert_eq!(done, 16);
+    assert!(
+        supervisor.log_contains("dropping lines").await,
+        "{}",
+        supervisor.log()
+    );
+}

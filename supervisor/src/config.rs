@@ -1340,10 +1340,15 @@ hooks = ["session_created", "before_session_create", "session_created"]
                 format!("{PLUGIN}trused = true\n"),
                 4,
                 "unknown key `trused` in [[plugin]] (expected one of: name, command, args, trusted, priority, \
-                 timeout_ms, on_failure, env, inherit_env, hooks)"
+                 timeout_ms, on_failure, env, inherit_env, hooks, mode)"
                     .into(),
             ),
             ("unknown top-level key", "\n\nplugins = []\n".into(), 3, "unknown key `plugins` at the top level".into()),
+            ("shadow and trusted", format!("{PLUGIN}trusted = true\nmode = \"shadow\"\n"), 5, "key `mode`: a shadow plugin never runs in the policy stage; it cannot be trusted".into()),
+            ("unknown mode", format!("{PLUGIN}mode = \"dry-run\"\n"), 4, "key `mode`: \"dry-run\" is not a mode".into()),
+            ("metrics address", "[metrics]\nlisten = \"localhost\"\n".into(), 2, "key `listen`: \"localhost\" is not an address and port".into()),
+            ("audit queue", "[audit]\npath = \"-\"\nqueue_lines = 0\n".into(), 3, "key `queue_lines`: 0 is out of range; expected 1..=1048576".into()),
+            ("audit without path", "[audit]\nlog_params = true\n".into(), 1, "missing required key `path` in [audit]".into()),
             ("unknown table", "[supervsor]\nsocket = \"/a\"\n".into(), 1, "unknown key `supervsor` at the top level".into()),
             ("unknown key in supervisor", "[supervisor]\nsock = \"/a\"\n".into(), 2, "unknown key `sock` in [supervisor]".into()),
             ("unknown hook table", "[hooks.before_tool]\n".into(), 1, "unknown key `before_tool` in [hooks]".into()),

@@ -3,7 +3,7 @@
 #   make test   install what the tests need (Python packages included) and run every test
 # and, for the performance figures (README, "Performance"):
 #   make bench  build in release (and the go-plugin peer, with Go) and run `hookvisor bench`
-.PHONY: demo test lint venv tools bench
+.PHONY: demo test lint venv tools bench sdks
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -34,15 +34,24 @@ tools:
 	@command -v systemd-socket-activate >/dev/null || { apt-get update -qq && apt-get install -y -qq systemd; }
 	@{ command -v setpriv && command -v prlimit; } >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
 
+# The plugin SDKs in Python, TypeScript and Go: each installs its own dependencies (pinned, inside
+# the checkout) and builds its examples and test fixtures; its check.sh checks generated code,
+# formatting and lint, and runs its own tests.
+SDKS := go
+
+sdks:
+	@for sdk in $(SDKS); do plugin-sdk/$$sdk/setup.sh; done
+
 lint:
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	@out="$$(gofmt -l bench/goplugin)"; test -z "$$out" || { echo "gofmt: $$out"; exit 1; }
 	cd bench/goplugin && go vet ./...
 
-test: venv tools lint
+test: venv tools sdks lint
 	@# The go-plugin peer of the benchmark (Go, from the Go module proxy).
 	cd bench/goplugin && go test ./...
+	@for sdk in $(SDKS); do echo "== plugin-sdk/$$sdk/check.sh"; plugin-sdk/$$sdk/check.sh; done
 	@# Black-box tests spawn the real binaries: build them all first.
 	cargo build --locked --workspace --bins
 	HOOKVISOR_TEST_PYTHON=$(abspath $(PYTHON)) cargo test --locked --workspace 2>&1 \

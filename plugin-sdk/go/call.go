@@ -1,0 +1,170 @@
+package hookvisor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "hookvisor.dev/plugin-sdk/go/hookvisorpb"
+)
+
+// ToolCall is a before_tool_call question: which tool, with which params, in which context.
+type ToolCall struct {
+	// ToolName is the tool's name, e.g. "exec".
+	ToolName string
+	// Params are the call's params as left by the policy stage. Numbers are json.Number, so they
+	// survive a [Rewrite] exactly.
+	Params map[string]any
+	// Context says who is calling and where (agent, session, workspace directory…); may be nil.
+	Context *pb.ToolCallContext
+	// Metadata is this plugin's namespace of the session metadata; nil when absent.
+	Metadata any
+	// Deadline is how long the supervisor will wait for the answer (zero if it did not say).
+	// The handler's ctx carries the same deadline.
+	Deadline time.Duration
+}
+
+// ParamString is the string param key, if present and a string.
+func (c *ToolCall) ParamString(key string) (string, bool) {
+	s, ok := c.Params[key].(string)
+	return s, ok
+}
+
+// WorkspaceDir is the context's workspace_dir, or "" when there is none.
+func (c *ToolCall) WorkspaceDir() string { return c.Context.GetWorkspaceDir() }
+
+// AgentID is the context's agent_id, or "" when there is none.
+func (c *ToolCall) AgentID() string { return c.Context.GetAgentId() }
+
+// SessionCreate is a before_session_create question: may this session be created?
+type SessionCreate struct {
+	SessionKey       string
+	AgentID          string
+	Label            string
+	Model            string
+	ParentSessionKey string // "" for a top-level session
+	WorkspaceDir     string
+	Requester        *pb.Requester // may be nil
+	// Metadata is this plugin's namespace of the session metadata; nil when absent.
+	Metadata any
+	// Deadline is how long the supervisor will wait for the answer (zero if it did not say).
+	Deadline time.Duration
+}
+
+// SessionCreated is a session_created observation.
+type SessionCreated struct {
+	SessionKey string
+	SessionID  string
+	AgentID    string
+	// Metadata is this plugin's namespace of the session metadata; nil when absent.
+	Metadata any
+}
+
+// toolCallFrom parses a request. JSON that does not parse is the supervisor's bug, answered with
+// INVALID_ARGUMENT naming the field (the supervisor counts it as a failure: the call is blocked).
+func toolCallFrom(req *pb.BeforeToolCallRequest) (*ToolCall, error) {
+	value, err := decodeJSON(req.GetParamsJson())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "params_json is not valid JSON: %v", err)
+	}
+	params, ok := value.(map[string]any)
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "params_json must be a JSON object, got %s", jsonKind(value))
+	}
+	metadata, err := parseMetadata(req.GetSessionMetadataJson())
+	if err != nil {
+		return nil, err
+	}
+	return &ToolCall{
+		ToolName: req.GetToolName(),
+		Params:   params,
+		Context:  req.GetContext(),
+		Metadata: metadata,
+		Deadline: time.Duration(req.GetDeadlineMs()) * time.Millisecond,
+	}, nil
+}
+
+func sessionCreateFrom(req *pb.BeforeSessionCreateRequest) (*SessionCreate, error) {
+	metadata, err := parseMetadata(req.GetSessionMetadataJson())
+	if err != nil {
+		return nil, err
+	}
+	return &SessionCreate{
+		SessionKey:       req.GetSessionKey(),
+		AgentID:          req.GetAgentId(),
+		Label:            req.GetLabel(),
+		Model:            req.GetModel(),
+		ParentSessionKey: req.GetParentSessionKey(),
+		WorkspaceDir:     req.GetWorkspaceDir(),
+		Requester:        req.GetRequester(),
+		Metadata:         metadata,
+		Deadline:         time.Duration(req.GetDeadlineMs()) * time.Millisecond,
+	}, nil
+}
+
+func sessionCreatedFrom(event *pb.SessionCreatedEvent) (*SessionCreated, error) {
+	metadata, err := parseMetadata(event.GetSessionMetadataJson())
+	if err != nil {
+		return nil, err
+	}
+	return &SessionCreated{
+		SessionKey: event.GetSessionKey(),
+		SessionID:  event.GetSessionId(),
+		AgentID:    event.GetAgentId(),
+		Metadata:   metadata,
+	}, nil
+}
+
+// parseMetadata reads a metadata namespace: "" means none, anything else must be one JSON value.
+func parseMetadata(text string) (any, error) {
+	if text == "" {
+		return nil, nil
+	}
+	value, err := decodeJSON(text)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "session_metadata_json is not valid JSON: %v", err)
+	}
+	return value, nil
+}
+
+// decodeJSON parses exactly one JSON value, keeping numbers as json.Number.
+func decodeJSON(text string) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader([]byte(text)))
+	dec.UseNumber()
+	var value any
+	if err := dec.Decode(&value); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty input")
+		}
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("data after the first JSON value")
+	}
+	return value, nil
+}
+
+func jsonKind(value any) string {
+	switch value.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	default:
+		return fmt.Sprintf("%T", value)
+	}
+}

@@ -1,0 +1,148 @@
+"""The synchronous plugin process: `run` serves a `Plugin` on a bounded thread pool.
+
+Concurrency: at most `max_concurrent_calls` RPCs (hook calls, `Describe` and health checks
+together) are admitted at once, each on its own worker thread; past that a call is answered
+`RESOURCE_EXHAUSTED` at once (which the supervisor counts as a failure). A thread running a
+handler whose call was cancelled keeps its slot until the handler returns (Python cannot stop a
+thread), so handlers that may be slow should watch `call.cancelled`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from . import _adapt, _process
+from ._proto.hookvisor.v1 import hookvisor_pb2 as pb
+from ._proto.hookvisor.v1 import hookvisor_pb2_grpc as pb_grpc
+from .call import SessionCreate, SessionCreated, ToolCall
+from .info import Info
+from .plugin import Plugin
+
+#: Calls admitted at once (and worker threads) unless `run` is told otherwise.
+DEFAULT_MAX_CONCURRENT_CALLS = 32
+
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+
+T = TypeVar("T")
+
+
+def run(
+    plugin: Plugin | Callable[[], Plugin],
+    *,
+    max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS,
+) -> NoReturn:
+    """Runs `plugin` as a hookvisor plugin process; never returns.
+
+    Checks `HOOKVISOR_MAGIC_COOKIE` (missing or wrong: one line on stderr, exit 1) and
+    `HOOKVISOR_PLUGIN_SOCKET` (must be absolute, else exit 1). `plugin` may be a `Plugin` or a
+    callable returning one (the class itself, or a function that reads configuration): it is
+    called only after those checks, and an exception from it is printed as one line with exit 1
+    (`ConfigError`'s message alone, others with their type). Then binds the socket (replacing a
+    stale socket file), serves `hookvisor.v1.Plugin` and `grpc.health.v1.Health` until SIGTERM
+    or SIGINT, drains for at most 1.5 s, removes the socket and exits 0. Bind errors: exit 2.
+    """
+    socket, name = _process.handshake()
+    built: Plugin
+    built, info = _process.init(plugin, Plugin)
+    raise SystemExit(
+        _serve_until_signal(built, _process.describe(info, name), socket, max_concurrent_calls)
+    )
+
+
+def _serve_until_signal(plugin: Plugin, info: Info, socket: str, limit: int) -> int:
+    wake = _process.signal_pipe()
+    in_flight = _process.InFlight()
+    executor = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="hookvisor-call")
+    server = grpc.server(executor, maximum_concurrent_rpcs=limit)
+    servicer = _Servicer(plugin, info.to_proto(), in_flight)
+    pb_grpc.add_PluginServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    health_service = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
+    try:
+        _process.check_bindable(socket)
+        if server.add_insecure_port(f"unix:{socket}") == 0:
+            raise RuntimeError("the address was refused")
+    except (OSError, RuntimeError) as e:
+        _process.bind_failed(socket, e)
+    server.start()
+    for service in ("", _process.PLUGIN_SERVICE):
+        health_service.set(service, _SERVING)
+
+    _process.announce_stop(os.read(wake, 1)[0])
+    health_service.enter_graceful_shutdown()
+    # stop() refuses new calls at once and cancels those still running after the grace period;
+    # the wait is bounded too, since a handler that ignores cancellation never returns.
+    server.stop(grace=_process.DRAIN_LIMIT_S).wait(_process.DRAIN_LIMIT_S + 0.2)
+    _process.remove_socket(socket)
+    if in_flight.count:
+        limit_ms = int(_process.DRAIN_LIMIT_S * 1000)
+        print(f"calls still running after {limit_ms} ms; exiting anyway", file=sys.stderr)
+        _process.exit_now(0)
+    executor.shutdown(wait=False)
+    return 0
+
+
+class _Servicer(pb_grpc.PluginServicer):
+    """Turns the generated service's requests into the SDK's views and the answers back."""
+
+    def __init__(self, plugin: Plugin, info: pb.PluginInfo, in_flight: _process.InFlight) -> None:
+        self._plugin = plugin
+        self._info = info
+        self._in_flight = in_flight
+
+    def Describe(self, request: pb.DescribeRequest, context: grpc.ServicerContext) -> pb.PluginInfo:
+        return self._info
+
+    def BeforeToolCall(
+        self, request: pb.BeforeToolCallRequest, context: grpc.ServicerContext
+    ) -> pb.ToolCallDecision:
+        def answer() -> pb.ToolCallDecision:
+            call = ToolCall.from_proto(request)
+            _watch(context, call.cancelled)
+            return _adapt.tool_call_answer(self._plugin.before_tool_call(call))
+
+        return self._answer("before_tool_call", context, answer)
+
+    def BeforeSessionCreate(
+        self, request: pb.BeforeSessionCreateRequest, context: grpc.ServicerContext
+    ) -> pb.SessionDecision:
+        def answer() -> pb.SessionDecision:
+            session = SessionCreate.from_proto(request)
+            _watch(context, session.cancelled)
+            return _adapt.session_answer(self._plugin.before_session_create(session))
+
+        return self._answer("before_session_create", context, answer)
+
+    def SessionCreated(
+        self, request: pb.SessionCreatedEvent, context: grpc.ServicerContext
+    ) -> pb.Ack:
+        def answer() -> pb.Ack:
+            event = SessionCreated.from_proto(request)
+            _watch(context, event.cancelled)
+            self._plugin.session_created(event)
+            return pb.Ack()
+
+        return self._answer("session_created", context, answer)
+
+    def _answer(self, hook: str, context: grpc.ServicerContext, answer: Callable[[], T]) -> T:
+        with self._in_flight:
+            try:
+                return answer()
+            except Exception as e:
+                code, message = _adapt.failure(hook, e)
+                context.abort(code, message)
+                raise  # abort() always raises; this keeps type checkers sure of it
+
+
+def _watch(context: grpc.ServicerContext, cancelled: threading.Event) -> None:
+    """Sets `cancelled` once the call ends; while the handler runs, that means cancelled."""
+    if not context.add_callback(cancelled.set):
+        cancelled.set()

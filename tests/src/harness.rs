@@ -162,6 +162,17 @@ impl PluginToml {
         }
     }
 
+    /// A plugin called `name` running `program` (a plugin in another language, say; give its
+    /// `args` through [`PluginToml::key`]).
+    pub fn program(name: &str, program: &Path) -> PluginToml {
+        PluginToml {
+            name: name.to_owned(),
+            command: program.to_path_buf(),
+            keys: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
     /// Runs `program` instead of the fixture (with `args` given through [`PluginToml::key`]).
     pub fn command(mut self, program: &str) -> PluginToml {
         self.command = PathBuf::from(program);
@@ -827,4 +838,53 @@ pub async fn wait_gone(pid: i32, limit: Duration) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+// ---- hookvisor conformance ----
+
+/// Runs `hookvisor conformance ARGS -- COMMAND...`; returns whether it exited 0 and its stdout.
+pub fn conformance(args: &[&str], command: &[&str]) -> (bool, String) {
+    let mut all = vec!["conformance"];
+    all.extend_from_slice(args);
+    all.push("--");
+    all.extend_from_slice(command);
+    let (status, stdout, stderr) = run_hookvisor(&all);
+    assert!(
+        status.code() == Some(0) || status.code() == Some(1),
+        "conformance itself failed ({status}): {stdout}{stderr}"
+    );
+    (status.success(), stdout)
+}
+
+/// The line of a conformance report for `check`, which must be there.
+pub fn conformance_line<'a>(report: &'a str, check: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.get(6..).unwrap_or("").starts_with(&format!("{check}:")))
+        .unwrap_or_else(|| panic!("no line for {check}: {report}"))
+}
+
+/// Every check of `command` passes.
+pub fn assert_conformance_passes(args: &[&str], command: &[&str]) {
+    let (passed, report) = conformance(args, command);
+    assert!(passed, "{report}");
+    assert!(!report.contains("FAIL"), "{report}");
+    assert!(report.contains(", 0 failed"), "{report}");
+    for check in ["cookie", "ready", "describe", "health", "cancel", "sigterm"] {
+        assert!(
+            conformance_line(&report, check).starts_with("pass  "),
+            "{report}"
+        );
+    }
+}
+
+/// The report failed, and its line for `check` is a FAIL that says `reason`.
+pub fn assert_conformance_fails(report: &(bool, String), check: &str, reason: &str) {
+    let (passed, report) = report;
+    assert!(!passed, "{report}");
+    let found = conformance_line(report, check);
+    assert!(
+        found.starts_with("FAIL  ") && found.contains(reason),
+        "expected {check} to fail with {reason:?}: {report}"
+    );
 }

@@ -9,9 +9,11 @@
 //! - [`harness`]: what the tests in `tests/*.rs` share: starting a supervisor on a fresh
 //!   configuration ([`harness::Supervisor`]), building `[[plugin]]` entries
 //!   ([`harness::PluginToml`]), requests, and reading what recorder plugins saw.
+//! - [`languages`]: where the plugins in Python, TypeScript and Go are once built.
 //!
 //! Fixtures use the generated `hookvisor_proto` server directly, not the plugin SDK, so a test
 //! failure points at the supervisor and a fixture can break the contract on purpose.
 
 pub mod fixture;
 pub mod harness;
+pub mod languages;

@@ -1,49 +1,10 @@
 //! `hookvisor conformance` against real plugin processes: it passes every example plugin and
 //! names the check a deliberately broken fixture fails.
 
-use hookvisor_tests::harness::{binary, repo_root, run_hookvisor};
-
-/// Runs `hookvisor conformance ARGS -- COMMAND...`; returns whether it exited 0 and its stdout.
-fn conformance(args: &[&str], command: &[&str]) -> (bool, String) {
-    let mut all = vec!["conformance"];
-    all.extend_from_slice(args);
-    all.push("--");
-    all.extend_from_slice(command);
-    let (status, stdout, stderr) = run_hookvisor(&all);
-    assert!(
-        status.code() == Some(0) || status.code() == Some(1),
-        "conformance itself failed ({status}): {stdout}{stderr}"
-    );
-    (status.success(), stdout)
-}
-
-/// The report's line for `check`, which must be there.
-fn line<'a>(report: &'a str, check: &str) -> &'a str {
-    report
-        .lines()
-        .find(|l| l[6.min(l.len())..].starts_with(&format!("{check}:")))
-        .unwrap_or_else(|| panic!("no line for {check}: {report}"))
-}
-
-fn assert_passes(args: &[&str], command: &[&str]) {
-    let (passed, report) = conformance(args, command);
-    assert!(passed, "{report}");
-    assert!(!report.contains("FAIL"), "{report}");
-    assert!(report.contains(", 0 failed"), "{report}");
-    for check in ["cookie", "ready", "describe", "health", "cancel", "sigterm"] {
-        assert!(line(&report, check).starts_with("pass  "), "{report}");
-    }
-}
-
-fn assert_fails(report: &(bool, String), check: &str, reason: &str) {
-    let (passed, report) = report;
-    assert!(!passed, "{report}");
-    let found = line(report, check);
-    assert!(
-        found.starts_with("FAIL  ") && found.contains(reason),
-        "expected {check} to fail with {reason:?}: {report}"
-    );
-}
+use hookvisor_tests::harness::{
+    assert_conformance_fails as assert_fails, assert_conformance_passes as assert_passes, binary,
+    conformance, repo_root,
+};
 
 #[test]
 fn every_rust_example_passes() {

@@ -38,6 +38,11 @@ impl Drain {
         }
     }
 
+    /// Host calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Admits one call, unless draining. Counting first and checking second means `idle` can
     /// never miss a call that was admitted.
     pub fn enter(self: &Arc<Self>) -> Result<InFlight, Draining> {

@@ -14,6 +14,8 @@
 //! - [`layout`]: the files hookvisor owns on disk (runtime directory, lock, host socket) and the
 //!   checks that refuse places another user could tamper with; `preflight` for `check-config`.
 //! - [`limits`]: the JSON and approval limits of §8, for host input and plugin answers alike.
+//! - [`metrics`]: counters and histograms of verdicts and plugin calls, plugin states at scrape
+//!   time, served as OpenMetrics text on `GET /metrics`.
 //! - [`merge`]: the merge rules of §4 and §5, pure: per-plugin results in, verdict out.
 //! - [`spawner`]: the one thread that forks plugins, each behind its [`spawner::reaper`] (the
 //!   binary re-executed as a child subreaper, so no plugin process outlives the supervisor),
@@ -50,6 +52,7 @@ pub mod generation;
 pub mod layout;
 pub mod limits;
 pub mod merge;
+pub mod metrics;
 pub mod plugin;
 pub mod request;
 pub mod request_id;

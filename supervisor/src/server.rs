@@ -19,6 +19,7 @@ use crate::connections;
 use crate::drain::Drain;
 use crate::generation::{self, Generation};
 use crate::layout::{self, LayoutError};
+use crate::metrics::{self, Metrics};
 use crate::plugin::PluginSet;
 use crate::service::{HooksService, Observers};
 use crate::spawner::Spawner;
@@ -135,7 +136,18 @@ pub async fn serve_on(
         Some(audit) => Some(Audit::start(audit).map_err(io_error("[audit] path"))?),
         None => None,
     };
-    let observers = Arc::new(Observers { audit });
+    let metrics_listener = match &config.metrics {
+        Some(metrics) => Some(
+            metrics::bind(metrics.listen)
+                .await
+                .map_err(io_error("[metrics] listen"))?,
+        ),
+        None => None,
+    };
+    let observers = Arc::new(Observers {
+        audit,
+        metrics: metrics_listener.as_ref().map(|_| Arc::new(Metrics::new())),
+    });
     let spawner = Spawner::start(tokio::runtime::Handle::current())
         .map_err(io_error("cannot start the spawner thread"))?;
     let plugins = Arc::new(PluginSet::start(&config, spawner.clone()).await);
@@ -177,7 +189,21 @@ pub async fn serve_on(
         plugins: plugins.clone(),
         hooks: config.hooks.clone(),
     });
-    let hooks = HooksService::new(reader, drain.clone(), observers.clone());
+    let hooks = HooksService::new(reader.clone(), drain.clone(), observers.clone());
+    let metrics_server = match (metrics_listener, &observers.metrics) {
+        (Some(listener), Some(metrics)) => {
+            let (metrics, observers, drain) = (metrics.clone(), observers.clone(), drain.clone());
+            let render = move || {
+                let dropped = observers.audit.as_ref().map_or(0, Audit::dropped);
+                metrics.render(&reader.get().plugins, drain.in_flight(), dropped)
+            };
+            Some(AbortOnDrop(tokio::spawn(metrics::serve(
+                listener,
+                Arc::new(render),
+            ))))
+        }
+        _ => None,
+    };
     // A verdict is never refused on our side: its size is bounded by what goes in it (the
     // canonical params, texts cut to 4 KiB, the trace: docs/security.md).
     let hooks = HooksServer::new(hooks)
@@ -276,6 +302,7 @@ pub async fn serve_on(
             }
         }
     };
+    drop(metrics_server);
     current.get().plugins.stop(grace).await;
     if !activated && let Err(e) = layout::remove_stale_socket(&socket) {
         tracing::warn!("left the host socket in place: {e}");
@@ -359,6 +386,15 @@ async fn switch(
     old.plugins.stop_unless_kept(&plugins, grace).await;
     tracing::info!(plugins = next.plugins.len(), "reloaded");
     next
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn flatten(

@@ -22,6 +22,7 @@ use crate::audit::Audit;
 use crate::config::HookConfig;
 use crate::drain::{Drain, InFlight};
 use crate::generation::{self, Generation};
+use crate::metrics::Metrics;
 use crate::request;
 use crate::request_id::{self, RequestId};
 use crate::stages::{self, Budget};
@@ -31,6 +32,8 @@ use crate::stages::{self, Budget};
 pub struct Observers {
     /// The decision audit log, when `[audit]` is configured.
     pub audit: Option<Audit>,
+    /// The metrics, when `[metrics]` is configured.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// The `Hooks` service.
@@ -133,9 +136,18 @@ impl Hooks for HooksService {
         let verdict = request_id::scope(id.clone(), decide)
             .instrument(span("before_tool_call", &id))
             .await;
+        let latency = started.elapsed();
+        if let Some(metrics) = &self.observers.metrics {
+            metrics.verdict(
+                Hook::BeforeToolCall,
+                verdict.outcome,
+                latency,
+                &verdict.trace,
+            );
+        }
         if let Some(audit) = &self.observers.audit {
             let versions = versions(&generation);
-            audit.tool_call(&id, &call.request, &verdict, started.elapsed(), &versions);
+            audit.tool_call(&id, &call.request, &verdict, latency, &versions);
         }
         Ok(answer(verdict, &id))
     }
@@ -156,9 +168,18 @@ impl Hooks for HooksService {
         let verdict = request_id::scope(id.clone(), decide)
             .instrument(span("before_session_create", &id))
             .await;
+        let latency = started.elapsed();
+        if let Some(metrics) = &self.observers.metrics {
+            metrics.verdict(
+                Hook::BeforeSessionCreate,
+                verdict.outcome,
+                latency,
+                &verdict.trace,
+            );
+        }
         if let Some(audit) = &self.observers.audit {
             let versions = versions(&generation);
-            audit.session_create(&id, &request, &verdict, started.elapsed(), &versions);
+            audit.session_create(&id, &request, &verdict, latency, &versions);
         }
         Ok(answer(verdict, &id))
     }
@@ -179,9 +200,14 @@ impl Hooks for HooksService {
         let receipt = request_id::scope(id.clone(), observe)
             .instrument(span("session_created", &id))
             .await;
+        let latency = started.elapsed();
+        if let Some(metrics) = &self.observers.metrics {
+            let allow = hookvisor_proto::v1::Outcome::Allow as i32;
+            metrics.verdict(Hook::SessionCreated, allow, latency, &receipt.trace);
+        }
         if let Some(audit) = &self.observers.audit {
             let versions = versions(&generation);
-            audit.session_created(&id, &notice, &receipt, started.elapsed(), &versions);
+            audit.session_created(&id, &notice, &receipt, latency, &versions);
         }
         Ok(answer(receipt, &id))
     }

@@ -465,6 +465,27 @@ impl Supervisor {
             .into_inner()
     }
 
+    /// The address the supervisor logged it serves metrics on (`[metrics]`).
+    pub async fn metrics_address(&self) -> String {
+        let line = self
+            .log_line_with(&["serving metrics on http://"])
+            .await
+            .unwrap_or_else(|| panic!("no metrics line: {}", self.log()));
+        let start = line.find("http://").expect("http://") + "http://".len();
+        let rest = &line[start..];
+        rest[..rest.find("/metrics").expect("/metrics")].to_owned()
+    }
+
+    /// `GET /metrics`: the exposition text (the status must be 200).
+    pub async fn metrics(&self) -> String {
+        let address = self.metrics_address().await;
+        let (status, body) = tokio::task::spawn_blocking(move || http_get(&address, "/metrics"))
+            .await
+            .expect("the scrape");
+        assert!(status.contains(" 200 "), "{status}");
+        body
+    }
+
     /// The supervisor's pid.
     pub fn pid(&self) -> i32 {
         self.pid
@@ -887,4 +908,40 @@ pub fn assert_conformance_fails(report: &(bool, String), check: &str, reason: &s
         found.starts_with("FAIL  ") && found.contains(reason),
         "expected {check} to fail with {reason:?}: {report}"
     );
+}
+
+// ---- HTTP ----
+
+/// `GET path` over HTTP/1.1 at `address`: the status line and the body.
+pub fn http_get(address: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connecting for GET");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sending GET");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("reading the response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The value of the sample `series` (its name with its labels, exactly as exposed).
+pub fn metrics_sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }

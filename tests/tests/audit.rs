@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::Outcome;
 use hookvisor_tests::harness::{
-    PluginToml, Recording, Supervisor, TestDir, plugins, toml_string, tool_call,
+    PluginToml, Recording, Supervisor, TestDir, metrics_sample, plugins, toml_string, tool_call,
 };
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -209,7 +209,8 @@ async fn a_blocked_writer_never_holds_a_decision_up() {
     let fifo_dir = TestDir::new();
     let (fifo, _reader) = stuck_fifo(&fifo_dir);
     let body = plugins(&[PluginToml::new("p", "fixture-recorder")])
-        + &audit_table(&fifo.display().to_string(), "queue_lines = 8");
+        + &audit_table(&fifo.display().to_string(), "queue_lines = 8")
+        + "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
     let supervisor = Supervisor::start(&body).await;
     // Far more than the pipe (64 KiB) and the queue hold: 16 hosts, 25 calls each, each call
     // with a deadline.
@@ -241,4 +242,7 @@ async fn a_blocked_writer_never_holds_a_decision_up() {
         "{}",
         supervisor.log()
     );
+    let metrics = supervisor.metrics().await;
+    let dropped = metrics_sample(&metrics, "hookvisor_audit_lines_dropped_total");
+    assert!(dropped.is_some_and(|n| n > 0.0), "{metrics}");
 }

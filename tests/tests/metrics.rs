@@ -1,0 +1,94 @@
+//! `[metrics]`: scraped over HTTP after real traffic, the counters, histograms and plugin states
+//! say what happened.
+
+use std::time::Instant;
+
+use hookvisor_proto::v1::Outcome;
+use hookvisor_tests::harness::{
+    PluginToml, Supervisor, http_get, metrics_sample as sample, plugins,
+};
+use serde_json::json;
+
+#[tokio::test]
+async fn counts_states_and_latencies_after_traffic() {
+    let body = plugins(&[
+        PluginToml::new("guard", "fixture-recorder")
+            .policy()
+            .action("block-tool:danger"),
+        PluginToml::new("sleeper", "fixture-hang")
+            .timeout_ms(100)
+            .env("FIXTURE_TOOLS", "slow"),
+    ]) + "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    let supervisor = Supervisor::start(&body).await;
+    for (tool, outcome) in [
+        ("read", Outcome::Allow),
+        ("read", Outcome::Allow),
+        ("danger", Outcome::Block),
+        ("slow", Outcome::Block),
+    ] {
+        assert_eq!(supervisor.verdict(tool, json!({})).await.outcome(), outcome);
+    }
+    let text = supervisor.metrics().await;
+    let expect = |series: &str, value: f64| {
+        assert_eq!(sample(&text, series), Some(value), "{series} in:\n{text}");
+    };
+    expect(
+        r#"hookvisor_verdicts_total{hook="before_tool_call",outcome="allow"}"#,
+        2.0,
+    );
+    expect(
+        r#"hookvisor_verdicts_total{hook="before_tool_call",outcome="block"}"#,
+        2.0,
+    );
+    expect(
+        r#"hookvisor_plugin_calls_total{plugin="guard",hook="before_tool_call",outcome="block",failure="none"}"#,
+        1.0,
+    );
+    expect(
+        r#"hookvisor_plugin_calls_total{plugin="sleeper",hook="before_tool_call",outcome="block",failure="timeout"}"#,
+        1.0,
+    );
+    expect(
+        r#"hookvisor_verdict_latency_seconds_count{hook="before_tool_call"}"#,
+        4.0,
+    );
+    expect(
+        r#"hookvisor_plugin_latency_seconds_count{plugin="guard",hook="before_tool_call"}"#,
+        4.0,
+    );
+    expect(r#"hookvisor_plugin_up{plugin="guard"}"#, 1.0);
+    expect(
+        r#"hookvisor_plugin_state{plugin="guard",state="ready"}"#,
+        1.0,
+    );
+    expect(r#"hookvisor_plugin_restarts{plugin="sleeper"}"#, 0.0);
+    expect("hookvisor_calls_in_flight", 0.0);
+    expect("hookvisor_audit_lines_dropped_total", 0.0);
+}
+
+#[tokio::test]
+async fn only_get_metrics_is_served() {
+    let body = plugins(&[PluginToml::new("p", "fixture-recorder")])
+        + "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    let supervisor = Supervisor::start(&body).await;
+    let address = supervisor.metrics_address().await;
+    let (status, _) = tokio::task::spawn_blocking(move || http_get(&address, "/other"))
+        .await
+        .unwrap();
+    assert!(status.contains(" 404 "), "{status}");
+    // A client that connects and says nothing does not hold the endpoint: others still get in.
+    let address = supervisor.metrics_address().await;
+    let idle: Vec<_> = (0..20)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    let started = Instant::now();
+    let (status, _) = tokio::task::spawn_blocking(move || http_get(&address, "/metrics"))
+        .await
+        .unwrap();
+    assert!(
+        status.contains(" 200 "),
+        "{status} after {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+}

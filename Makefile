@@ -37,7 +37,7 @@ tools:
 # The plugin SDKs in Python, TypeScript and Go: each installs its own dependencies (pinned, inside
 # the checkout) and builds its examples and test fixtures; its check.sh checks generated code,
 # formatting and lint, and runs its own tests.
-SDKS := python go
+SDKS := python typescript go
 
 sdks:
 	@for sdk in $(SDKS); do plugin-sdk/$$sdk/setup.sh; done

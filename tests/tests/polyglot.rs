@@ -10,7 +10,7 @@ use hookvisor_tests::harness::{
     Supervisor, assert_conformance_fails, assert_conformance_passes, conformance, plugins,
     tool_call,
 };
-use hookvisor_tests::languages::{Command, go_plugin, python_plugin};
+use hookvisor_tests::languages::{Command, go_plugin, node_plugin, python_plugin};
 use serde_json::json;
 
 fn argv(command: &Command) -> Vec<String> {
@@ -204,4 +204,51 @@ fn go_examples_pass_conformance() {
     passes(&[], &go_plugin("path-guard"));
     passes(&["--env", "PATH_GUARD_TOOLS=*"], &go_plugin("path-guard"));
     passes(&[], &go_plugin("misbehave"));
+}
+
+// ---- TypeScript ----
+
+fn secret_guard() -> Command {
+    node_plugin("examples/typescript/dist/secret-guard.js", &[])
+}
+
+#[tokio::test]
+async fn typescript_secret_guard_blocks_credentials_without_quoting_them() {
+    let supervisor = Supervisor::start(&plugins(&[secret_guard().plugin("secret-guard")])).await;
+    let key = "AKIAABCDEFGHIJKLMNOP";
+    let blocked = supervisor
+        .verdict("exec", json!({"env": {"KEY": key}}))
+        .await;
+    assert_eq!(blocked.outcome(), Outcome::Block, "{blocked:?}");
+    assert_eq!(blocked.decided_by, "secret-guard");
+    assert!(blocked.block_reason.contains("$.env.KEY"), "{blocked:?}");
+    assert!(!blocked.block_reason.contains(key), "{blocked:?}");
+    let clean = supervisor.verdict("exec", json!({"command": "ls"})).await;
+    assert_eq!(clean.outcome(), Outcome::Allow, "{clean:?}");
+    let probe = supervisor
+        .verdict("hookvisor-noop-probe", json!({"env": {"KEY": key}}))
+        .await;
+    assert_eq!(
+        probe.outcome(),
+        Outcome::Allow,
+        "the probe is never blocked"
+    );
+}
+
+#[tokio::test]
+async fn typescript_crash_and_hang_fail_closed() {
+    crash_and_hang_fail_closed(node_plugin(
+        "plugin-sdk/typescript/dist/test/fixtures/misbehave.js",
+        &[],
+    ))
+    .await;
+}
+
+#[test]
+fn typescript_examples_pass_conformance() {
+    passes(&[], &secret_guard());
+    passes(
+        &[],
+        &node_plugin("plugin-sdk/typescript/dist/test/fixtures/misbehave.js", &[]),
+    );
 }

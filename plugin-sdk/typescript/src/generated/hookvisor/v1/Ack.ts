@@ -1,0 +1,8 @@
+// Original file: proto/hookvisor/v1/hookvisor.proto
+
+
+export interface Ack {
+}
+
+export interface Ack__Output {
+}

@@ -1,0 +1,277 @@
+// The plugin process: handshake environment, socket, gRPC and health services, signals, exit codes.
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+
+import { PluginError, SessionCreate, SessionCreated, ToolCall, messageOf } from "./call";
+import type { PluginHandlers, PluginInfo } from "./generated";
+import { toPluginInfo } from "./info";
+import type { HookName } from "./info";
+import type { Plugin } from "./plugin";
+import { loadHookvisorProto } from "./proto";
+
+/** The value hookvisor puts in `HOOKVISOR_MAGIC_COOKIE` (contract §2.2). */
+export const MAGIC_COOKIE = "d7f0c2a4-hookvisor-plugin-v1";
+
+/** What a process started by hand, without hookvisor's environment, prints before exiting 1. */
+const NOT_BY_HAND =
+  "this is a hookvisor plugin; it is started by hookvisor (see `hookvisor serve`), not run by hand";
+
+/**
+ * How long calls still in flight may finish after SIGTERM before the process exits anyway;
+ * shorter than the supervisor's default grace period (2000 ms) so a hung handler cannot turn a
+ * clean stop into a SIGKILL.
+ */
+export const DRAIN_LIMIT_MS = 1500;
+
+/**
+ * Hook handlers that may be unfinished at once. A handler whose call the supervisor cancelled
+ * keeps its slot until its promise settles (JavaScript cannot stop it), so hung handlers cannot
+ * pile up without limit: past this bound new calls get RESOURCE_EXHAUSTED (a failure, so a block)
+ * until some finish, and the supervisor restarts a plugin whose calls keep timing out.
+ */
+export const MAX_CALLS_IN_FLIGHT = 128;
+
+/** The gRPC service name the health service reports besides `""`. */
+const PLUGIN_SERVICE = "hookvisor.v1.Plugin";
+
+/** A plugin, or a function that builds one (reading its configuration) after the handshake checks. */
+export type PluginSource = Plugin | (() => Plugin | Promise<Plugin>);
+
+/**
+ * Runs a hookvisor plugin process; never returns control to the caller's logic (the process exits).
+ *
+ * Checks `HOOKVISOR_MAGIC_COOKIE` (missing or wrong: one line on stderr, exit 1) and
+ * `HOOKVISOR_PLUGIN_SOCKET` (must be absolute, else exit 1); then, if given a function, calls it to
+ * build the plugin (a throw or rejection: its message on stderr, exit 1). Binds the socket
+ * (replacing a stale socket file), serves `hookvisor.v1.Plugin` and `grpc.health.v1.Health` until
+ * SIGTERM or SIGINT, then drains for at most `DRAIN_LIMIT_MS`, removes the socket and exits 0.
+ * Bind errors: one line on stderr, exit 2.
+ */
+export function run(source: PluginSource): void {
+  main(source).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      printLine(`hookvisor plugin failed: ${messageOf(err)}`);
+      process.exit(2);
+    },
+  );
+}
+
+async function main(source: PluginSource): Promise<number> {
+  if (process.env.HOOKVISOR_MAGIC_COOKIE !== MAGIC_COOKIE) {
+    printLine(NOT_BY_HAND);
+    return 1;
+  }
+  const socketPath = process.env.HOOKVISOR_PLUGIN_SOCKET;
+  if (socketPath === undefined || socketPath === "") {
+    printLine("HOOKVISOR_PLUGIN_SOCKET is not set; hookvisor sets it when it starts a plugin");
+    return 1;
+  }
+  if (!path.isAbsolute(socketPath)) {
+    printLine(`HOOKVISOR_PLUGIN_SOCKET must be an absolute path, got "${socketPath}"`);
+    return 1;
+  }
+
+  // grpc-js logs its own errors on stderr; the one line this process prints says it better.
+  // GRPC_VERBOSITY in the plugin's env still turns them on for debugging.
+  if (process.env.GRPC_VERBOSITY === undefined) {
+    grpc.setLogVerbosity(grpc.logVerbosity.NONE);
+  }
+
+  let plugin: Plugin;
+  let info: PluginInfo;
+  try {
+    plugin = typeof source === "function" ? await source() : source;
+    info = describe(plugin, process.env.HOOKVISOR_PLUGIN_NAME ?? "");
+  } catch (err) {
+    printLine(messageOf(err));
+    return 1;
+  }
+
+  // Author code runs inside the same process as the server: a promise it forgot to await must
+  // not take every other call down with it. Handler errors themselves never get here.
+  process.on("unhandledRejection", (reason) => {
+    printLine(`unhandled promise rejection (plugin keeps serving): ${messageOf(reason)}`);
+  });
+  const stopSignal = nextStopSignal();
+
+  let running: RunningPlugin;
+  try {
+    running = await serveDescribed(plugin, info, socketPath);
+  } catch (err) {
+    printLine(messageOf(err));
+    return 2;
+  }
+
+  printLine(`received ${await stopSignal}; finishing calls in flight and exiting`);
+  if (!(await running.stop(DRAIN_LIMIT_MS))) {
+    printLine(`calls still running after ${DRAIN_LIMIT_MS} ms; exiting anyway`);
+  }
+  return 0;
+}
+
+/** The first SIGTERM or SIGINT; later ones are ignored while the process drains. */
+function nextStopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.on("SIGTERM", resolve);
+    process.on("SIGINT", resolve);
+  });
+}
+
+/** A plugin being served by `serve`. */
+export interface RunningPlugin {
+  /**
+   * Reports NOT_SERVING, stops accepting calls, lets calls in flight finish for at most `limitMs`,
+   * then closes every connection and removes the socket. Resolves true if every call finished.
+   */
+  stop(limitMs?: number): Promise<boolean>;
+}
+
+/**
+ * Serves `plugin` on the Unix socket `socketPath` without touching the environment, signals or
+ * exit codes: the part of `run` that tests of a plugin can drive in-process. `Describe` answers
+ * the plugin's own info.
+ */
+export async function serve(plugin: Plugin, socketPath: string): Promise<RunningPlugin> {
+  return serveDescribed(plugin, describe(plugin, ""), socketPath);
+}
+
+/** The plugin's `PluginInfo` (empty name: `configuredName`); warns about hooks with no handler. */
+function describe(plugin: Plugin, configuredName: string): PluginInfo {
+  const declared = plugin.info();
+  const info = toPluginInfo(declared, configuredName);
+  const handlers: Record<HookName, keyof Plugin> = {
+    before_tool_call: "beforeToolCall",
+    before_session_create: "beforeSessionCreate",
+    session_created: "sessionCreated",
+  };
+  for (const registration of declared.hooks) {
+    const method = handlers[registration.hook];
+    if (typeof plugin[method] !== "function") {
+      printLine(
+        `warning: info() registers ${registration.hook} but the plugin has no ${method}(); ` +
+          `it answers "no opinion"`,
+      );
+    }
+  }
+  return info;
+}
+
+async function serveDescribed(
+  plugin: Plugin,
+  info: PluginInfo,
+  socketPath: string,
+): Promise<RunningPlugin> {
+  const server = new grpc.Server({ "grpc.max_concurrent_streams": MAX_CALLS_IN_FLIGHT });
+  const health = new HealthImplementation({ "": "SERVING", [PLUGIN_SERVICE]: "SERVING" });
+  health.addToServer(server);
+  server.addService(loadHookvisorProto().Plugin.service, handlers(plugin, info));
+  await bind(server, socketPath);
+
+  return {
+    async stop(limitMs = DRAIN_LIMIT_MS) {
+      health.setStatus("", "NOT_SERVING");
+      health.setStatus(PLUGIN_SERVICE, "NOT_SERVING");
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true))),
+        new Promise<boolean>((resolve) => (timer = setTimeout(resolve, limitMs, false))),
+      ]);
+      clearTimeout(timer);
+      if (!drained) {
+        server.forceShutdown();
+      }
+      removeSocket(socketPath);
+      return drained;
+    },
+  };
+}
+
+/** Binds `socketPath`, first removing a socket left there by an earlier run (never another file). */
+async function bind(server: grpc.Server, socketPath: string): Promise<void> {
+  const fail = (err: unknown) =>
+    new Error(`cannot bind the plugin socket ${socketPath}: ${messageOf(err)}`);
+  try {
+    if (fs.lstatSync(socketPath, { throwIfNoEntry: false })?.isSocket()) {
+      fs.unlinkSync(socketPath);
+    }
+  } catch (err) {
+    throw fail(err);
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) =>
+      err ? reject(fail(err)) : resolve(),
+    );
+  });
+}
+
+function removeSocket(socketPath: string): void {
+  try {
+    if (fs.lstatSync(socketPath, { throwIfNoEntry: false })?.isSocket()) {
+      fs.unlinkSync(socketPath);
+    }
+  } catch (err) {
+    printLine(`cannot remove the plugin socket ${socketPath}: ${messageOf(err)}`);
+  }
+}
+
+/** The gRPC handlers: requests turned into the SDK's views, answers and errors back into gRPC. */
+function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
+  let inFlight = 0;
+
+  /** One hook: bounded, cancellable through an AbortSignal, every throw a non-OK status. */
+  function hook<Req, Res>(
+    name: HookName,
+    answer: (request: Req, signal: AbortSignal) => Promise<Res>,
+  ): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      if (inFlight >= MAX_CALLS_IN_FLIGHT) {
+        callback({
+          code: grpc.status.RESOURCE_EXHAUSTED,
+          details: `${MAX_CALLS_IN_FLIGHT} calls are already in flight in this plugin`,
+        });
+        return;
+      }
+      inFlight += 1;
+      const cancelled = new AbortController();
+      call.on("cancelled", () => cancelled.abort());
+      answer(call.request, cancelled.signal)
+        .finally(() => (inFlight -= 1))
+        .then(
+          (response) => callback(null, response),
+          (err: unknown) => {
+            const code = err instanceof PluginError ? err.code : grpc.status.UNKNOWN;
+            const details = `${name} failed: ${messageOf(err)}`;
+            if (!(err instanceof PluginError && code === grpc.status.INVALID_ARGUMENT)) {
+              printLine(details);
+            }
+            callback({ code, details });
+          },
+        );
+    };
+  }
+
+  return {
+    Describe: (_call, callback) => callback(null, info),
+    BeforeToolCall: hook("before_tool_call", async (request, signal) => {
+      const call = new ToolCall(request, signal);
+      return (await plugin.beforeToolCall?.(call)) ?? {};
+    }),
+    BeforeSessionCreate: hook("before_session_create", async (request, signal) => {
+      const session = new SessionCreate(request, signal);
+      return (await plugin.beforeSessionCreate?.(session)) ?? {};
+    }),
+    SessionCreated: hook("session_created", async (request, signal) => {
+      await plugin.sessionCreated?.(new SessionCreated(request, signal));
+      return {};
+    }),
+  };
+}
+
+function printLine(line: string): void {
+  process.stderr.write(`${line}\n`);
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hookvisor_proto::v1::{Failure, Outcome, ToolCallVerdict};
 use hookvisor_tests::harness::{
     Supervisor, assert_conformance_fails, assert_conformance_passes, conformance, plugins,
-    tool_call,
+    profile_dir, repo_root, tool_call,
 };
 use hookvisor_tests::languages::{Command, go_plugin, node_plugin, python_plugin};
 use serde_json::json;
@@ -251,4 +251,50 @@ fn typescript_examples_pass_conformance() {
         &[],
         &node_plugin("plugin-sdk/typescript/dist/test/fixtures/misbehave.js", &[]),
     );
+}
+
+// ---- All four under one supervisor ----
+
+/// `examples/polyglot.toml`'s plugins, with its relative paths made absolute (the test's
+/// configuration lives in a temporary directory) and the Rust plugin from this build.
+fn polyglot_plugins() -> String {
+    let text = std::fs::read_to_string(repo_root().join("examples/polyglot.toml")).unwrap();
+    let plugins = &text[text.find("[[plugin]]").expect("[[plugin]] tables")..];
+    let repo = repo_root().display().to_string();
+    let examples = format!("{repo}/examples");
+    plugins
+        .replace(
+            "\"../target/release/",
+            &format!("\"{}/", profile_dir().display()),
+        )
+        .replace("\"../", &format!("\"{repo}/"))
+        .replace("\"typescript/", &format!("\"{examples}/typescript/"))
+        .replace("\"python/", &format!("\"{examples}/python/"))
+        .replace(
+            "\"deny-list.txt\"",
+            &format!("\"{examples}/deny-list.txt\""),
+        )
+}
+
+#[tokio::test]
+async fn the_polyglot_example_answers_a_probe_with_all_four_in_the_trace() {
+    let supervisor = Supervisor::start(&polyglot_plugins()).await;
+    let probe = supervisor.verdict("hookvisor-noop-probe", json!({})).await;
+    assert_eq!(probe.outcome(), Outcome::Allow, "{probe:?}");
+    let names: Vec<&str> = probe.trace.iter().map(|r| r.plugin.as_str()).collect();
+    assert_eq!(
+        names,
+        ["deny-list", "budget-guard", "secret-guard", "path-guard"],
+        "{probe:?}"
+    );
+    assert!(
+        probe.trace.iter().all(|r| r.failure() == Failure::None),
+        "{probe:?}"
+    );
+    // Each language still decides: the TypeScript plugin blocks a credential.
+    let secret = supervisor
+        .verdict("exec", json!({"token": "AKIAABCDEFGHIJKLMNOP"}))
+        .await;
+    assert_eq!(secret.outcome(), Outcome::Block);
+    assert_eq!(secret.decided_by, "secret-guard");
 }

@@ -212,7 +212,8 @@ fn outcome_name(outcome: i32) -> &'static str {
         Ok(Outcome::Allow) => "allow",
         Ok(Outcome::Block) => "block",
         Ok(Outcome::RequireApproval) => "require_approval",
-        _ => "unspecified",
+        // In a trace: the call was cancelled because the verdict was already decided.
+        _ => "cancelled",
     }
 }
 

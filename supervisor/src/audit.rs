@@ -110,6 +110,7 @@ impl Audit {
         request: &ToolCallRequest,
         verdict: &ToolCallVerdict,
         latency: Duration,
+        shadow: &[PluginResult],
         versions: &dyn Fn(&str) -> Option<Arc<str>>,
     ) {
         let context = request.context.clone().unwrap_or_default();
@@ -133,6 +134,7 @@ impl Audit {
             }
         }
         tail(&mut line, latency, &verdict.trace, versions);
+        shadows(&mut line, verdict.outcome, shadow, versions);
         self.submit(Value::Object(line));
     }
 
@@ -143,6 +145,7 @@ impl Audit {
         request: &SessionCreateRequest,
         verdict: &SessionVerdict,
         latency: Duration,
+        shadow: &[PluginResult],
         versions: &dyn Fn(&str) -> Option<Arc<str>>,
     ) {
         let mut line = head(id, Hook::BeforeSessionCreate);
@@ -156,6 +159,7 @@ impl Audit {
             &verdict.block_reason,
         );
         tail(&mut line, latency, &verdict.trace, versions);
+        shadows(&mut line, verdict.outcome, shadow, versions);
         self.submit(Value::Object(line));
     }
 
@@ -212,6 +216,7 @@ fn tail(
     line.insert("latency_us".into(), json!(latency.as_micros() as u64));
     let plugins: Vec<Value> = trace
         .iter()
+        .filter(|r| !r.shadow)
         .map(|r| {
             json!({
                 "name": r.plugin,
@@ -226,6 +231,34 @@ fn tail(
         })
         .collect();
     line.insert("plugins".into(), Value::Array(plugins));
+}
+
+/// Every shadow plugin's answer (§4.4), and whether it disagreed with the verdict.
+fn shadows(
+    line: &mut Map<String, Value>,
+    outcome: i32,
+    shadow: &[PluginResult],
+    versions: &dyn Fn(&str) -> Option<Arc<str>>,
+) {
+    if shadow.is_empty() {
+        return;
+    }
+    let entries: Vec<Value> = shadow
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.plugin,
+                "version": versions(&r.plugin).as_deref().unwrap_or(""),
+                "outcome": outcome_name(r.outcome),
+                "failure": failure_name(r.failure),
+                "latency_us": r.latency_us,
+                "detail": r.detail,
+                "params_changed": r.params_changed,
+                "disagreed": crate::shadow::disagrees(r, outcome),
+            })
+        })
+        .collect();
+    line.insert("shadow".into(), Value::Array(entries));
 }
 
 /// Params as JSON in the line (they were checked: valid JSON), not as a string of JSON.

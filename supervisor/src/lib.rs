@@ -31,6 +31,8 @@
 //!   plugin call as `x-hookvisor-request-id`.
 //! - [`stages`]: the stages of §4 and §5 over a lineup of answerers, free of transport:
 //!   a checked request and a budget in, a verdict with its trace out.
+//! - [`shadow`]: shadow plugins, asked in tasks of their own and never waited for; the bound on
+//!   their calls and the tally of their disagreements.
 //! - [`generation`]: one configuration's plugins and hook settings as one value, swapped whole.
 //! - [`drain`]: the shutdown drain of §6 (new calls refused, calls in flight counted).
 //! - [`service`]: the host-facing `hookvisor.v1.Hooks` service, a thin adapter over `stages`.
@@ -59,6 +61,7 @@ pub mod request_id;
 pub mod routing;
 pub mod server;
 pub mod service;
+pub mod shadow;
 #[allow(unsafe_code)]
 pub mod spawner;
 pub mod stages;

@@ -160,6 +160,7 @@ fn entry(slot: &Slot, outcome: Outcome, latency: Duration) -> PluginResult {
         latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
         params_changed: false,
         revalidation: false,
+        shadow: false,
     }
 }
 
@@ -491,6 +492,66 @@ impl Merge for SessionMerge {
     fn cancelled(&mut self, slot: &Slot) {
         self.trace.push(cancelled_entry(slot));
     }
+}
+
+/// The trace entry of a shadow plugin's tool-call answer (or failure): what it would have said;
+/// a failure counts as the block it would have been.
+pub fn shadow_tool(
+    slot: &Slot,
+    result: &Result<ToolAnswer, Failed>,
+    latency: Duration,
+) -> PluginResult {
+    let mut e = match result {
+        Ok(answer) => {
+            let outcome = if answer.block.is_some() {
+                Outcome::Block
+            } else if answer.approval.is_some() {
+                Outcome::RequireApproval
+            } else {
+                Outcome::Allow
+            };
+            let mut e = entry(slot, outcome, latency);
+            e.detail = answer.block.clone().unwrap_or_default();
+            e.params_changed = answer.params.is_some();
+            e
+        }
+        Err(failed) => {
+            let mut e = entry(slot, Outcome::Block, latency);
+            e.failure = failed.kind as i32;
+            e.detail = failed.sentence(&slot.plugin);
+            e
+        }
+    };
+    e.shadow = true;
+    e
+}
+
+/// The trace entry of a shadow plugin's session answer (or failure).
+pub fn shadow_session(
+    slot: &Slot,
+    result: &Result<SessionAnswer, Failed>,
+    latency: Duration,
+) -> PluginResult {
+    let mut e = match result {
+        Ok(answer) => {
+            let outcome = if answer.block.is_some() {
+                Outcome::Block
+            } else {
+                Outcome::Allow
+            };
+            let mut e = entry(slot, outcome, latency);
+            e.detail = answer.block.clone().unwrap_or_default();
+            e
+        }
+        Err(failed) => {
+            let mut e = entry(slot, Outcome::Block, latency);
+            e.failure = failed.kind as i32;
+            e.detail = failed.sentence(&slot.plugin);
+            e
+        }
+    };
+    e.shadow = true;
+    e
 }
 
 /// The trace entry of an observation (`SessionCreated`): never a block.

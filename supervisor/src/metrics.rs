@@ -220,7 +220,7 @@ impl Metrics {
         self.verdict_latency
             .get_or_create(&HookLabels { hook })
             .observe(latency.as_secs_f64());
-        for r in trace {
+        for r in trace.iter().filter(|r| !r.shadow) {
             self.plugin_calls
                 .get_or_create(&CallLabels {
                     plugin: r.plugin.clone(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hookvisor_proto::v1::{Hook, HookRegistration, Stage};
 
-use crate::config::{OnFailure, PluginConfig};
+use crate::config::{OnFailure, PluginConfig, PluginMode};
 use crate::limits::MAX_TOOL_NAME_BYTES;
 use crate::merge::Slot;
 use crate::stages::{Answerer, Lineup, Participant};
@@ -90,6 +90,7 @@ pub fn lineup<'a>(
 ) -> Lineup {
     let mut policy: Vec<(i32, Participant)> = Vec::new();
     let mut hooks: Vec<(i32, Participant)> = Vec::new();
+    let mut shadows: Vec<(i32, Participant)> = Vec::new();
     for candidate in candidates {
         let config = candidate.config;
         if config
@@ -100,11 +101,16 @@ pub fn lineup<'a>(
             continue;
         }
         let configured_timeout = config.timeout_ms.map(|ms| Duration::from_millis(ms.into()));
+        // A shadow is asked like a hook and never merged (§4.4); an observation has nothing to
+        // merge, so there it is an ordinary subscriber.
+        let shadow = config.mode == PluginMode::Shadow && hook != Hook::SessionCreated;
         let mut add = |stage: Stage, priority: i32, timeout: Option<Duration>| {
-            let list = if stage == Stage::Policy {
-                &mut policy
+            let (stage, list) = if shadow {
+                (Stage::Hook, &mut shadows)
+            } else if stage == Stage::Policy {
+                (stage, &mut policy)
             } else {
-                &mut hooks
+                (stage, &mut hooks)
             };
             if list.iter().any(|(_, p)| p.slot.plugin == *candidate.name) {
                 return;
@@ -161,5 +167,6 @@ pub fn lineup<'a>(
     Lineup {
         policies: order(policy),
         hooks: order(hooks),
+        shadows: order(shadows),
     }
 }

@@ -144,10 +144,8 @@ pub async fn serve_on(
         ),
         None => None,
     };
-    let observers = Arc::new(Observers {
-        audit,
-        metrics: metrics_listener.as_ref().map(|_| Arc::new(Metrics::new())),
-    });
+    let metrics = metrics_listener.as_ref().map(|_| Arc::new(Metrics::new()));
+    let observers = Arc::new(Observers::new(audit, metrics));
     let spawner = Spawner::start(tokio::runtime::Handle::current())
         .map_err(io_error("cannot start the spawner thread"))?;
     let plugins = Arc::new(PluginSet::start(&config, spawner.clone()).await);
@@ -251,7 +249,7 @@ pub async fn serve_on(
             _ = &mut shutdown => break None,
             ended = &mut server => break Some(ended),
             Some(()) = status_asked => {
-                log_status(&current.get().plugins);
+                log_status(&current.get().plugins, &observers);
                 if let Some(audit) = &observers.audit {
                     audit.reopen();
                 }
@@ -311,13 +309,21 @@ pub async fn serve_on(
     result
 }
 
-/// One line per plugin: its phase and its record.
-fn log_status(plugins: &PluginSet) {
+/// One line per plugin: its phase and its record (and, for a shadow plugin, how often it
+/// answered and disagreed with the verdict).
+fn log_status(plugins: &PluginSet, observers: &Observers) {
     for plugin in plugins.plugins() {
         let snapshot = plugin.snapshot();
         let record = &snapshot.record;
         let (instance, pid) = record.instance.unzip();
         let up_ms = record.started.map(|t| t.elapsed().as_millis() as u64);
+        let (shadow_answers, shadow_disagreements) =
+            if plugin.config.mode == crate::config::PluginMode::Shadow {
+                let (answers, disagreed) = observers.shadow_tally.of(&plugin.name);
+                (Some(answers), Some(disagreed))
+            } else {
+                (None, None)
+            };
         let (heartbeat_ago_ms, round_trip_us) = record
             .heartbeat
             .map(|(at, rtt)| (at.elapsed().as_millis() as u64, rtt.as_micros() as u64))
@@ -332,6 +338,8 @@ fn log_status(plugins: &PluginSet) {
             last_error = record.last_error.as_deref(),
             heartbeat_ago_ms,
             round_trip_us,
+            shadow_answers,
+            shadow_disagreements,
             "status"
         );
     }

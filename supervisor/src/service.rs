@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::hooks_server::Hooks;
 use hookvisor_proto::v1::{
-    Hook, SessionCreateRequest, SessionCreatedNotice, SessionCreatedReceipt, SessionVerdict,
-    ToolCallRequest, ToolCallVerdict,
+    Hook, PluginResult, SessionCreateRequest, SessionCreatedNotice, SessionCreatedReceipt,
+    SessionVerdict, ToolCallRequest, ToolCallVerdict,
 };
+use tokio::sync::Semaphore;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
@@ -25,15 +26,65 @@ use crate::generation::{self, Generation};
 use crate::metrics::Metrics;
 use crate::request;
 use crate::request_id::{self, RequestId};
+use crate::shadow::{self, Shadows, Tally};
 use crate::stages::{self, Budget};
 
-/// What records each call once it is decided: the audit log, the metrics.
-#[derive(Debug, Default)]
+/// What records each call once it is decided (the audit log, the metrics), and what shadow
+/// plugins share (the bound on their calls, the tally of their disagreements).
+#[derive(Debug)]
 pub struct Observers {
     /// The decision audit log, when `[audit]` is configured.
     pub audit: Option<Audit>,
     /// The metrics, when `[metrics]` is configured.
     pub metrics: Option<Arc<Metrics>>,
+    /// Shadow calls in flight, across host calls ([`shadow::MAX_SHADOW_CALLS`]).
+    pub shadow_slots: Arc<Semaphore>,
+    /// How often each shadow plugin disagreed with the verdict.
+    pub shadow_tally: Tally,
+}
+
+impl Observers {
+    /// The observers `serve` configured.
+    pub fn new(audit: Option<Audit>, metrics: Option<Arc<Metrics>>) -> Observers {
+        Observers {
+            audit,
+            metrics,
+            shadow_slots: Arc::new(Semaphore::new(shadow::MAX_SHADOW_CALLS)),
+            shadow_tally: Tally::default(),
+        }
+    }
+
+    /// Whether anything records a call with these shadows (else nothing is kept of it).
+    fn wants(&self, shadows: &Shadows) -> bool {
+        self.audit.is_some() || self.metrics.is_some() || !shadows.is_empty()
+    }
+
+    /// Counts a verdict in the metrics, and every shadow answer in the metrics and the tally.
+    fn verdict(
+        &self,
+        hook: Hook,
+        outcome: i32,
+        latency: Duration,
+        trace: &[PluginResult],
+        shadow: &[PluginResult],
+    ) {
+        for r in shadow {
+            let disagreed = shadow::disagrees(r, outcome);
+            self.shadow_tally.record(&r.plugin, disagreed);
+            if let Some(metrics) = &self.metrics {
+                metrics.shadow(r, disagreed);
+            }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.verdict(hook, outcome, latency, trace);
+        }
+    }
+}
+
+impl Default for Observers {
+    fn default() -> Self {
+        Observers::new(None, None)
+    }
 }
 
 /// The `Hooks` service.
@@ -66,13 +117,24 @@ impl HooksService {
 }
 
 /// A plugin's version as its last accepted `Describe` gave it, for the audit line.
-fn versions(generation: &Generation) -> impl Fn(&str) -> Option<Arc<str>> + '_ {
+fn versions(generation: &Arc<Generation>) -> impl Fn(&str) -> Option<Arc<str>> + '_ {
     |name| {
         generation
             .plugins
             .plugins()
             .find(|p| &*p.name == name)
             .and_then(|p| p.snapshot().record.version)
+    }
+}
+
+/// Runs `record` with every shadow answer: now when there is no shadow, else in a task of its
+/// own once the shadows have answered (each bounded by its deadline), so the verdict never
+/// waits for them.
+fn after_shadows(shadows: Shadows, record: impl FnOnce(Vec<PluginResult>) + Send + 'static) {
+    if shadows.is_empty() {
+        record(Vec::new());
+    } else {
+        tokio::spawn(async move { record(shadows.finish().await) });
     }
 }
 
@@ -128,26 +190,35 @@ impl Hooks for HooksService {
         let hook = &generation.hooks.before_tool_call;
         let budget = budget(request.metadata(), hook);
         // From here on every plugin sees, and the verdict returns, the canonical params text.
-        let call = request::tool_call(request.into_inner())?;
+        let call = Arc::new(request::tool_call(request.into_inner())?);
         let lineup = generation
             .plugins
             .lineup(Hook::BeforeToolCall, Some(&call.request.tool_name));
-        let decide = stages::before_tool_call(&lineup, hook, &call, budget);
-        let verdict = request_id::scope(id.clone(), decide)
+        let decide = async {
+            let shadows = Shadows::start(&lineup.shadows, &self.observers.shadow_slots, |p| {
+                stages::shadow_tool_call(p, call.clone(), budget)
+            });
+            let mut verdict = stages::before_tool_call(&lineup, hook, &call, budget).await;
+            verdict.trace.extend(shadows.arrived());
+            (verdict, shadows)
+        };
+        let (verdict, shadows) = request_id::scope(id.clone(), decide)
             .instrument(span("before_tool_call", &id))
             .await;
         let latency = started.elapsed();
-        if let Some(metrics) = &self.observers.metrics {
-            metrics.verdict(
-                Hook::BeforeToolCall,
-                verdict.outcome,
-                latency,
-                &verdict.trace,
-            );
-        }
-        if let Some(audit) = &self.observers.audit {
-            let versions = versions(&generation);
-            audit.tool_call(&id, &call.request, &verdict, latency, &versions);
+        if self.observers.wants(&shadows) {
+            let observers = self.observers.clone();
+            let verdict = verdict.clone();
+            let generation = generation.clone();
+            let id = id.clone();
+            after_shadows(shadows, move |shadow| {
+                let hook = Hook::BeforeToolCall;
+                observers.verdict(hook, verdict.outcome, latency, &verdict.trace, &shadow);
+                if let Some(audit) = &observers.audit {
+                    let versions = versions(&generation);
+                    audit.tool_call(&id, &call.request, &verdict, latency, &shadow, &versions);
+                }
+            });
         }
         Ok(answer(verdict, &id))
     }
@@ -163,23 +234,33 @@ impl Hooks for HooksService {
         let budget = budget(request.metadata(), &generation.hooks.before_session_create);
         let mut request = request.into_inner();
         request::session_create(&mut request)?;
+        let request = Arc::new(request);
         let lineup = generation.plugins.lineup(Hook::BeforeSessionCreate, None);
-        let decide = stages::before_session_create(&lineup, &request, budget);
-        let verdict = request_id::scope(id.clone(), decide)
+        let decide = async {
+            let shadows = Shadows::start(&lineup.shadows, &self.observers.shadow_slots, |p| {
+                stages::shadow_session_create(p, request.clone(), budget)
+            });
+            let mut verdict = stages::before_session_create(&lineup, &request, budget).await;
+            verdict.trace.extend(shadows.arrived());
+            (verdict, shadows)
+        };
+        let (verdict, shadows) = request_id::scope(id.clone(), decide)
             .instrument(span("before_session_create", &id))
             .await;
         let latency = started.elapsed();
-        if let Some(metrics) = &self.observers.metrics {
-            metrics.verdict(
-                Hook::BeforeSessionCreate,
-                verdict.outcome,
-                latency,
-                &verdict.trace,
-            );
-        }
-        if let Some(audit) = &self.observers.audit {
-            let versions = versions(&generation);
-            audit.session_create(&id, &request, &verdict, latency, &versions);
+        if self.observers.wants(&shadows) {
+            let observers = self.observers.clone();
+            let verdict = verdict.clone();
+            let generation = generation.clone();
+            let id = id.clone();
+            after_shadows(shadows, move |shadow| {
+                let hook = Hook::BeforeSessionCreate;
+                observers.verdict(hook, verdict.outcome, latency, &verdict.trace, &shadow);
+                if let Some(audit) = &observers.audit {
+                    let versions = versions(&generation);
+                    audit.session_create(&id, &request, &verdict, latency, &shadow, &versions);
+                }
+            });
         }
         Ok(answer(verdict, &id))
     }
@@ -201,10 +282,9 @@ impl Hooks for HooksService {
             .instrument(span("session_created", &id))
             .await;
         let latency = started.elapsed();
-        if let Some(metrics) = &self.observers.metrics {
-            let allow = hookvisor_proto::v1::Outcome::Allow as i32;
-            metrics.verdict(Hook::SessionCreated, allow, latency, &receipt.trace);
-        }
+        let allow = hookvisor_proto::v1::Outcome::Allow as i32;
+        self.observers
+            .verdict(Hook::SessionCreated, allow, latency, &receipt.trace, &[]);
         if let Some(audit) = &self.observers.audit {
             let versions = versions(&generation);
             audit.session_created(&id, &notice, &receipt, latency, &versions);

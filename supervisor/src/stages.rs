@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use hookvisor_proto::v1::{
-    Ack, BeforeSessionCreateRequest, BeforeToolCallRequest, SessionCreateRequest,
+    Ack, BeforeSessionCreateRequest, BeforeToolCallRequest, PluginResult, SessionCreateRequest,
     SessionCreatedEvent, SessionCreatedNotice, SessionCreatedReceipt, SessionDecision,
     SessionVerdict, ToolCallDecision, ToolCallVerdict,
 };
@@ -69,6 +69,8 @@ pub struct Lineup {
     pub policies: Vec<Participant>,
     /// Every other participant, in the same order.
     pub hooks: Vec<Participant>,
+    /// Shadow plugins (§4.4): asked the same question, never waited for, never merged.
+    pub shadows: Vec<Participant>,
 }
 
 /// What the supervisor keeps of the host's own deadline to answer in time: 5 % of it, at least
@@ -235,6 +237,23 @@ async fn ask_session(
         session_answer,
     )
     .await
+}
+
+/// A shadow plugin's answer to the host's tool call (its canonical params), as a trace entry
+/// marked shadow. Owns what it needs, so it can run in a task of its own.
+pub async fn shadow_tool_call(p: Participant, call: Arc<ToolCall>, budget: Budget) -> PluginResult {
+    let (result, latency) = ask_tool(&p, &call, &call.request.params_json, budget).await;
+    merge::shadow_tool(&p.slot, &result, latency)
+}
+
+/// A shadow plugin's answer to a session request, as a trace entry marked shadow.
+pub async fn shadow_session_create(
+    p: Participant,
+    request: Arc<SessionCreateRequest>,
+    budget: Budget,
+) -> PluginResult {
+    let (result, latency) = ask_session(&p, &request, budget).await;
+    merge::shadow_session(&p.slot, &result, latency)
 }
 
 /// The policy stage (or revalidation): one policy after another, params chained.

@@ -1392,7 +1392,10 @@ type PluginResult struct {
 	// Whether this plugin's rewrite was applied.
 	ParamsChanged bool `protobuf:"varint,7,opt,name=params_changed,json=paramsChanged,proto3" json:"params_changed,omitempty"`
 	// Added: true for policy calls made during revalidation (contract §4.3).
-	Revalidation  bool `protobuf:"varint,8,opt,name=revalidation,proto3" json:"revalidation,omitempty"`
+	Revalidation bool `protobuf:"varint,8,opt,name=revalidation,proto3" json:"revalidation,omitempty"`
+	// Added: true for a shadow plugin's answer (contract §4.4): recorded, never merged. In a
+	// verdict's trace only when it arrived before the verdict was decided.
+	Shadow        bool `protobuf:"varint,9,opt,name=shadow,proto3" json:"shadow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1479,6 +1482,13 @@ func (x *PluginResult) GetParamsChanged() bool {
 func (x *PluginResult) GetRevalidation() bool {
 	if x != nil {
 		return x.Revalidation
+	}
+	return false
+}
+
+func (x *PluginResult) GetShadow() bool {
+	if x != nil {
+		return x.Shadow
 	}
 	return false
 }
@@ -1992,7 +2002,7 @@ const file_hookvisor_v1_hookvisor_proto_rawDesc = "" +
 	"\x10session_metadata\x18\x04 \x03(\v22.hookvisor.v1.ToolCallRequest.SessionMetadataEntryR\x0fsessionMetadata\x1aB\n" +
 	"\x14SessionMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x02\n" +
 	"\fPluginResult\x12\x16\n" +
 	"\x06plugin\x18\x01 \x01(\tR\x06plugin\x12)\n" +
 	"\x05stage\x18\x02 \x01(\x0e2\x13.hookvisor.v1.StageR\x05stage\x12/\n" +
@@ -2002,7 +2012,8 @@ const file_hookvisor_v1_hookvisor_proto_rawDesc = "" +
 	"\n" +
 	"latency_us\x18\x06 \x01(\x04R\tlatencyUs\x12%\n" +
 	"\x0eparams_changed\x18\a \x01(\bR\rparamsChanged\x12\"\n" +
-	"\frevalidation\x18\b \x01(\bR\frevalidation\"\x9a\x03\n" +
+	"\frevalidation\x18\b \x01(\bR\frevalidation\x12\x16\n" +
+	"\x06shadow\x18\t \x01(\bR\x06shadow\"\x9a\x03\n" +
 	"\x0fToolCallVerdict\x12/\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x15.hookvisor.v1.OutcomeR\aoutcome\x12\x1f\n" +
 	"\vparams_json\x18\x02 \x01(\tR\n" +

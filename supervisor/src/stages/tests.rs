@@ -134,6 +134,7 @@ async fn hooks_are_called_concurrently() {
             .enumerate()
             .map(|(i, f)| participant(&format!("h{i}"), Stage::Hook, f, None))
             .collect(),
+        ..Lineup::default()
     };
     let started = Instant::now();
     let verdict = before_tool_call(&lineup, &HOOK, &call("{}"), budget()).await;
@@ -153,6 +154,7 @@ async fn an_answerer_that_never_answers_fails_at_its_deadline_exactly() {
     let lineup = Lineup {
         policies: vec![],
         hooks: vec![participant("sleeper", Stage::Hook, &hang, Some(200))],
+        ..Lineup::default()
     };
     let started = Instant::now();
     let verdict = before_tool_call(&lineup, &HOOK, &call("{}"), budget()).await;
@@ -172,6 +174,7 @@ async fn the_host_deadline_less_its_margin_bounds_every_plugin() {
     let lineup = Lineup {
         policies: vec![participant("policy", Stage::Policy, &hang, None)],
         hooks: vec![],
+        ..Lineup::default()
     };
     let started = Instant::now();
     let budget = Budget::new(Some(Duration::from_millis(300)), &HOOK);
@@ -197,6 +200,7 @@ async fn once_decided_the_calls_still_in_flight_are_cancelled() {
             participant("blocker", Stage::Hook, &blocker, None),
             participant("slow", Stage::Hook, &slow, None),
         ],
+        ..Lineup::default()
     };
     let started = Instant::now();
     let verdict = before_tool_call(&lineup, &HOOK, &call("{}"), budget()).await;
@@ -219,6 +223,7 @@ async fn policies_chain_and_revalidate_the_hook_rewrite() {
     let lineup = Lineup {
         policies: vec![participant("policy", Stage::Policy, &policy, None)],
         hooks: vec![participant("hook", Stage::Hook, &hook, None)],
+        ..Lineup::default()
     };
     let verdict = before_tool_call(&lineup, &HOOK, &call(r#"{ "a" : 1 }"#), budget()).await;
     assert_eq!(verdict.outcome(), Outcome::Allow);

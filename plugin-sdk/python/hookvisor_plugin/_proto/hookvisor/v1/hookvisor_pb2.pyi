@@ -258,7 +258,7 @@ class ToolCallRequest(_message.Message):
     def __init__(self, tool_name: _Optional[str] = ..., params_json: _Optional[str] = ..., context: _Optional[_Union[ToolCallContext, _Mapping]] = ..., session_metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class PluginResult(_message.Message):
-    __slots__ = ("plugin", "stage", "outcome", "failure", "detail", "latency_us", "params_changed", "revalidation")
+    __slots__ = ("plugin", "stage", "outcome", "failure", "detail", "latency_us", "params_changed", "revalidation", "shadow")
     PLUGIN_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -267,6 +267,7 @@ class PluginResult(_message.Message):
     LATENCY_US_FIELD_NUMBER: _ClassVar[int]
     PARAMS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     REVALIDATION_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
     plugin: str
     stage: Stage
     outcome: Outcome
@@ -275,7 +276,8 @@ class PluginResult(_message.Message):
     latency_us: int
     params_changed: bool
     revalidation: bool
-    def __init__(self, plugin: _Optional[str] = ..., stage: _Optional[_Union[Stage, str]] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., failure: _Optional[_Union[Failure, str]] = ..., detail: _Optional[str] = ..., latency_us: _Optional[int] = ..., params_changed: _Optional[bool] = ..., revalidation: _Optional[bool] = ...) -> None: ...
+    shadow: bool
+    def __init__(self, plugin: _Optional[str] = ..., stage: _Optional[_Union[Stage, str]] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., failure: _Optional[_Union[Failure, str]] = ..., detail: _Optional[str] = ..., latency_us: _Optional[int] = ..., params_changed: _Optional[bool] = ..., revalidation: _Optional[bool] = ..., shadow: _Optional[bool] = ...) -> None: ...
 
 class ToolCallVerdict(_message.Message):
     __slots__ = ("outcome", "params_json", "params_changed", "block_reason", "block_kind", "decided_by", "approval", "approval_plugin", "trace")

@@ -39,6 +39,11 @@ export interface PluginResult {
    * Added: true for policy calls made during revalidation (contract §4.3).
    */
   'revalidation'?: (boolean);
+  /**
+   * Added: true for a shadow plugin's answer (contract §4.4): recorded, never merged. In a
+   * verdict's trace only when it arrived before the verdict was decided.
+   */
+  'shadow'?: (boolean);
 }
 
 /**
@@ -75,4 +80,9 @@ export interface PluginResult__Output {
    * Added: true for policy calls made during revalidation (contract §4.3).
    */
   'revalidation': (boolean);
+  /**
+   * Added: true for a shadow plugin's answer (contract §4.4): recorded, never merged. In a
+   * verdict's trace only when it arrived before the verdict was decided.
+   */
+  'shadow': (boolean);
 }

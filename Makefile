@@ -1,6 +1,7 @@
 # The two commands a newcomer needs (README.md):
 #   make demo   build hookvisor and the example plugins, run the scripted demo
-#   make test   install what the tests need (Python packages included) and run every test
+#   make test   install what the tests need (Python, Node and Go packages, inside the checkout)
+#               and run every test
 # and, for the performance figures (README, "Performance"):
 #   make bench  build in release (and the go-plugin peer, with Go) and run `hookvisor bench`
 .PHONY: demo test lint venv tools bench sdks
@@ -54,6 +55,9 @@ test: venv tools sdks lint
 	@for sdk in $(SDKS); do echo "== plugin-sdk/$$sdk/check.sh"; plugin-sdk/$$sdk/check.sh; done
 	@# Black-box tests spawn the real binaries: build them all first.
 	cargo build --locked --workspace --bins
+	@# The OpenClaw adapter against the real OpenClaw gateway (Node 24 from PyPI, openclaw from
+	@# npm, both inside the checkout) and the hookvisor just built.
+	examples/openclaw/check.sh
 	HOOKVISOR_TEST_PYTHON=$(abspath $(PYTHON)) cargo test --locked --workspace 2>&1 \
 		| tee target/test-output.log
 	@# cargo prints one summary per test binary; close with the total.

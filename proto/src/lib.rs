@@ -1,5 +1,5 @@
 //! The hookvisor contract (`hookvisor.v1`) as Rust types, clients and servers, generated from
-//! `proto/hookvisor/v1/hookvisor.proto`. Both the supervisor and the Rust plugin SDK use it.
+//! `proto/hookvisor/v1/hookvisor.proto` (and `admin.proto`, the operators' service). Both the supervisor and the Rust plugin SDK use it.
 #![forbid(unsafe_code)]
 // Nothing a host, a plugin or a configuration controls may panic the daemon.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -9,6 +9,10 @@ pub mod v1 {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
     tonic::include_proto!("hookvisor.v1");
 }
+
+/// The compiled descriptors of `hookvisor.proto` and `admin.proto`, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/hookvisor_descriptor.bin"));
 
 /// The protocol version this crate speaks (`HOOKVISOR_PROTOCOL_VERSION`, `Describe`).
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -5,6 +5,8 @@
 //! `§N` in this crate's docs and comments refers to section N of `docs/contract.md`.
 //!
 //! # Layout
+//! - [`admin`]: the operators' `hookvisor.v1.Admin` service on the host socket: the plugin
+//!   table, a restart of one plugin, a reload.
 //! - [`admission`]: the bounds on host calls in flight (`RESOURCE_EXHAUSTED`), and tonic's
 //!   decode failures answered as `INVALID_ARGUMENT`.
 //! - [`audit`]: the decision audit log, one JSON line per verdict, written off the decision path.
@@ -31,6 +33,7 @@
 //!   plugin call as `x-hookvisor-request-id`.
 //! - [`stages`]: the stages of §4 and §5 over a lineup of answerers, free of transport:
 //!   a checked request and a budget in, a verdict with its trace out.
+//! - [`stats`]: per-plugin calls, blocks, failures and recent latencies, for the admin service.
 //! - [`shadow`]: shadow plugins, asked in tasks of their own and never waited for; the bound on
 //!   their calls and the tally of their disagreements.
 //! - [`generation`]: one configuration's plugins and hook settings as one value, swapped whole.
@@ -45,6 +48,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod admission;
 pub mod audit;
 pub mod config;
@@ -65,3 +69,4 @@ pub mod shadow;
 #[allow(unsafe_code)]
 pub mod spawner;
 pub mod stages;
+pub mod stats;

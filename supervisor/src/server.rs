@@ -12,6 +12,7 @@ use hookvisor_proto::v1::hooks_server::HooksServer;
 use tokio::net::UnixListener;
 use tonic_health::ServingStatus;
 
+use crate::admin::{AdminService, ReloadReply};
 use crate::admission::{AdmissionLayer, HOST_MAX_REQUEST_BYTES};
 use crate::audit::Audit;
 use crate::config::Config;
@@ -23,6 +24,7 @@ use crate::metrics::{self, Metrics};
 use crate::plugin::PluginSet;
 use crate::service::{HooksService, Observers};
 use crate::spawner::Spawner;
+use hookvisor_proto::v1::admin_server::AdminServer;
 
 /// How long closing the host connections may take once no call is in flight.
 const CONNECTION_CLOSE_WAIT: Duration = Duration::from_millis(500);
@@ -188,6 +190,24 @@ pub async fn serve_on(
         hooks: config.hooks.clone(),
     });
     let hooks = HooksService::new(reader.clone(), drain.clone(), observers.clone());
+    let (admin_reloads_tx, mut admin_reloads) = tokio::sync::mpsc::channel::<ReloadReply>(4);
+    let admin = AdminServer::new(AdminService::new(
+        reader.clone(),
+        observers.clone(),
+        admin_reloads_tx,
+    ));
+    // gRPC reflection, v1 and the v1alpha older tools still ask for.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(hookvisor_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_error = |e| ServeError::Io {
+        context: "gRPC reflection".into(),
+        error: io::Error::other(e),
+    };
+    let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
     let metrics_server = match (metrics_listener, &observers.metrics) {
         (Some(listener), Some(metrics)) => {
             let (metrics, observers, drain) = (metrics.clone(), observers.clone(), drain.clone());
@@ -219,6 +239,9 @@ pub async fn serve_on(
             .layer(AdmissionLayer::new(&limits))
             .add_service(health_service)
             .add_service(hooks)
+            .add_service(admin)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .serve_with_incoming_shutdown(connections::incoming(listener, limits), async {
                 let _ = stop_rx.await;
             }),
@@ -257,15 +280,19 @@ pub async fn serve_on(
             Some(()) = requested => {
                 let Some(reload) = reload.as_ref() else { continue };
                 observer.reloading();
-                match (reload.load)() {
-                    Ok(next) => {
-                        config = switch(&current, config, next, &spawner, grace).await;
-                    }
-                    Err(why) => {
-                        tracing::error!("reload refused; the running configuration stays: {why}");
-                    }
-                }
+                let _ = reload_with(reload, &current, &mut config, &spawner, grace).await;
                 observer.ready(&socket, &current.get().plugins);
+            }
+            Some(reply) = admin_reloads.recv() => {
+                let Some(reload) = reload.as_ref() else {
+                    let _ = reply.send(Err("reload is not available: this supervisor was not \
+                        started from a configuration file".into()));
+                    continue;
+                };
+                observer.reloading();
+                let result = reload_with(reload, &current, &mut config, &spawner, grace).await;
+                observer.ready(&socket, &current.get().plugins);
+                let _ = reply.send(result);
             }
         }
     };
@@ -394,6 +421,30 @@ async fn switch(
     old.plugins.stop_unless_kept(&plugins, grace).await;
     tracing::info!(plugins = next.plugins.len(), "reloaded");
     next
+}
+
+/// Loads the configuration again and, when it is valid, switches to it (see [`switch`]); the
+/// number of plugins now running, or why the new configuration was refused (logged either way).
+async fn reload_with(
+    reload: &Reload,
+    current: &generation::Current,
+    config: &mut Config,
+    spawner: &Spawner,
+    grace: Duration,
+) -> Result<usize, String> {
+    match (reload.load)() {
+        Ok(next) => {
+            let running = config.clone();
+            *config = switch(current, running, next, spawner, grace).await;
+            Ok(config.plugins.len())
+        }
+        Err(why) => {
+            tracing::error!("reload refused; the running configuration stays: {why}");
+            Err(format!(
+                "reload refused; the running configuration stays: {why}"
+            ))
+        }
+    }
 }
 
 /// A task aborted when this is dropped.

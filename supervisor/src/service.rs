@@ -28,6 +28,7 @@ use crate::request;
 use crate::request_id::{self, RequestId};
 use crate::shadow::{self, Shadows, Tally};
 use crate::stages::{self, Budget};
+use crate::stats::CallStats;
 
 /// What records each call once it is decided (the audit log, the metrics), and what shadow
 /// plugins share (the bound on their calls, the tally of their disagreements).
@@ -41,6 +42,8 @@ pub struct Observers {
     pub shadow_slots: Arc<Semaphore>,
     /// How often each shadow plugin disagreed with the verdict.
     pub shadow_tally: Tally,
+    /// Every plugin's calls, blocks, failures and recent latencies, for `ListPlugins`.
+    pub calls: CallStats,
 }
 
 impl Observers {
@@ -51,6 +54,7 @@ impl Observers {
             metrics,
             shadow_slots: Arc::new(Semaphore::new(shadow::MAX_SHADOW_CALLS)),
             shadow_tally: Tally::default(),
+            calls: CallStats::default(),
         }
     }
 
@@ -206,6 +210,7 @@ impl Hooks for HooksService {
             .instrument(span("before_tool_call", &id))
             .await;
         let latency = started.elapsed();
+        self.observers.calls.record(&verdict.trace);
         if self.observers.wants(&shadows) {
             let observers = self.observers.clone();
             let verdict = verdict.clone();
@@ -248,6 +253,7 @@ impl Hooks for HooksService {
             .instrument(span("before_session_create", &id))
             .await;
         let latency = started.elapsed();
+        self.observers.calls.record(&verdict.trace);
         if self.observers.wants(&shadows) {
             let observers = self.observers.clone();
             let verdict = verdict.clone();
@@ -282,6 +288,7 @@ impl Hooks for HooksService {
             .instrument(span("session_created", &id))
             .await;
         let latency = started.elapsed();
+        self.observers.calls.record(&receipt.trace);
         let allow = hookvisor_proto::v1::Outcome::Allow as i32;
         self.observers
             .verdict(Hook::SessionCreated, allow, latency, &receipt.trace, &[]);

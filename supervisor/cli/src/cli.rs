@@ -63,6 +63,20 @@ enum Command {
     /// Ask a running supervisor one question, as a host would, and print the verdict with its
     /// per-plugin trace. Exit status: 0 allowed, 2 blocked, 3 approval required, 1 error.
     Call(crate::call::Options),
+    /// Show every plugin of a running supervisor: state, pid, restarts, calls, blocks,
+    /// failures, latency, heartbeat, registrations (and, for shadow plugins, disagreements).
+    Status(crate::admin::Target),
+    /// Make a running supervisor reload its configuration file (as SIGHUP does) and say how it
+    /// went: exit 0 when the new configuration runs, 1 when it was refused (the old one stays).
+    Reload(crate::admin::Target),
+    /// Replace a plugin's process (SIGTERM, grace, SIGKILL, then a new one at once; a
+    /// quarantined plugin is started again). Exit 0 when the new instance is ready.
+    Restart {
+        /// The plugin's configured name.
+        plugin: String,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
 }
 
 /// The entry point of the `hookvisor` binary.
@@ -140,6 +154,18 @@ pub(crate) fn main() -> ExitCode {
         Command::Call(options) => {
             init_logging("error");
             run_for_status(crate::call::run(options))
+        }
+        Command::Status(target) => {
+            init_logging("error");
+            run_for_status(crate::admin::status(target))
+        }
+        Command::Reload(target) => {
+            init_logging("error");
+            run_for_status(crate::admin::reload(target))
+        }
+        Command::Restart { plugin, target } => {
+            init_logging("error");
+            run_for_status(crate::admin::restart(target, plugin))
         }
     }
 }

@@ -600,7 +600,7 @@ fn full_context() -> ToolCallContext {
 /// Objects nested to the depth limit (the root counts as one level).
 fn deep_params() -> Value {
     let mut value = json!("bottom");
-    for level in (1..MAX_DEPTH).rev() {
+    for level in (0..MAX_DEPTH).rev() {
         let mut object = Map::new();
         object.insert(format!("level{level}"), value);
         value = Value::Object(object);

@@ -4,6 +4,7 @@
 // Nothing a host, a plugin or a configuration controls may panic the daemon.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod bench;
 mod call;
 mod cli;

@@ -187,6 +187,17 @@ impl Plugin {
         self.snapshot.borrow().phase.clone()
     }
 
+    /// Asks its owner for a new instance now (stopping the current one with the grace period);
+    /// a quarantined plugin is started again.
+    pub fn restart(&self) {
+        self.watchdog.request_restart();
+    }
+
+    /// A receiver of its snapshots, to wait for a phase.
+    pub fn watch(&self) -> watch::Receiver<Snapshot> {
+        self.snapshot.clone()
+    }
+
     /// The registrations that count now (`None`: every blocking hook and tool).
     pub fn registrations(&self) -> Option<Arc<[HookRegistration]>> {
         self.snapshot.borrow().registrations.clone()

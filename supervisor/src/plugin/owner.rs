@@ -31,14 +31,21 @@ use crate::layout;
 use crate::routing;
 use crate::spawner::Spawner;
 
-/// What the calls tell the owner: timeouts in a row, and the signal that the plugin is hung.
+/// What the calls tell the owner (timeouts in a row, and the signal that the plugin is hung),
+/// and what an operator asks of it (a restart).
 #[derive(Debug, Default)]
 pub struct Watchdog {
     timeouts_in_a_row: AtomicU32,
     hung: Notify,
+    restart: Notify,
 }
 
 impl Watchdog {
+    /// Asks the owner to replace the instance now (or, quarantined, to start one again).
+    pub fn request_restart(&self) {
+        self.restart.notify_one();
+    }
+
     /// Records how a call ended: `timed_out`, or anything else (which resets the count).
     /// `hung_after` timeouts in a row wake the owner.
     pub fn record(&self, timed_out: bool, hung_after: u32) {
@@ -66,12 +73,16 @@ pub(super) struct Owner {
     pub publish: watch::Sender<Snapshot>,
     /// The grace period to stop with, when the supervisor stops the plugin.
     pub stop: oneshot::Receiver<Duration>,
+    /// The grace period of a restart an operator asked for.
+    pub stop_grace: Duration,
 }
 
 /// How one instance ended.
 enum Ended {
     /// The supervisor stopped it.
     Stopped,
+    /// An operator asked for a new instance (not a failure).
+    Restarted,
     /// It failed its start, was rejected, exited or hung; `ready_for` is how long it was ready.
     Failed {
         phase: Phase,
@@ -88,6 +99,13 @@ impl Owner {
         loop {
             let (phase, permanent, ready_for) = match self.instance(next_instance()).await {
                 Ended::Stopped => return,
+                Ended::Restarted => {
+                    tracing::info!(plugin = %self.config.name, "restarting, as asked");
+                    self.publish.send_modify(|s| s.record.restarts += 1);
+                    failures.clear();
+                    delay = self.first_delay();
+                    continue;
+                }
                 Ended::Failed {
                     phase,
                     permanent,
@@ -114,9 +132,16 @@ impl Owner {
                     window,
                     last: Box::new(phase),
                 };
-                tracing::error!(plugin = %self.config.name, "{phase}; no more restarts until the supervisor restarts");
+                tracing::error!(plugin = %self.config.name,
+                    "{phase}; no more restarts until the supervisor restarts or an operator asks");
                 self.publish_phase(phase);
-                return self.wait_for_stop().await;
+                if !self.wait_for_restart().await {
+                    return;
+                }
+                tracing::info!(plugin = %self.config.name, "starting again after quarantine, as asked");
+                failures.clear();
+                delay = self.first_delay();
+                continue;
             }
             let wait = if permanent {
                 self.max_delay()
@@ -130,6 +155,8 @@ impl Owner {
             delay = (delay * 2).min(self.max_delay());
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
+                // An operator's restart skips the backoff.
+                () = self.watchdog.restart.notified() => {}
                 _ = &mut self.stop => {
                     self.publish_phase(Phase::Stopped);
                     return;
@@ -245,6 +272,13 @@ impl Owner {
             grace = &mut self.stop => {
                 return self.stopped(&process, &socket, grace.unwrap_or_default()).await;
             }
+            () = self.watchdog.restart.notified() => {
+                // No call may go to the instance being stopped.
+                self.publish_phase(Phase::Starting);
+                process.stop(self.stop_grace).await;
+                remove_socket(&socket);
+                return Ended::Restarted;
+            }
         };
         // Children it left behind in its group go too.
         process.stop(Duration::ZERO).await;
@@ -267,9 +301,15 @@ impl Owner {
     }
 
     /// A start failure with nothing left to do (quarantined): wait until the supervisor stops.
-    async fn wait_for_stop(mut self) {
-        let _ = (&mut self.stop).await;
-        self.publish_phase(Phase::Stopped);
+    /// Quarantined: waits for an operator's restart (true) or the supervisor's stop (false).
+    async fn wait_for_restart(&mut self) -> bool {
+        tokio::select! {
+            () = self.watchdog.restart.notified() => true,
+            _ = &mut self.stop => {
+                self.publish_phase(Phase::Stopped);
+                false
+            }
+        }
     }
 
     /// Stops the process (SIGTERM to its group, `grace`, SIGKILL) and publishes `Stopped`.

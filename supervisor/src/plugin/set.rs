@@ -118,6 +118,7 @@ impl PluginSet {
                 watchdog: watchdog.clone(),
                 publish,
                 stop: stop_rx,
+                stop_grace: Duration::from_millis(config.supervisor.stop_grace_ms.into()),
             };
             let plugin = Arc::new(Plugin {
                 config: plugin_config.clone(),
@@ -170,6 +171,11 @@ impl PluginSet {
             .iter()
             .map(|m| (m.plugin.name.clone(), m.plugin.phase()))
             .collect()
+    }
+
+    /// The plugin configured as `name`.
+    pub fn find(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.plugins().find(|p| &*p.name == name)
     }
 
     /// Every plugin, in configuration order.

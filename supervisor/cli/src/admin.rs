@@ -1,0 +1,235 @@
+//! `hookvisor status`, `hookvisor reload` and `hookvisor restart PLUGIN`: the operators'
+//! `hookvisor.v1.Admin` service of a running supervisor, as a table or (`--json`) JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use hookvisor_proto::v1::admin_client::AdminClient;
+use hookvisor_proto::v1::{
+    Hook, ListPluginsRequest, PluginStatus, ReloadRequest, RestartPluginRequest, Stage,
+};
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+/// Where the supervisor is, and how to print.
+#[derive(Debug, Args)]
+pub(crate) struct Target {
+    /// The supervisor's host socket; default `$HOOKVISOR_SOCKET`, else `/run/hookvisor/hookvisor.sock`.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn client(target: &Target) -> anyhow::Result<AdminClient<Channel>> {
+    let socket = crate::call::socket_path(target.socket.clone());
+    let channel = crate::demo::connect_channel(&socket)
+        .await
+        .with_context(|| format!("cannot connect to {}", socket.display()))?;
+    Ok(AdminClient::new(channel))
+}
+
+fn status_error(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the supervisor answered gRPC status {:?}: {}",
+        status.code(),
+        status.message()
+    )
+}
+
+/// `hookvisor status`: the plugin table.
+pub(crate) async fn status(target: Target) -> anyhow::Result<ExitCode> {
+    let mut request = tonic::Request::new(ListPluginsRequest {});
+    request.set_timeout(Duration::from_secs(10));
+    let plugins = client(&target)
+        .await?
+        .list_plugins(request)
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .plugins;
+    if target.json {
+        let list: Vec<Value> = plugins.iter().map(plugin_json).collect();
+        println!("{}", json!({ "plugins": list }));
+    } else {
+        print_table(&plugins);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hookvisor reload`.
+pub(crate) async fn reload(target: Target) -> anyhow::Result<ExitCode> {
+    let mut request = tonic::Request::new(ReloadRequest {});
+    request.set_timeout(Duration::from_secs(120));
+    let answer = client(&target)
+        .await?
+        .reload(request)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if target.json {
+        println!("{}", json!({ "reloaded": true, "plugins": answer.plugins }));
+    } else {
+        println!("reloaded: {} plugins", answer.plugins);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hookvisor restart PLUGIN`.
+pub(crate) async fn restart(target: Target, name: String) -> anyhow::Result<ExitCode> {
+    let mut request = tonic::Request::new(RestartPluginRequest { name: name.clone() });
+    request.set_timeout(Duration::from_secs(120));
+    let answer = client(&target)
+        .await?
+        .restart_plugin(request)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if target.json {
+        println!(
+            "{}",
+            json!({ "plugin": name, "state": answer.state, "pid": answer.pid })
+        );
+    } else {
+        println!("{name}: {} (pid {})", answer.state, answer.pid);
+    }
+    Ok(if answer.state == "ready" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn hooks_of(p: &PluginStatus) -> String {
+    let list: Vec<String> = p
+        .registrations
+        .iter()
+        .map(|r| {
+            let hook = match Hook::try_from(r.hook) {
+                Ok(Hook::BeforeToolCall) => "before_tool_call",
+                Ok(Hook::BeforeSessionCreate) => "before_session_create",
+                Ok(Hook::SessionCreated) => "session_created",
+                _ => "unknown",
+            };
+            let stage = if r.stage == Stage::Policy as i32 {
+                "policy "
+            } else {
+                ""
+            };
+            if r.tools.is_empty() {
+                format!("{stage}{hook}")
+            } else {
+                format!("{stage}{hook}({})", r.tools.join(","))
+            }
+        })
+        .collect();
+    list.join(" ")
+}
+
+fn plugin_json(p: &PluginStatus) -> Value {
+    json!({
+        "name": p.name,
+        "version": p.version,
+        "state": p.state,
+        "pid": p.pid,
+        "trusted": p.trusted,
+        "mode": p.mode,
+        "hooks": hooks_of(p),
+        "restarts": p.restarts,
+        "last_error": p.last_error,
+        "uptime_ms": p.uptime_ms,
+        "heartbeat_age_ms": p.heartbeat_age_ms,
+        "heartbeat_round_trip_us": p.heartbeat_round_trip_us,
+        "calls": p.calls,
+        "blocks": p.blocks,
+        "failures": p.failures,
+        "p50_latency_us": p.p50_latency_us,
+        "p99_latency_us": p.p99_latency_us,
+        "shadow_answers": p.shadow_answers,
+        "shadow_disagreements": p.shadow_disagreements,
+    })
+}
+
+fn print_table(plugins: &[PluginStatus]) {
+    let header = [
+        "plugin",
+        "version",
+        "state",
+        "pid",
+        "mode",
+        "restarts",
+        "calls",
+        "blocks",
+        "failures",
+        "p50",
+        "p99",
+        "heartbeat",
+        "hooks",
+    ];
+    let rows: Vec<[String; 13]> = plugins
+        .iter()
+        .map(|p| {
+            let mode = match (p.trusted, p.mode.as_str()) {
+                (_, "shadow") => format!(
+                    "shadow ({}/{} disagreed)",
+                    p.shadow_disagreements, p.shadow_answers
+                ),
+                (true, _) => "trusted".into(),
+                _ => "hook".into(),
+            };
+            let heartbeat = if p.heartbeat_age_ms == 0 {
+                "-".into()
+            } else {
+                format!(
+                    "{} s ago, {} µs",
+                    p.heartbeat_age_ms / 1000,
+                    p.heartbeat_round_trip_us
+                )
+            };
+            [
+                p.name.clone(),
+                p.version.clone(),
+                p.state.clone(),
+                if p.pid == 0 {
+                    "-".into()
+                } else {
+                    p.pid.to_string()
+                },
+                mode,
+                p.restarts.to_string(),
+                p.calls.to_string(),
+                p.blocks.to_string(),
+                p.failures.to_string(),
+                format!("{} µs", p.p50_latency_us),
+                format!("{} µs", p.p99_latency_us),
+                heartbeat,
+                hooks_of(p),
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        line(row.to_vec());
+    }
+    for p in plugins.iter().filter(|p| !p.last_error.is_empty()) {
+        println!("{}: last error: {}", p.name, p.last_error);
+    }
+}

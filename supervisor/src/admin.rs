@@ -1,0 +1,172 @@
+//! The operators' service, `hookvisor.v1.Admin` (`proto/hookvisor/v1/admin.proto`), on the host
+//! socket beside `Hooks`: the plugin table (`ListPlugins`), a restart of one plugin
+//! (`RestartPlugin`) and a reload of the configuration (`Reload`, as SIGHUP).
+//!
+//! Whoever may call the host socket may call this too (the socket's mode decides who). None of
+//! it can let a call through: a restart blocks the plugin's calls until its new instance is
+//! ready, a reload reads only the operator's file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookvisor_proto::v1::admin_server::Admin;
+use hookvisor_proto::v1::{
+    ListPluginsRequest, ListPluginsResponse, PluginStatus, ReloadRequest, ReloadResponse,
+    RestartPluginRequest, RestartPluginResponse,
+};
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Request, Response, Status};
+
+use crate::config::PluginMode;
+use crate::generation;
+use crate::plugin::Phase;
+use crate::service::Observers;
+
+/// A reload asked for by `Admin/Reload`: the serve loop answers with the number of plugins now
+/// running, or why the configuration was refused.
+pub type ReloadReply = oneshot::Sender<Result<usize, String>>;
+
+/// How long `RestartPlugin` waits for the new instance to be ready or to fail.
+const RESTART_WAIT: Duration = Duration::from_secs(60);
+
+/// The `Admin` service.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    generation: generation::Reader,
+    observers: Arc<Observers>,
+    reloads: mpsc::Sender<ReloadReply>,
+}
+
+impl AdminService {
+    /// A service over the current generation; reloads are sent to the serve loop on `reloads`.
+    pub fn new(
+        generation: generation::Reader,
+        observers: Arc<Observers>,
+        reloads: mpsc::Sender<ReloadReply>,
+    ) -> Self {
+        Self {
+            generation,
+            observers,
+            reloads,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn list_plugins(
+        &self,
+        _request: Request<ListPluginsRequest>,
+    ) -> Result<Response<ListPluginsResponse>, Status> {
+        let generation = self.generation.get();
+        let plugins = generation
+            .plugins
+            .plugins()
+            .map(|plugin| {
+                let snapshot = plugin.snapshot();
+                let record = &snapshot.record;
+                let figures = self.observers.calls.of(&plugin.name);
+                let shadow = plugin.config.mode == PluginMode::Shadow;
+                let (shadow_answers, shadow_disagreements) = if shadow {
+                    self.observers.shadow_tally.of(&plugin.name)
+                } else {
+                    (0, 0)
+                };
+                let (heartbeat_age_ms, heartbeat_round_trip_us) =
+                    record.heartbeat.map_or((0, 0), |(at, rtt)| {
+                        (millis(at.elapsed()), rtt.as_micros() as u64)
+                    });
+                PluginStatus {
+                    name: plugin.name.to_string(),
+                    version: record.version.as_deref().unwrap_or("").to_owned(),
+                    state: snapshot.phase.name().to_owned(),
+                    pid: snapshot.pid().unwrap_or(0),
+                    trusted: plugin.config.trusted,
+                    registrations: snapshot
+                        .registrations
+                        .as_deref()
+                        .map(<[_]>::to_vec)
+                        .unwrap_or_default(),
+                    restarts: record.restarts,
+                    last_error: record.last_error.clone().unwrap_or_default(),
+                    heartbeat_age_ms,
+                    heartbeat_round_trip_us,
+                    calls: figures.calls,
+                    blocks: figures.blocks,
+                    failures: figures.failures,
+                    p50_latency_us: figures.p50_us,
+                    p99_latency_us: figures.p99_us,
+                    mode: if shadow { "shadow" } else { "enforce" }.to_owned(),
+                    shadow_answers,
+                    shadow_disagreements,
+                    uptime_ms: record.started.map_or(0, |t| millis(t.elapsed())),
+                }
+            })
+            .collect();
+        Ok(Response::new(ListPluginsResponse { plugins }))
+    }
+
+    async fn restart_plugin(
+        &self,
+        request: Request<RestartPluginRequest>,
+    ) -> Result<Response<RestartPluginResponse>, Status> {
+        let name = request.into_inner().name;
+        if name.is_empty() || name.len() > 63 {
+            return Err(Status::invalid_argument(format!(
+                "name: a plugin name is 1..63 bytes, got {}",
+                name.len()
+            )));
+        }
+        let generation = self.generation.get();
+        let Some(plugin) = generation.plugins.find(&name) else {
+            let known: Vec<&str> = generation.plugins.plugins().map(|p| &*p.name).collect();
+            return Err(Status::not_found(format!(
+                "no plugin named '{}' (configured: {})",
+                crate::limits::cap_text(&name, 63),
+                known.join(", ")
+            )));
+        };
+        let mut watch = plugin.watch();
+        let before = watch.borrow().record.instance;
+        tracing::info!(plugin = %plugin.name, "restart asked for through the admin service");
+        plugin.restart();
+        // Ready, or failed, with a new instance.
+        let changed = watch.wait_for(|s| {
+            matches!(s.phase, Phase::Stopped)
+                || (s.record.instance != before && !matches!(s.phase, Phase::Starting))
+        });
+        match tokio::time::timeout(RESTART_WAIT, changed).await {
+            Ok(Ok(snapshot)) => Ok(Response::new(RestartPluginResponse {
+                state: snapshot.phase.to_string(),
+                pid: snapshot.pid().unwrap_or(0),
+            })),
+            Ok(Err(_)) => Err(Status::unavailable("the plugin's owner has stopped")),
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "the new instance was neither ready nor failed within {} s",
+                RESTART_WAIT.as_secs()
+            ))),
+        }
+    }
+
+    async fn reload(
+        &self,
+        _request: Request<ReloadRequest>,
+    ) -> Result<Response<ReloadResponse>, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.reloads
+            .send(reply)
+            .await
+            .map_err(|_| Status::unavailable("hookvisor is shutting down"))?;
+        match answer.await {
+            Ok(Ok(plugins)) => Ok(Response::new(ReloadResponse {
+                plugins: u32::try_from(plugins).unwrap_or(u32::MAX),
+            })),
+            Ok(Err(why)) => Err(Status::failed_precondition(why)),
+            Err(_) => Err(Status::unavailable("hookvisor is shutting down")),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -2,6 +2,7 @@ package hookvisor
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	pb "hookvisor.dev/plugin-sdk/go/hookvisorpb"
@@ -167,4 +169,18 @@ func jsonKind(value any) string {
 	default:
 		return fmt.Sprintf("%T", value)
 	}
+}
+
+// RequestID is the host call's request id, which the supervisor sends with every call as gRPC
+// metadata x-hookvisor-request-id, so a plugin's logs can be matched with the supervisor's and
+// the audit log's; "" when there is none. Pass the handler's ctx.
+func RequestID(ctx context.Context) string {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return ""
+	}
+	if ids := md.Get("x-hookvisor-request-id"); len(ids) > 0 {
+		return ids[0]
+	}
+	return ""
 }

@@ -1,12 +1,14 @@
 package hookvisor
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	pb "hookvisor.dev/plugin-sdk/go/hookvisorpb"
@@ -107,5 +109,16 @@ func TestInfoDefaultsToTheHookStage(t *testing.T) {
 	}
 	if second.GetStage() != StageHook || len(second.GetTools()) != 0 {
 		t.Errorf("second = %v", second)
+	}
+}
+
+func TestRequestIDComesFromTheCallsMetadata(t *testing.T) {
+	ctx := metadata.NewIncomingContext(context.Background(),
+		metadata.Pairs("x-hookvisor-request-id", "req-7"))
+	if got := RequestID(ctx); got != "req-7" {
+		t.Fatalf("RequestID = %q, want req-7", got)
+	}
+	if got := RequestID(context.Background()); got != "" {
+		t.Fatalf("RequestID without metadata = %q, want empty", got)
 	}
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::hooks_server::Hooks;
 use hookvisor_proto::v1::{
-    Hook, PluginResult, SessionCreateRequest, SessionCreatedNotice, SessionCreatedReceipt,
+    BlockKind, Hook, PluginResult, SessionCreateRequest, SessionCreatedNotice, SessionCreatedReceipt,
     SessionVerdict, ToolCallRequest, ToolCallVerdict,
 };
 use tokio::sync::Semaphore;
@@ -151,6 +151,11 @@ fn answer<T>(verdict: T, id: &RequestId) -> Response<T> {
     response
 }
 
+/// A call blocked because a plugin failed (§7) is logged, in the call's span: fail loudly.
+fn log_failure(plugin: &str, reason: &str) {
+    tracing::warn!(plugin, "blocked: {reason}");
+}
+
 /// The span of one host call in the supervisor's log.
 fn span(hook: &'static str, id: &RequestId) -> tracing::Span {
     tracing::info_span!("call", hook, request_id = %id)
@@ -203,6 +208,9 @@ impl Hooks for HooksService {
                 stages::shadow_tool_call(p, call.clone(), budget)
             });
             let mut verdict = stages::before_tool_call(&lineup, hook, &call, budget).await;
+            if verdict.block_kind == BlockKind::Failure as i32 {
+                log_failure(&verdict.decided_by, &verdict.block_reason);
+            }
             verdict.trace.extend(shadows.arrived());
             (verdict, shadows)
         };
@@ -246,6 +254,9 @@ impl Hooks for HooksService {
                 stages::shadow_session_create(p, request.clone(), budget)
             });
             let mut verdict = stages::before_session_create(&lineup, &request, budget).await;
+            if verdict.block_kind == BlockKind::Failure as i32 {
+                log_failure(&verdict.decided_by, &verdict.block_reason);
+            }
             verdict.trace.extend(shadows.arrived());
             (verdict, shadows)
         };

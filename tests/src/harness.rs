@@ -265,12 +265,19 @@ pub struct Builder {
     relative_config: bool,
     journal_stream: bool,
     env: Vec<(String, String)>,
+    serve_args: Vec<String>,
 }
 
 impl Builder {
     /// Adds a `key = value` line to the `[supervisor]` table.
     pub fn supervisor_key(mut self, line: &str) -> Builder {
         self.supervisor_keys.push(line.to_owned());
+        self
+    }
+
+    /// Adds an argument to `hookvisor serve` (e.g. `--log-format`).
+    pub fn serve_arg(mut self, arg: &str) -> Builder {
+        self.serve_args.push(arg.to_owned());
         self
     }
 
@@ -342,6 +349,7 @@ impl Builder {
         if self.socket_flag {
             command.arg("--socket").arg(&socket);
         }
+        command.args(&self.serve_args);
         let stdout = std::fs::File::create(dir.join("stdout.log")).expect("stdout.log");
         let stderr = std::fs::File::create(dir.join("stderr.log")).expect("stderr.log");
         if self.journal_stream {
@@ -397,6 +405,7 @@ impl Supervisor {
             relative_config: false,
             journal_stream: false,
             env: Vec::new(),
+            serve_args: Vec::new(),
         }
     }
 

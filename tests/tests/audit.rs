@@ -246,3 +246,32 @@ async fn a_blocked_writer_never_holds_a_decision_up() {
     let dropped = metrics_sample(&metrics, "hookvisor_audit_lines_dropped_total");
     assert!(dropped.is_some_and(|n| n > 0.0), "{metrics}");
 }
+
+/// `serve --log-format json`: every line the supervisor logs is one JSON object, and the log
+/// lines of a call carry its request id.
+#[tokio::test]
+async fn the_json_log_carries_the_request_id() {
+    let body = plugins(&[PluginToml::new("slow", "fixture-hang").timeout_ms(100)]);
+    let supervisor = Supervisor::builder(&body)
+        .serve_arg("--log-format")
+        .serve_arg("json")
+        .start()
+        .await;
+    let mut request = tonic::Request::new(tool_call("read", json!({})));
+    request
+        .metadata_mut()
+        .insert("x-hookvisor-request-id", "json-log-1".parse().unwrap());
+    let verdict = supervisor.client().await.before_tool_call(request).await.unwrap();
+    assert_eq!(verdict.into_inner().outcome(), Outcome::Block);
+    let log = supervisor.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.starts_with("----") && !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["level"].is_string() && l["fields"].is_object()), "{log}");
+    assert!(
+        lines.iter().any(|l| l["span"]["request_id"] == "json-log-1"),
+        "no line of the call carries its request id: {log}"
+    );
+}

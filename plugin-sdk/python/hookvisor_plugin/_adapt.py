@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import Any
 
 import grpc
 
@@ -42,3 +43,11 @@ def failure(hook: str, error: Exception) -> tuple[grpc.StatusCode, str]:
 
 def _kind(value: object) -> str:
     return "None" if value is None else type(value).__name__
+
+
+def request_id(context: Any) -> str:
+    """The request id the supervisor sends as `x-hookvisor-request-id` (`""` if none)."""
+    for item in context.invocation_metadata() or ():
+        if item[0] == "x-hookvisor-request-id":
+            return str(item[1])
+    return ""

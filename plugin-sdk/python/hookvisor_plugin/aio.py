@@ -155,7 +155,7 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.BeforeToolCallRequest, context: grpc.aio.ServicerContext
     ) -> pb.ToolCallDecision:
         async def answer() -> pb.ToolCallDecision:
-            call = ToolCall.from_proto(request)
+            call = ToolCall.from_proto(request, _adapt.request_id(context))
             _watch(context, call.cancelled)
             return _adapt.tool_call_answer(await self._plugin.before_tool_call(call))
 
@@ -165,7 +165,7 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.BeforeSessionCreateRequest, context: grpc.aio.ServicerContext
     ) -> pb.SessionDecision:
         async def answer() -> pb.SessionDecision:
-            session = SessionCreate.from_proto(request)
+            session = SessionCreate.from_proto(request, _adapt.request_id(context))
             _watch(context, session.cancelled)
             return _adapt.session_answer(await self._plugin.before_session_create(session))
 
@@ -175,7 +175,7 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.SessionCreatedEvent, context: grpc.aio.ServicerContext
     ) -> pb.Ack:
         async def answer() -> pb.Ack:
-            event = SessionCreated.from_proto(request)
+            event = SessionCreated.from_proto(request, _adapt.request_id(context))
             _watch(context, event.cancelled)
             await self._plugin.session_created(event)
             return pb.Ack()

@@ -87,6 +87,8 @@ class ToolCall:
     metadata: Any = None
     #: How long the supervisor will wait for the answer, in ms (0 if it did not say).
     deadline_ms: int = 0
+    #: The host call's request id (`x-hookvisor-request-id`), for matching logs; `""` if none.
+    request_id: str = ""
     #: Set once the supervisor stopped waiting for this answer (it cancelled the call, the
     #: deadline passed, or the plugin is stopping). A slow synchronous handler can check it, or
     #: `wait()` on it, to give up early instead of holding a worker thread.
@@ -113,7 +115,7 @@ class ToolCall:
         return value if isinstance(value, str) else None
 
     @classmethod
-    def from_proto(cls, msg: pb.BeforeToolCallRequest) -> ToolCall:
+    def from_proto(cls, msg: pb.BeforeToolCallRequest, request_id: str = "") -> ToolCall:
         """The view of a request; raises `StatusError(INVALID_ARGUMENT)` for bad JSON."""
         try:
             params = json.loads(msg.params_json)
@@ -127,6 +129,7 @@ class ToolCall:
             context=ToolCallContext.from_proto(msg.context),
             metadata=parse_metadata(msg.session_metadata_json),
             deadline_ms=msg.deadline_ms,
+            request_id=request_id,
         )
 
 
@@ -148,11 +151,13 @@ class SessionCreate:
     metadata: Any = None
     #: How long the supervisor will wait for the answer, in ms (0 if it did not say).
     deadline_ms: int = 0
+    #: The host call's request id (`x-hookvisor-request-id`); `""` if none.
+    request_id: str = ""
     #: Set once the supervisor stopped waiting for this answer (see `ToolCall.cancelled`).
     cancelled: threading.Event = field(default_factory=_new_event, compare=False, repr=False)
 
     @classmethod
-    def from_proto(cls, msg: pb.BeforeSessionCreateRequest) -> SessionCreate:
+    def from_proto(cls, msg: pb.BeforeSessionCreateRequest, request_id: str = "") -> SessionCreate:
         """The view of a request; raises `StatusError(INVALID_ARGUMENT)` for bad metadata."""
         return cls(
             session_key=msg.session_key,
@@ -164,6 +169,7 @@ class SessionCreate:
             requester=Requester.from_proto(msg.requester) if msg.HasField("requester") else None,
             metadata=parse_metadata(msg.session_metadata_json),
             deadline_ms=msg.deadline_ms,
+            request_id=request_id,
         )
 
 
@@ -176,17 +182,20 @@ class SessionCreated:
     agent_id: str = ""
     #: This plugin's namespace of the session metadata; `None` when absent (or JSON null).
     metadata: Any = None
+    #: The host call's request id (`x-hookvisor-request-id`); `""` if none.
+    request_id: str = ""
     #: Set once the supervisor stopped waiting (see `ToolCall.cancelled`).
     cancelled: threading.Event = field(default_factory=_new_event, compare=False, repr=False)
 
     @classmethod
-    def from_proto(cls, msg: pb.SessionCreatedEvent) -> SessionCreated:
+    def from_proto(cls, msg: pb.SessionCreatedEvent, request_id: str = "") -> SessionCreated:
         """The view of an event; raises `StatusError(INVALID_ARGUMENT)` for bad metadata."""
         return cls(
             session_key=msg.session_key,
             session_id=msg.session_id,
             agent_id=msg.agent_id,
             metadata=parse_metadata(msg.session_metadata_json),
+            request_id=request_id,
         )
 
 

@@ -105,7 +105,7 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.BeforeToolCallRequest, context: grpc.ServicerContext
     ) -> pb.ToolCallDecision:
         def answer() -> pb.ToolCallDecision:
-            call = ToolCall.from_proto(request)
+            call = ToolCall.from_proto(request, _adapt.request_id(context))
             _watch(context, call.cancelled)
             return _adapt.tool_call_answer(self._plugin.before_tool_call(call))
 
@@ -115,7 +115,7 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.BeforeSessionCreateRequest, context: grpc.ServicerContext
     ) -> pb.SessionDecision:
         def answer() -> pb.SessionDecision:
-            session = SessionCreate.from_proto(request)
+            session = SessionCreate.from_proto(request, _adapt.request_id(context))
             _watch(context, session.cancelled)
             return _adapt.session_answer(self._plugin.before_session_create(session))
 
@@ -125,7 +125,7 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.SessionCreatedEvent, context: grpc.ServicerContext
     ) -> pb.Ack:
         def answer() -> pb.Ack:
-            event = SessionCreated.from_proto(request)
+            event = SessionCreated.from_proto(request, _adapt.request_id(context))
             _watch(context, event.cancelled)
             self._plugin.session_created(event)
             return pb.Ack()

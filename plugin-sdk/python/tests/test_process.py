@@ -109,6 +109,16 @@ def test_the_handler_sees_the_parsed_request(mode: str, start: Start) -> None:
     assert seen["context"]["requester"] is None
 
 
+def test_the_handler_sees_the_request_id(mode: str, start: Start) -> None:
+    plugin = start(SAMPLE, [mode])
+    request = pb2.BeforeToolCallRequest(tool_name="echo", params_json="{}")
+    echoed = plugin.plugin.BeforeToolCall(
+        request, timeout=5, metadata=(("x-hookvisor-request-id", "req-42"),)
+    )
+    assert json.loads(echoed.block_reason)["request_id"] == "req-42"
+    assert json.loads(plugin.call("echo").block_reason)["request_id"] == ""
+
+
 def test_bad_json_is_invalid_argument_naming_the_field(mode: str, start: Start) -> None:
     plugin = start(SAMPLE, [mode])
     for params, metadata, field in (

@@ -44,14 +44,17 @@ export class ToolCall {
   readonly deadlineMs: number;
   /** Aborted when the supervisor cancels the call (deadline passed, or verdict already decided). */
   readonly signal: AbortSignal;
+  /** The host call's request id (`x-hookvisor-request-id`), for matching logs; "" if none. */
+  readonly requestId: string;
 
-  constructor(request: BeforeToolCallRequest__Output, signal: AbortSignal) {
+  constructor(request: BeforeToolCallRequest__Output, signal: AbortSignal, requestId = "") {
     this.toolName = request.tool_name;
     this.params = parseParams(request.params_json);
     this.context = request.context;
     this.metadata = parseMetadata(request.session_metadata_json);
     this.deadlineMs = request.deadline_ms;
     this.signal = signal;
+    this.requestId = requestId;
   }
 
   /** The param `key` if it is a string, else `undefined`. */
@@ -89,8 +92,10 @@ export class SessionCreate {
   readonly deadlineMs: number;
   /** Aborted when the supervisor cancels the call. */
   readonly signal: AbortSignal;
+  /** The host call's request id (`x-hookvisor-request-id`), for matching logs; "" if none. */
+  readonly requestId: string;
 
-  constructor(request: BeforeSessionCreateRequest__Output, signal: AbortSignal) {
+  constructor(request: BeforeSessionCreateRequest__Output, signal: AbortSignal, requestId = "") {
     this.sessionKey = request.session_key;
     this.agentId = request.agent_id;
     this.label = request.label;
@@ -101,6 +106,7 @@ export class SessionCreate {
     this.metadata = parseMetadata(request.session_metadata_json);
     this.deadlineMs = request.deadline_ms;
     this.signal = signal;
+    this.requestId = requestId;
   }
 }
 
@@ -113,13 +119,16 @@ export class SessionCreated {
   readonly metadata: unknown;
   /** Aborted when the supervisor stops waiting. */
   readonly signal: AbortSignal;
+  /** The host call's request id (`x-hookvisor-request-id`), for matching logs; "" if none. */
+  readonly requestId: string;
 
-  constructor(event: SessionCreatedEvent__Output, signal: AbortSignal) {
+  constructor(event: SessionCreatedEvent__Output, signal: AbortSignal, requestId = "") {
     this.sessionKey = event.session_key;
     this.sessionId = event.session_id;
     this.agentId = event.agent_id;
     this.metadata = parseMetadata(event.session_metadata_json);
     this.signal = signal;
+    this.requestId = requestId;
   }
 }
 

@@ -226,7 +226,7 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
   /** One hook: bounded, cancellable through an AbortSignal, every throw a non-OK status. */
   function hook<Req, Res>(
     name: HookName,
-    answer: (request: Req, signal: AbortSignal) => Promise<Res>,
+    answer: (request: Req, signal: AbortSignal, requestId: string) => Promise<Res>,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       if (inFlight >= MAX_CALLS_IN_FLIGHT) {
@@ -239,7 +239,9 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
       inFlight += 1;
       const cancelled = new AbortController();
       call.on("cancelled", () => cancelled.abort());
-      answer(call.request, cancelled.signal)
+      const ids = call.metadata.get("x-hookvisor-request-id");
+      const requestId = typeof ids[0] === "string" ? ids[0] : "";
+      answer(call.request, cancelled.signal, requestId)
         .finally(() => (inFlight -= 1))
         .then(
           (response) => callback(null, response),
@@ -257,16 +259,16 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
 
   return {
     Describe: (_call, callback) => callback(null, info),
-    BeforeToolCall: hook("before_tool_call", async (request, signal) => {
-      const call = new ToolCall(request, signal);
+    BeforeToolCall: hook("before_tool_call", async (request, signal, requestId) => {
+      const call = new ToolCall(request, signal, requestId);
       return (await plugin.beforeToolCall?.(call)) ?? {};
     }),
-    BeforeSessionCreate: hook("before_session_create", async (request, signal) => {
-      const session = new SessionCreate(request, signal);
+    BeforeSessionCreate: hook("before_session_create", async (request, signal, requestId) => {
+      const session = new SessionCreate(request, signal, requestId);
       return (await plugin.beforeSessionCreate?.(session)) ?? {};
     }),
-    SessionCreated: hook("session_created", async (request, signal) => {
-      await plugin.sessionCreated?.(new SessionCreated(request, signal));
+    SessionCreated: hook("session_created", async (request, signal, requestId) => {
+      await plugin.sessionCreated?.(new SessionCreated(request, signal, requestId));
       return {};
     }),
   };

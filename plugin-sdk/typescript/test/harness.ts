@@ -132,9 +132,14 @@ export class Clients {
   beforeToolCall(
     request: proto.BeforeToolCallRequest,
     timeoutMs = 5000,
+    requestId?: string,
   ): Promise<proto.ToolCallDecision__Output> {
+    const metadata = new grpc.Metadata();
+    if (requestId !== undefined) {
+      metadata.set("x-hookvisor-request-id", requestId);
+    }
     return unary((done) =>
-      this.plugin.BeforeToolCall(request, { deadline: deadline(timeoutMs) }, done),
+      this.plugin.BeforeToolCall(request, metadata, { deadline: deadline(timeoutMs) }, done),
     );
   }
 

@@ -169,6 +169,7 @@ describe("serving", () => {
       deadlineMs: 250,
       workspaceDir: "/srv/ws",
       agentId: "main",
+      requestId: "",
     });
     const bare = await clients.beforeToolCall({ tool_name: "echo", params_json: "{}" });
     assert.deepEqual(JSON.parse(bare.block_reason), {
@@ -178,7 +179,14 @@ describe("serving", () => {
       deadlineMs: 0,
       workspaceDir: "",
       agentId: "",
+      requestId: "",
     });
+    const tagged = await clients.beforeToolCall(
+      { tool_name: "echo", params_json: "{}" },
+      5000,
+      "req-9",
+    );
+    assert.equal(JSON.parse(tagged.block_reason).requestId, "req-9");
   });
 
   test("params that are not a JSON object: INVALID_ARGUMENT naming the field", async () => {

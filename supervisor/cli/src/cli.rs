@@ -37,6 +37,10 @@ enum Command {
         /// The host socket, overriding [supervisor] socket.
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// The log's format: `text` (one human line per event) or `json` (one JSON object per
+        /// event, with its span's fields, e.g. the call's request_id).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Load and validate a configuration and check the files and directories it names, as
     /// `serve` would before starting plugins: prints `ok`, or the error (exit status 64).
@@ -103,7 +107,11 @@ pub(crate) fn main() -> ExitCode {
                 ExitCode::from(EX_USAGE)
             }
         },
-        Command::Serve { config, socket } => {
+        Command::Serve {
+            config,
+            socket,
+            log_format,
+        } => {
             let config_path = config;
             let loaded = activated_socket().and_then(|activated| {
                 let config = load(&config_path, socket.as_deref(), activated.is_some())?;
@@ -116,7 +124,7 @@ pub(crate) fn main() -> ExitCode {
                     return ExitCode::from(EX_USAGE);
                 }
             };
-            init_logging("info");
+            init_logging_as("info", log_format);
             let activated_host = activated.is_some();
             let host = match activated {
                 Some(listener) => HostSocket::Activated(listener),
@@ -206,13 +214,33 @@ fn activated_socket() -> Result<Option<std::os::unix::net::UnixListener>, String
         })
 }
 
+/// The log's format (`serve --log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One human line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
 fn init_logging(default: &str) {
+    init_logging_as(default, LogFormat::Text);
+}
+
+fn init_logging_as(default: &str, format: LogFormat) {
     let filter =
         EnvFilter::try_from_env("HOOKVISOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if stderr_is_the_journal() {
+    if format == LogFormat::Json {
+        // The journal reads JSON lines as they are (no priority prefix: the level is a field).
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else if stderr_is_the_journal() {
         // The journal keeps its own timestamps and reads the level from a `<N>` prefix
         // (sd-daemon(3)), so `journalctl -p warning` filters hookvisor's lines and its
         // plugins' alike.

@@ -245,7 +245,7 @@ impl Owner {
             }
         };
         tracing::info!(plugin = %self.config.name, pid = process.pid().as_raw(), instance,
-            version = ?crate::limits::cap_text(&connected.info.version, 128),
+            version = %crate::limits::cap_text(&connected.info.version, 128),
             hooks = registrations.len(), "ready");
         let version: Arc<str> = Arc::from(crate::limits::cap_text(&connected.info.version, 128));
         self.publish

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::hooks_server::Hooks;
 use hookvisor_proto::v1::{
-    BlockKind, Hook, PluginResult, SessionCreateRequest, SessionCreatedNotice, SessionCreatedReceipt,
-    SessionVerdict, ToolCallRequest, ToolCallVerdict,
+    BlockKind, Hook, PluginResult, SessionCreateRequest, SessionCreatedNotice,
+    SessionCreatedReceipt, SessionVerdict, ToolCallRequest, ToolCallVerdict,
 };
 use tokio::sync::Semaphore;
 use tonic::metadata::MetadataMap;

@@ -261,7 +261,12 @@ async fn the_json_log_carries_the_request_id() {
     request
         .metadata_mut()
         .insert("x-hookvisor-request-id", "json-log-1".parse().unwrap());
-    let verdict = supervisor.client().await.before_tool_call(request).await.unwrap();
+    let verdict = supervisor
+        .client()
+        .await
+        .before_tool_call(request)
+        .await
+        .unwrap();
     assert_eq!(verdict.into_inner().outcome(), Outcome::Block);
     let log = supervisor.log();
     let lines: Vec<Value> = log
@@ -269,9 +274,16 @@ async fn the_json_log_carries_the_request_id() {
         .filter(|l| !l.starts_with("----") && !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    assert!(lines.iter().all(|l| l["level"].is_string() && l["fields"].is_object()), "{log}");
     assert!(
-        lines.iter().any(|l| l["span"]["request_id"] == "json-log-1"),
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["fields"].is_object()),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["request_id"] == "json-log-1"),
         "no line of the call carries its request id: {log}"
     );
 }

@@ -23,7 +23,7 @@ use hookvisor_proto::v1::{
 };
 use hookvisor_proto::{MAGIC_COOKIE, PROTOCOL_VERSION, env};
 use prost::Message;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
@@ -148,8 +148,16 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
 
     progress("direct: one plugin called on its own socket");
     direct(&plugin, dir.path(), &request, &plan, &mut figures).await?;
-    progress("spawn: start-to-ready of the Rust plugin");
-    spawn_ready(&plugin, dir.path(), &plan, &mut figures).await?;
+    let (languages, missing) = languages(&bin_dir, &plugin);
+    let names: Vec<&str> = languages.iter().map(|(name, _)| *name).collect();
+    progress(&format!(
+        "spawn: start-to-ready and one call of a trivial plugin in {}",
+        names.join(", ")
+    ));
+    spawn_ready(&languages, dir.path(), &request, &plan, &mut figures).await?;
+    if !missing.is_empty() {
+        figures.set("languages_missing", missing);
+    }
 
     let goplugin = GoPlugin::start(options.goplugin.as_deref().unwrap_or(&bin_dir)).await;
     for &n in &options.plugins {
@@ -248,7 +256,72 @@ fn plugin_call(request: &ToolCallRequest) -> BeforeToolCallRequest {
 // ---------------------------------------------------------------------------------------------
 // direct and spawn
 
-/// One `allow-all` plugin started by hand, as the supervisor would start it.
+/// How to start a plugin: its program, arguments and environment.
+#[derive(Debug, Clone)]
+struct Launch {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Launch {
+    fn binary(program: &Path) -> Launch {
+        Launch {
+            program: program.to_path_buf(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// A trivial plugin ("no opinion" for ordinary tools) in each language the repository has,
+/// built: the Rust `allow-all`, and the SDKs' `misbehave` fixtures in Python, TypeScript and Go
+/// (`make sdks` builds them). The second list names the languages not found, and why.
+fn languages(bin_dir: &Path, rust: &Path) -> (Vec<(&'static str, Launch)>, Vec<String>) {
+    let mut found = vec![("rust", Launch::binary(rust))];
+    let mut missing = Vec::new();
+    // target/<profile>/hookvisor: the repository is two levels up.
+    let repo = bin_dir.parent().and_then(Path::parent).unwrap_or(bin_dir);
+    let mut add = |name: &'static str, launch: Option<Launch>, needs: &str| match launch {
+        Some(launch) => found.push((name, launch)),
+        None => missing.push(format!("{name}: {needs} (make sdks)")),
+    };
+    let python = repo.join(".venv/bin/python");
+    let script = repo.join("plugin-sdk/python/tests/fixtures/misbehave.py");
+    add(
+        "python",
+        (python.is_file() && script.is_file()).then(|| Launch {
+            program: python,
+            args: vec![script.display().to_string()],
+            env: Vec::new(),
+        }),
+        "needs .venv with the Python SDK",
+    );
+    let node = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("node"))
+            .find(|candidate| candidate.is_file())
+    });
+    let script = repo.join("plugin-sdk/typescript/dist/test/fixtures/misbehave.js");
+    add(
+        "typescript",
+        node.filter(|_| script.is_file()).map(|node| Launch {
+            program: node,
+            args: vec![script.display().to_string()],
+            env: Vec::new(),
+        }),
+        "needs node and the built TypeScript SDK",
+    );
+    let go = repo.join("target/go/misbehave");
+    add(
+        "go",
+        go.is_file().then(|| Launch::binary(&go)),
+        "needs target/go/misbehave",
+    );
+    (found, missing)
+}
+
+/// One plugin started by hand, as the supervisor would start it.
 struct Plugin {
     child: Child,
     pid: i32,
@@ -256,11 +329,14 @@ struct Plugin {
 }
 
 impl Plugin {
-    async fn start(program: &Path, socket: &Path) -> anyhow::Result<(Plugin, Duration)> {
+    async fn start(launch: &Launch, socket: &Path) -> anyhow::Result<(Plugin, Duration)> {
+        let program = &launch.program;
         let _ = std::fs::remove_file(socket);
         let started = Instant::now();
         let child = Command::new(program)
+            .args(&launch.args)
             .env_clear()
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .env(env::PLUGIN_SOCKET, socket)
             .env(env::PLUGIN_NAME, "direct")
             .env(env::PROTOCOL_VERSION, PROTOCOL_VERSION.to_string())
@@ -321,7 +397,7 @@ async fn direct(
     plan: &Plan,
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
-    let (plugin, _) = Plugin::start(program, &dir.join("direct.sock")).await?;
+    let (plugin, _) = Plugin::start(&Launch::binary(program), &dir.join("direct.sock")).await?;
     let call = plugin_call(request);
     let client = plugin.client().await?;
     let one = move |mut client: PluginClient<Channel>| {
@@ -355,23 +431,46 @@ async fn direct(
     Ok(())
 }
 
+/// For each language: start-to-ready (spawn to `Describe` answered, median of `plan.spawns`),
+/// and one sequential call's latency to a trivial plugin, measured the same way for all.
 async fn spawn_ready(
-    program: &Path,
+    languages: &[(&'static str, Launch)],
     dir: &Path,
+    request: &ToolCallRequest,
     plan: &Plan,
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
-    let mut times = Vec::new();
-    for _ in 0..plan.spawns {
-        let (plugin, ready) = Plugin::start(program, &dir.join("spawn.sock")).await?;
-        times.push(ready);
+    let (mut ready_ms, mut p50, mut p99) = (Map::new(), Map::new(), Map::new());
+    for (name, launch) in languages {
+        let mut times = Vec::new();
+        for _ in 0..plan.spawns {
+            let (plugin, ready) = Plugin::start(launch, &dir.join("spawn.sock")).await?;
+            times.push(ready);
+            plugin.stop().await;
+        }
+        ready_ms.insert(
+            (*name).into(),
+            json!(round2(percentile(&times, 0.5).as_secs_f64() * 1e3)),
+        );
+        let (plugin, _) = Plugin::start(launch, &dir.join("call.sock")).await?;
+        let mut client = plugin.client().await?;
+        let call = plugin_call(request);
+        for _ in 0..plan.warmup {
+            client.before_tool_call(call.clone()).await?;
+        }
+        let mut samples = Vec::with_capacity(plan.sequential);
+        for _ in 0..plan.sequential {
+            let started = Instant::now();
+            client.before_tool_call(call.clone()).await?;
+            samples.push(started.elapsed());
+        }
+        p50.insert((*name).into(), json!(micros(percentile(&samples, 0.5))));
+        p99.insert((*name).into(), json!(micros(percentile(&samples, 0.99))));
         plugin.stop().await;
     }
-    // Only the Rust SDK exists so far; each SDK adds its language here.
-    figures.set(
-        "spawn_ready_ms",
-        json!({ "rust": round2(percentile(&times, 0.5).as_secs_f64() * 1e3) }),
-    );
+    figures.set("spawn_ready_ms", Value::Object(ready_ms));
+    figures.set("call_p50_us", Value::Object(p50));
+    figures.set("call_p99_us", Value::Object(p99));
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The decision audit log (`[audit]`): one JSON line per verdict, written by a thread of its own
-//! so that a slow or stuck disk never slows a decision. Lines go through a bounded queue; when it
-//! is full a line is dropped and counted (the count is in the metrics, in the supervisor's log,
+//! so that a slow or stuck disk never slows a decision. Lines go through a queue bounded in lines
+//! (`queue_lines`) and in bytes ([`MAX_QUEUED_BYTES`]); when it is full a line is dropped and
+//! counted (the count is in the metrics, in the supervisor's log,
 //! and in the audit log itself as an `"event":"dropped"` line once the writer catches up).
 //! SIGUSR1 reopens the file, for log rotation.
 //!
@@ -12,7 +13,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, SystemTime};
 
@@ -25,6 +26,10 @@ use serde_json::{Map, Value, json};
 use crate::config::{AuditConfig, AuditPath};
 use crate::request_id::RequestId;
 
+/// Bytes of lines waiting for the writer at most, whatever `queue_lines` says: with
+/// `log_params` a line can be 0.5 MiB, and the queue must bound memory, not only lines.
+pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+
 enum Message {
     Line(String),
     /// Look at the reopen flag.
@@ -35,6 +40,8 @@ enum Message {
 #[derive(Debug)]
 pub struct Audit {
     queue: SyncSender<Message>,
+    /// Bytes of the lines waiting in the queue (at most [`MAX_QUEUED_BYTES`]).
+    queued_bytes: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
     reopen: Arc<AtomicBool>,
     log_params: bool,
@@ -57,8 +64,10 @@ impl Audit {
         let (queue, lines) = std::sync::mpsc::sync_channel(config.queue_lines as usize);
         let dropped = Arc::new(AtomicU64::new(0));
         let reopen = Arc::new(AtomicBool::new(false));
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
             sink,
+            queued_bytes: queued_bytes.clone(),
             dropped: dropped.clone(),
             reopen: reopen.clone(),
         };
@@ -67,6 +76,7 @@ impl Audit {
             .spawn(move || writer.run(&lines))?;
         Ok(Audit {
             queue,
+            queued_bytes,
             dropped,
             reopen,
             log_params: config.log_params,
@@ -86,7 +96,18 @@ impl Audit {
     }
 
     fn submit(&self, line: Value) {
-        match self.queue.try_send(Message::Line(line.to_string())) {
+        let line = line.to_string();
+        let len = line.len();
+        let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        let sent = if queued > MAX_QUEUED_BYTES {
+            Err(TrySendError::Full(Message::Wake))
+        } else {
+            self.queue.try_send(Message::Line(line))
+        };
+        if sent.is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 let before = self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -392,6 +413,7 @@ fn open_file(path: &std::path::Path) -> io::Result<File> {
 /// The writer thread's state.
 struct Writer {
     sink: Sink,
+    queued_bytes: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
     reopen: Arc<AtomicBool>,
 }
@@ -406,6 +428,7 @@ impl Writer {
             let mut next = Some(first);
             while let Some(message) = next.take() {
                 if let Message::Line(line) = message {
+                    self.queued_bytes.fetch_sub(line.len(), Ordering::Relaxed);
                     buffer.extend_from_slice(line.as_bytes());
                     buffer.push(b'\n');
                 }
@@ -446,6 +469,37 @@ fn flush(sink: &mut Sink, buffer: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer stuck on a FIFO nobody reads: the queue holds at most `MAX_QUEUED_BYTES`, the
+    /// rest is dropped and counted, and submitting never blocks.
+    #[test]
+    fn the_queue_is_bounded_in_bytes() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = std::env::temp_dir().join(format!("hv-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("stuck.fifo");
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let _reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let audit = Audit::start(&AuditConfig {
+            path: AuditPath::File(fifo.clone()),
+            log_params: true,
+            queue_lines: crate::config::MAX_AUDIT_QUEUE_LINES,
+        })
+        .unwrap();
+        let line = json!({ "pad": "x".repeat(1024 * 1024) });
+        for _ in 0..100 {
+            audit.submit(line.clone());
+        }
+        assert!(audit.queued_bytes.load(Ordering::Relaxed) <= MAX_QUEUED_BYTES);
+        // 64 lines fit the queue, a few more the pipe and the writer's buffer.
+        assert!(audit.dropped() >= 30, "dropped {}", audit.dropped());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

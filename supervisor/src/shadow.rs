@@ -18,8 +18,9 @@ use tokio::task::JoinHandle;
 use crate::request_id;
 use crate::stages::Participant;
 
-/// Shadow calls in flight at most, across all host calls.
-pub const MAX_SHADOW_CALLS: usize = 256;
+/// Shadow calls in flight at most, across all host calls. Each holds its host call's request
+/// (at most 1.25 MiB) past the verdict, so this also bounds that memory: 160 MiB at most.
+pub const MAX_SHADOW_CALLS: usize = 128;
 
 /// The shadow calls of one host call.
 #[derive(Debug, Default)]

@@ -226,6 +226,15 @@ impl Plugin {
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>> + Send,
     {
         let (shared, process) = self.ready()?;
+        // The stages bound every call by the same deadline from outside and drop it when that
+        // passes; which of the two timers fires first is a matter of clock ticks. A call dropped
+        // at or past its deadline timed out all the same, and counts toward `hung_after`.
+        let mut unfinished = Unfinished {
+            watchdog: &self.watchdog,
+            hung_after: self.hung_after,
+            ends: Instant::now() + deadline,
+            armed: true,
+        };
         let pid = process.pid();
         let socket = process.socket().to_path_buf();
         let rpc = &rpc;
@@ -245,10 +254,33 @@ impl Plugin {
             }
         })
         .await;
+        unfinished.armed = false;
         let timed_out =
             matches!(&result, Err(f) if f.kind == hookvisor_proto::v1::Failure::Timeout);
         self.watchdog.record(timed_out, self.hung_after);
         result
+    }
+}
+
+/// How close to its deadline a dropped call counts as timed out: the two timers start
+/// microseconds apart, far less than this.
+const DEADLINE_SLACK: Duration = Duration::from_millis(5);
+
+/// Counts a call dropped unfinished at or past its deadline as timed out (see [`Plugin::call`]);
+/// one dropped earlier (its verdict was decided without it) counts for nothing.
+struct Unfinished<'a> {
+    watchdog: &'a owner::Watchdog,
+    hung_after: u32,
+    ends: Instant,
+    armed: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        // The outer timer started a little before `ends` was taken: allow for that.
+        if self.armed && Instant::now() + DEADLINE_SLACK >= self.ends {
+            self.watchdog.record(true, self.hung_after);
+        }
     }
 }
 

@@ -218,12 +218,7 @@ fn verdict_fields(
     reason: &str,
 ) {
     line.insert("outcome".into(), json!(outcome_name(outcome)));
-    let kind = match BlockKind::try_from(block_kind) {
-        Ok(BlockKind::Policy) => "policy",
-        Ok(BlockKind::Failure) => "failure",
-        _ => "",
-    };
-    line.insert("block_kind".into(), json!(kind));
+    line.insert("block_kind".into(), json!(block_kind_name(block_kind)));
     line.insert("decided_by".into(), json!(decided_by));
     line.insert("reason".into(), json!(reason));
 }
@@ -305,6 +300,15 @@ pub fn outcome_name(outcome: i32) -> &'static str {
         Ok(Outcome::Block) => "block",
         Ok(Outcome::RequireApproval) => "require_approval",
         _ => "cancelled",
+    }
+}
+
+/// A block kind in a word: `policy`, `failure` (`""` when nothing blocked).
+pub fn block_kind_name(kind: i32) -> &'static str {
+    match BlockKind::try_from(kind) {
+        Ok(BlockKind::Policy) => "policy",
+        Ok(BlockKind::Failure) => "failure",
+        _ => "",
     }
 }
 

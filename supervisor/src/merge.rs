@@ -501,8 +501,10 @@ pub fn shadow_tool(
     result: &Result<ToolAnswer, Failed>,
     latency: Duration,
 ) -> PluginResult {
-    let mut e = match result {
-        Ok(answer) => {
+    shadow_entry(
+        slot,
+        latency,
+        result.as_ref().map(|answer| {
             let outcome = if answer.block.is_some() {
                 Outcome::Block
             } else if answer.approval.is_some() {
@@ -510,20 +512,9 @@ pub fn shadow_tool(
             } else {
                 Outcome::Allow
             };
-            let mut e = entry(slot, outcome, latency);
-            e.detail = answer.block.clone().unwrap_or_default();
-            e.params_changed = answer.params.is_some();
-            e
-        }
-        Err(failed) => {
-            let mut e = entry(slot, Outcome::Block, latency);
-            e.failure = failed.kind as i32;
-            e.detail = failed.sentence(&slot.plugin);
-            e
-        }
-    };
-    e.shadow = true;
-    e
+            (outcome, answer.block.as_deref(), answer.params.is_some())
+        }),
+    )
 }
 
 /// The trace entry of a shadow plugin's session answer (or failure).
@@ -532,15 +523,32 @@ pub fn shadow_session(
     result: &Result<SessionAnswer, Failed>,
     latency: Duration,
 ) -> PluginResult {
-    let mut e = match result {
-        Ok(answer) => {
+    shadow_entry(
+        slot,
+        latency,
+        result.as_ref().map(|answer| {
             let outcome = if answer.block.is_some() {
                 Outcome::Block
             } else {
                 Outcome::Allow
             };
+            (outcome, answer.block.as_deref(), false)
+        }),
+    )
+}
+
+/// A shadow's entry from what it said (outcome, block reason, whether it rewrote) or how it
+/// failed.
+fn shadow_entry(
+    slot: &Slot,
+    latency: Duration,
+    said: Result<(Outcome, Option<&str>, bool), &Failed>,
+) -> PluginResult {
+    let mut e = match said {
+        Ok((outcome, reason, rewrote)) => {
             let mut e = entry(slot, outcome, latency);
-            e.detail = answer.block.clone().unwrap_or_default();
+            e.detail = reason.unwrap_or_default().to_owned();
+            e.params_changed = rewrote;
             e
         }
         Err(failed) => {

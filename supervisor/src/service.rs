@@ -5,6 +5,7 @@
 //! [`crate::request_id`]), returned as `x-hookvisor-request-id`, and is recorded by the
 //! [`Observers`] (audit log, metrics) after its verdict is sent on its way.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use tracing::Instrument;
 
-use crate::audit::Audit;
+use crate::audit::{self, Audit};
 use crate::config::HookConfig;
 use crate::drain::{Drain, InFlight};
 use crate::generation::{self, Generation};
@@ -151,16 +152,6 @@ fn answer<T>(verdict: T, id: &RequestId) -> Response<T> {
     response
 }
 
-/// A call blocked because a plugin failed (§7) is logged, in the call's span: fail loudly.
-fn log_failure(plugin: &str, reason: &str) {
-    tracing::warn!(plugin, "blocked: {reason}");
-}
-
-/// The span of one host call in the supervisor's log.
-fn span(hook: &'static str, id: &RequestId) -> tracing::Span {
-    tracing::info_span!("call", hook, request_id = %id)
-}
-
 /// The budget of a call: the host's deadline (from `grpc-timeout`) and the hook's timeout.
 fn budget(metadata: &MetadataMap, hook: &HookConfig) -> Budget {
     Budget::new(host_timeout(metadata), hook)
@@ -203,36 +194,35 @@ impl Hooks for HooksService {
         let lineup = generation
             .plugins
             .lineup(Hook::BeforeToolCall, Some(&call.request.tool_name));
-        let decide = async {
-            let shadows = Shadows::start(&lineup.shadows, &self.observers.shadow_slots, |p| {
+        let shadows = || {
+            Shadows::start(&lineup.shadows, &self.observers.shadow_slots, |p| {
                 stages::shadow_tool_call(p, call.clone(), budget)
-            });
-            let mut verdict = stages::before_tool_call(&lineup, hook, &call, budget).await;
-            if verdict.block_kind == BlockKind::Failure as i32 {
-                log_failure(&verdict.decided_by, &verdict.block_reason);
-            }
-            verdict.trace.extend(shadows.arrived());
-            (verdict, shadows)
+            })
         };
-        let (verdict, shadows) = request_id::scope(id.clone(), decide)
-            .instrument(span("before_tool_call", &id))
+        let decide = stages::before_tool_call(&lineup, hook, &call, budget);
+        let (verdict, shadows) = self
+            .decide(Hook::BeforeToolCall, &id, shadows, decide)
             .await;
+        let audit = move |audit: &Audit, record: Record<'_, ToolCallVerdict>| {
+            let Record {
+                id,
+                verdict,
+                latency,
+                shadow,
+                versions,
+            } = record;
+            audit.tool_call(id, &call.request, verdict, latency, shadow, versions);
+        };
         let latency = started.elapsed();
-        self.observers.calls.record(&verdict.trace);
-        if self.observers.wants(&shadows) {
-            let observers = self.observers.clone();
-            let verdict = verdict.clone();
-            let generation = generation.clone();
-            let id = id.clone();
-            after_shadows(shadows, move |shadow| {
-                let hook = Hook::BeforeToolCall;
-                observers.verdict(hook, verdict.outcome, latency, &verdict.trace, &shadow);
-                if let Some(audit) = &observers.audit {
-                    let versions = versions(&generation);
-                    audit.tool_call(&id, &call.request, &verdict, latency, &shadow, &versions);
-                }
-            });
-        }
+        self.record(
+            Hook::BeforeToolCall,
+            &id,
+            latency,
+            &generation,
+            &verdict,
+            shadows,
+            audit,
+        );
         Ok(answer(verdict, &id))
     }
 
@@ -249,36 +239,35 @@ impl Hooks for HooksService {
         request::session_create(&mut request)?;
         let request = Arc::new(request);
         let lineup = generation.plugins.lineup(Hook::BeforeSessionCreate, None);
-        let decide = async {
-            let shadows = Shadows::start(&lineup.shadows, &self.observers.shadow_slots, |p| {
+        let shadows = || {
+            Shadows::start(&lineup.shadows, &self.observers.shadow_slots, |p| {
                 stages::shadow_session_create(p, request.clone(), budget)
-            });
-            let mut verdict = stages::before_session_create(&lineup, &request, budget).await;
-            if verdict.block_kind == BlockKind::Failure as i32 {
-                log_failure(&verdict.decided_by, &verdict.block_reason);
-            }
-            verdict.trace.extend(shadows.arrived());
-            (verdict, shadows)
+            })
         };
-        let (verdict, shadows) = request_id::scope(id.clone(), decide)
-            .instrument(span("before_session_create", &id))
+        let decide = stages::before_session_create(&lineup, &request, budget);
+        let (verdict, shadows) = self
+            .decide(Hook::BeforeSessionCreate, &id, shadows, decide)
             .await;
+        let audit = move |audit: &Audit, record: Record<'_, SessionVerdict>| {
+            let Record {
+                id,
+                verdict,
+                latency,
+                shadow,
+                versions,
+            } = record;
+            audit.session_create(id, &request, verdict, latency, shadow, versions);
+        };
         let latency = started.elapsed();
-        self.observers.calls.record(&verdict.trace);
-        if self.observers.wants(&shadows) {
-            let observers = self.observers.clone();
-            let verdict = verdict.clone();
-            let generation = generation.clone();
-            let id = id.clone();
-            after_shadows(shadows, move |shadow| {
-                let hook = Hook::BeforeSessionCreate;
-                observers.verdict(hook, verdict.outcome, latency, &verdict.trace, &shadow);
-                if let Some(audit) = &observers.audit {
-                    let versions = versions(&generation);
-                    audit.session_create(&id, &request, &verdict, latency, &shadow, &versions);
-                }
-            });
-        }
+        self.record(
+            Hook::BeforeSessionCreate,
+            &id,
+            latency,
+            &generation,
+            &verdict,
+            shadows,
+            audit,
+        );
         Ok(answer(verdict, &id))
     }
 
@@ -295,19 +284,152 @@ impl Hooks for HooksService {
         request::session_created(&mut notice)?;
         let lineup = generation.plugins.lineup(Hook::SessionCreated, None);
         let observe = stages::session_created(&lineup, &notice, budget);
-        let receipt = request_id::scope(id.clone(), observe)
-            .instrument(span("session_created", &id))
+        let (receipt, shadows) = self
+            .decide(Hook::SessionCreated, &id, Shadows::default, observe)
             .await;
+        let audit = move |audit: &Audit, record: Record<'_, SessionCreatedReceipt>| {
+            let Record {
+                id,
+                verdict,
+                latency,
+                versions,
+                ..
+            } = record;
+            audit.session_created(id, &notice, verdict, latency, versions);
+        };
         let latency = started.elapsed();
-        self.observers.calls.record(&receipt.trace);
-        let allow = hookvisor_proto::v1::Outcome::Allow as i32;
-        self.observers
-            .verdict(Hook::SessionCreated, allow, latency, &receipt.trace, &[]);
-        if let Some(audit) = &self.observers.audit {
-            let versions = versions(&generation);
-            audit.session_created(&id, &notice, &receipt, latency, &versions);
-        }
+        self.record(
+            Hook::SessionCreated,
+            &id,
+            latency,
+            &generation,
+            &receipt,
+            shadows,
+            audit,
+        );
         Ok(answer(receipt, &id))
+    }
+}
+
+/// What the three answers have in common, for [`HooksService::decide`] and
+/// [`HooksService::record`].
+trait Decided: Clone + Send + Sync + 'static {
+    /// The outcome (an observation is always allowed).
+    fn outcome_code(&self) -> i32;
+    /// The plugin whose failure blocked, and the reason, when a failure blocked.
+    fn failure(&self) -> Option<(&str, &str)>;
+    /// The per-plugin trace.
+    fn trace_entries(&mut self) -> &mut Vec<PluginResult>;
+    /// The per-plugin trace, read.
+    fn trace(&self) -> &[PluginResult];
+}
+
+macro_rules! decided {
+    ($verdict:ty) => {
+        impl Decided for $verdict {
+            fn outcome_code(&self) -> i32 {
+                self.outcome
+            }
+            fn failure(&self) -> Option<(&str, &str)> {
+                (self.block_kind == BlockKind::Failure as i32)
+                    .then(|| (self.decided_by.as_str(), self.block_reason.as_str()))
+            }
+            fn trace_entries(&mut self) -> &mut Vec<PluginResult> {
+                &mut self.trace
+            }
+            fn trace(&self) -> &[PluginResult] {
+                &self.trace
+            }
+        }
+    };
+}
+decided!(ToolCallVerdict);
+decided!(SessionVerdict);
+
+impl Decided for SessionCreatedReceipt {
+    fn outcome_code(&self) -> i32 {
+        hookvisor_proto::v1::Outcome::Allow as i32
+    }
+    fn failure(&self) -> Option<(&str, &str)> {
+        None
+    }
+    fn trace_entries(&mut self) -> &mut Vec<PluginResult> {
+        &mut self.trace
+    }
+    fn trace(&self) -> &[PluginResult] {
+        &self.trace
+    }
+}
+
+/// What an audit line is made of, once the shadows have answered.
+struct Record<'a, V> {
+    id: &'a RequestId,
+    verdict: &'a V,
+    latency: Duration,
+    shadow: &'a [PluginResult],
+    versions: &'a dyn Fn(&str) -> Option<Arc<str>>,
+}
+
+impl HooksService {
+    /// Decides one call in its request-id scope and log span: starts its shadows (they run in
+    /// tasks of their own), awaits `decide`, logs a block by a failing plugin, and adds the
+    /// shadow answers that came first to the trace.
+    async fn decide<V: Decided>(
+        &self,
+        hook: Hook,
+        id: &RequestId,
+        shadows: impl FnOnce() -> Shadows,
+        decide: impl Future<Output = V>,
+    ) -> (V, Shadows) {
+        let work = async {
+            let shadows = shadows();
+            let mut verdict = decide.await;
+            if let Some((plugin, reason)) = verdict.failure() {
+                tracing::warn!(plugin, "blocked: {reason}");
+            }
+            let arrived = shadows.arrived();
+            verdict.trace_entries().extend(arrived);
+            (verdict, shadows)
+        };
+        let span = tracing::info_span!("call", hook = audit::hook_name(hook), request_id = %id);
+        request_id::scope(id.clone(), work).instrument(span).await
+    }
+
+    /// Records a decided call: the per-plugin figures at once; the metrics, the shadow tally and
+    /// the audit line (written by `audit`) once its shadows have answered, without holding the
+    /// verdict up. Nothing is copied when nothing records.
+    #[allow(clippy::too_many_arguments)]
+    fn record<V: Decided>(
+        &self,
+        hook: Hook,
+        id: &RequestId,
+        latency: Duration,
+        generation: &Arc<Generation>,
+        verdict: &V,
+        shadows: Shadows,
+        audit: impl FnOnce(&Audit, Record<'_, V>) + Send + 'static,
+    ) {
+        self.observers.calls.record(verdict.trace());
+        if !self.observers.wants(&shadows) {
+            return;
+        }
+        let observers = self.observers.clone();
+        let (verdict, generation, id) = (verdict.clone(), generation.clone(), id.clone());
+        after_shadows(shadows, move |shadow| {
+            let outcome = verdict.outcome_code();
+            observers.verdict(hook, outcome, latency, verdict.trace(), &shadow);
+            if let Some(log) = &observers.audit {
+                let versions = versions(&generation);
+                let record = Record {
+                    id: &id,
+                    verdict: &verdict,
+                    latency,
+                    shadow: &shadow,
+                    versions: &versions,
+                };
+                audit(log, record);
+            }
+        });
     }
 }
 

@@ -25,8 +25,9 @@ pub const MAX_SHADOW_CALLS: usize = 128;
 /// The shadow calls of one host call.
 #[derive(Debug, Default)]
 pub struct Shadows {
-    /// One slot per shadow, in lineup order, filled as answers arrive.
-    results: Arc<Mutex<Vec<Option<PluginResult>>>>,
+    /// One slot per shadow, in lineup order, filled as answers arrive; `None` when there is no
+    /// shadow (the usual case, which then allocates nothing).
+    results: Option<Arc<Mutex<Vec<Option<PluginResult>>>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -38,17 +39,15 @@ impl Shadows {
         F: Fn(Participant) -> Fut,
         Fut: Future<Output = PluginResult> + Send + 'static,
     {
+        if participants.is_empty() {
+            return Shadows::default();
+        }
         let results = Arc::new(Mutex::new(vec![None; participants.len()]));
         let mut tasks = Vec::with_capacity(participants.len());
         let id = request_id::current();
         for (i, p) in participants.iter().enumerate() {
             let Ok(permit) = slots.clone().try_acquire_owned() else {
-                let mut entry = skipped(p);
-                entry.detail = format!(
-                    "plugin '{}' was not called: {MAX_SHADOW_CALLS} shadow calls are in flight",
-                    p.slot.plugin
-                );
-                store(&results, i, entry);
+                store(&results, i, skipped(p));
                 continue;
             };
             let answer = ask(p.clone());
@@ -63,31 +62,34 @@ impl Shadows {
                 None => tokio::spawn(work),
             });
         }
-        Shadows { results, tasks }
+        Shadows {
+            results: Some(results),
+            tasks,
+        }
     }
 
     /// Whether there is no shadow at all.
     pub fn is_empty(&self) -> bool {
-        self.results.lock().map_or(true, |r| r.is_empty())
+        self.results.is_none()
     }
 
     /// The answers that have arrived so far.
     pub fn arrived(&self) -> Vec<PluginResult> {
-        self.results
+        let Some(results) = &self.results else {
+            return Vec::new();
+        };
+        results
             .lock()
             .map(|r| r.iter().flatten().cloned().collect())
             .unwrap_or_default()
     }
 
     /// Every answer, once each has arrived (each call is bounded by its deadline).
-    pub async fn finish(self) -> Vec<PluginResult> {
-        for task in self.tasks {
+    pub async fn finish(mut self) -> Vec<PluginResult> {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
-        self.results
-            .lock()
-            .map(|r| r.iter().flatten().cloned().collect())
-            .unwrap_or_default()
+        self.arrived()
     }
 }
 
@@ -99,13 +101,17 @@ fn store(results: &Mutex<Vec<Option<PluginResult>>>, i: usize, entry: PluginResu
     }
 }
 
-/// The entry of a shadow that was not called.
+/// The entry of a shadow that was not called: the bound was reached.
 fn skipped(p: &Participant) -> PluginResult {
     PluginResult {
         plugin: p.slot.plugin.to_string(),
         stage: Stage::Hook as i32,
         outcome: Outcome::Block as i32,
         failure: Failure::Unavailable as i32,
+        detail: format!(
+            "plugin '{}' was not called: {MAX_SHADOW_CALLS} shadow calls are in flight",
+            p.slot.plugin
+        ),
         shadow: true,
         ..PluginResult::default()
     }

@@ -109,12 +109,7 @@ fn hooks_of(p: &PluginStatus) -> String {
         .registrations
         .iter()
         .map(|r| {
-            let hook = match Hook::try_from(r.hook) {
-                Ok(Hook::BeforeToolCall) => "before_tool_call",
-                Ok(Hook::BeforeSessionCreate) => "before_session_create",
-                Ok(Hook::SessionCreated) => "session_created",
-                _ => "unknown",
-            };
+            let hook = Hook::try_from(r.hook).map_or("unknown", hookvisor::audit::hook_name);
             let stage = if r.stage == Stage::Policy as i32 {
                 "policy "
             } else {

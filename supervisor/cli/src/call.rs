@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use hookvisor::audit::{block_kind_name, failure_name, outcome_name};
 use hookvisor_proto::v1::hooks_client::HooksClient;
 use hookvisor_proto::v1::{
-    ApprovalRequest, BlockKind, Failure, Outcome, PluginResult, Requester, SessionCreateRequest,
-    Stage, ToolCallContext, ToolCallRequest,
+    ApprovalRequest, Outcome, PluginResult, Requester, SessionCreateRequest, Stage,
+    ToolCallContext, ToolCallRequest,
 };
 use serde_json::{Value, json};
 
@@ -205,35 +206,6 @@ fn status_error(status: tonic::Status) -> anyhow::Error {
         status.code(),
         status.message()
     )
-}
-
-fn outcome_name(outcome: i32) -> &'static str {
-    match Outcome::try_from(outcome) {
-        Ok(Outcome::Allow) => "allow",
-        Ok(Outcome::Block) => "block",
-        Ok(Outcome::RequireApproval) => "require_approval",
-        // In a trace: the call was cancelled because the verdict was already decided.
-        _ => "cancelled",
-    }
-}
-
-fn block_kind_name(kind: i32) -> &'static str {
-    match BlockKind::try_from(kind) {
-        Ok(BlockKind::Policy) => "policy",
-        Ok(BlockKind::Failure) => "failure",
-        _ => "",
-    }
-}
-
-fn failure_name(failure: i32) -> &'static str {
-    match Failure::try_from(failure) {
-        Ok(Failure::Timeout) => "timeout",
-        Ok(Failure::Crashed) => "crashed",
-        Ok(Failure::Unavailable) => "unavailable",
-        Ok(Failure::InvalidResponse) => "invalid_response",
-        Ok(Failure::Error) => "error",
-        _ => "",
-    }
 }
 
 fn approval_json(approval: &ApprovalRequest) -> Value {

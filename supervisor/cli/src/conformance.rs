@@ -257,23 +257,8 @@ async fn check_cookie(
     let socket = runtime.join(format!("{}.0.sock", config.name));
     let spawned = spawner
         .spawn(&config.command, |command| {
-            command
-                .args(&config.args)
-                .env_clear()
-                .envs(
-                    config
-                        .inherit_env
-                        .iter()
-                        .filter_map(|k| Some((k, std::env::var_os(k)?))),
-                )
-                .envs(&config.env)
-                .env(env::PLUGIN_SOCKET, &socket)
-                .env(env::PLUGIN_NAME, &config.name)
-                .env(env::PROTOCOL_VERSION, PROTOCOL_VERSION.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .current_dir(workdir);
+            process::configure(command, config, &socket, workdir);
+            command.env_remove(env::MAGIC_COOKIE).stdout(Stdio::null());
         })
         .await
         .map_err(|e| format!("cannot start {}: {e}", config.command.display()))?;
@@ -401,12 +386,7 @@ fn describe_registration(r: &HookRegistration) -> String {
 }
 
 fn hook_name(hook: i32) -> &'static str {
-    match Hook::try_from(hook) {
-        Ok(Hook::BeforeToolCall) => "before_tool_call",
-        Ok(Hook::BeforeSessionCreate) => "before_session_create",
-        Ok(Hook::SessionCreated) => "session_created",
-        _ => "unknown",
-    }
+    Hook::try_from(hook).map_or("unknown", hookvisor::audit::hook_name)
 }
 
 async fn health(channel: Channel) -> Result<String, String> {

@@ -185,6 +185,30 @@ pub struct Connected {
     pub info: PluginInfo,
 }
 
+/// Sets up a plugin's command as §2 says: its arguments, a cleared environment plus its `env`,
+/// its `inherit_env` and the contract's variables (cookie included), stdin from /dev/null,
+/// stdout and stderr piped, the working directory.
+pub fn configure(command: &mut Command, config: &PluginConfig, socket: &Path, workdir: &Path) {
+    command
+        .args(&config.args)
+        .env_clear()
+        .envs(
+            config
+                .inherit_env
+                .iter()
+                .filter_map(|k| Some((k, std::env::var_os(k)?))),
+        )
+        .envs(&config.env)
+        .env(env::PLUGIN_SOCKET, socket)
+        .env(env::PLUGIN_NAME, &config.name)
+        .env(env::PROTOCOL_VERSION, PROTOCOL_VERSION.to_string())
+        .env(env::MAGIC_COOKIE, MAGIC_COOKIE)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .current_dir(workdir);
+}
+
 impl Process {
     /// Starts the plugin as §2 says: cleared environment plus the contract's variables, its own
     /// session and process group (set up by the spawner), stdin from /dev/null, stdout and stderr
@@ -196,26 +220,7 @@ impl Process {
         workdir: &Path,
         tasks: &mut JoinSet<()>,
     ) -> Result<Process, StartError> {
-        let configure = |command: &mut Command| {
-            command
-                .args(&config.args)
-                .env_clear()
-                .envs(
-                    config
-                        .inherit_env
-                        .iter()
-                        .filter_map(|k| Some((k, std::env::var_os(k)?))),
-                )
-                .envs(&config.env)
-                .env(env::PLUGIN_SOCKET, socket)
-                .env(env::PLUGIN_NAME, &config.name)
-                .env(env::PROTOCOL_VERSION, PROTOCOL_VERSION.to_string())
-                .env(env::MAGIC_COOKIE, MAGIC_COOKIE)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .current_dir(workdir);
-        };
+        let configure = |command: &mut Command| configure(command, config, socket, workdir);
         let Spawned {
             reaper: mut child,
             plugin: pid,

@@ -400,14 +400,44 @@ impl Sink {
 
 /// Opens for appending (created 0640). The open itself never blocks: a FIFO without a reader
 /// is refused (`ENXIO`) instead of hanging the caller; writes then block the writer thread only.
+///
+/// What is opened must be hookvisor's own: a symlink is refused (`O_NOFOLLOW`: another user
+/// could plant one in a shared directory to make hookvisor append to a file of its choosing),
+/// as is a file owned by another user or that group or others may write (they could forge or
+/// erase lines). Only a regular file or a FIFO is written to.
 fn open_file(path: &std::path::Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
     let file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o640)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                io::Error::new(e.kind(), "it is a symlink; name the file itself")
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !(kind.is_file() || kind.is_fifo()) {
+        return Err(io::Error::other("it is neither a regular file nor a FIFO"));
+    }
+    let uid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != uid {
+        return Err(io::Error::other(format!(
+            "it belongs to uid {}, not to hookvisor's user (uid {uid})",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(io::Error::other(format!(
+            "its mode {:04o} lets group or others write it",
+            meta.mode() & 0o7777
+        )));
+    }
     let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
     let blocking = nix::fcntl::OFlag::from_bits_truncate(flags) - nix::fcntl::OFlag::O_NONBLOCK;
     nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(blocking))?;

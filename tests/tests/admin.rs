@@ -91,6 +91,15 @@ async fn restart_replaces_the_process_and_names_unknown_plugins() {
         Outcome::Allow
     );
 
+    let long = "x".repeat(10_000);
+    let (code, _, err) = admin(&supervisor, &["restart", &long]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("InvalidArgument")
+            && err.contains("name: a plugin name is 1..63 bytes, got 10000"),
+        "{err}"
+    );
+
     let (code, _, err) = admin(&supervisor, &["restart", "nope"]);
     assert_eq!(code, Some(1));
     assert!(

@@ -287,3 +287,66 @@ async fn the_json_log_carries_the_request_id() {
         "no line of the call carries its request id: {log}"
     );
 }
+
+/// Runs `hookvisor serve` on a configuration whose `[audit]` is `audit`: it must refuse to
+/// start, saying why. Returns what it printed.
+fn serve_refuses(dir: &TestDir, audit: &str) -> String {
+    let config = dir.join("bad.toml");
+    let text = format!(
+        "[supervisor]\nsocket = {}\nruntime_dir = {}\n\n[audit]\npath = {}\n",
+        toml_string(&dir.join("host.sock").display().to_string()),
+        toml_string(&dir.join("run").display().to_string()),
+        toml_string(audit)
+    );
+    std::fs::write(&config, text).unwrap();
+    let (status, out, err) = hookvisor_tests::harness::run_hookvisor(&[
+        "serve",
+        "--config",
+        &config.display().to_string(),
+    ]);
+    assert!(
+        !status.success(),
+        "serve started with audit path {audit}: {out}{err}"
+    );
+    assert!(!dir.join("host.sock").exists(), "the host socket was bound");
+    err
+}
+
+/// Another local user can plant a name in a shared directory; a careless configuration can
+/// point at a FIFO nobody reads or at a directory. None of it is written to, or waited on.
+#[test]
+fn an_audit_path_that_is_not_hookvisors_own_file_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+
+    let link = dir.join("link.jsonl");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let err = serve_refuses(&dir, &link.display().to_string());
+    assert!(
+        err.contains("[audit] path") && err.contains("symlink"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+
+    let theirs = dir.join("theirs.jsonl");
+    std::fs::write(&theirs, "").unwrap();
+    nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let err = serve_refuses(&dir, &theirs.display().to_string());
+    assert!(err.contains("belongs to uid 65534"), "{err}");
+
+    let open = dir.join("open.jsonl");
+    std::fs::write(&open, "").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let err = serve_refuses(&dir, &open.display().to_string());
+    assert!(err.contains("lets group or others write it"), "{err}");
+
+    let fifo = dir.join("nobody-reads.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let err = serve_refuses(&dir, &fifo.display().to_string());
+    assert!(err.contains("[audit] path"), "{err}");
+
+    let err = serve_refuses(&dir, &dir.path().display().to_string());
+    assert!(err.contains("[audit] path"), "{err}");
+}

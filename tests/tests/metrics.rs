@@ -92,3 +92,31 @@ async fn only_get_metrics_is_served() {
     );
     drop(idle);
 }
+
+/// A metrics address already in use stops `serve` before any plugin starts, naming it.
+#[test]
+fn a_metrics_address_in_use_is_refused_at_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let dir = hookvisor_tests::harness::TestDir::new();
+    let config = dir.join("hookvisor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[supervisor]\nsocket = \"{}\"\nruntime_dir = \"{}\"\n\n[metrics]\nlisten = \"{address}\"\n",
+            dir.join("host.sock").display(),
+            dir.join("run").display()
+        ),
+    )
+    .unwrap();
+    let (status, out, err) = hookvisor_tests::harness::run_hookvisor(&[
+        "serve",
+        "--config",
+        &config.display().to_string(),
+    ]);
+    assert!(!status.success(), "{out}{err}");
+    assert!(
+        err.contains("[metrics] listen") && err.contains(&address.to_string()),
+        "{err}"
+    );
+}

@@ -158,3 +158,40 @@ async fn a_shadow_that_answered_first_is_in_the_trace_marked_shadow() {
     assert_eq!(quick.outcome(), Outcome::Block);
     assert_eq!(quick.failure(), Failure::None);
 }
+
+/// Shadow calls outlive their host calls, so a slow shadow could pile them up without end;
+/// past 128 in flight a shadow is skipped (its entry says so) and verdicts go on.
+#[tokio::test]
+async fn shadow_calls_in_flight_are_bounded() {
+    let body = plugins(&[shadow("slow", "fixture-recorder")
+        .env("FIXTURE_DELAY_MS", "20000")
+        .timeout_ms(30_000)])
+        + "\n[hooks.before_tool_call]\ntimeout_ms = 30000\n";
+    let supervisor = Supervisor::start(&body).await;
+    let client = supervisor.client().await;
+    let mut skipped = None;
+    for i in 0..150 {
+        let verdict = client
+            .clone()
+            .before_tool_call(hookvisor_tests::harness::tool_call(
+                "read",
+                json!({ "n": i }),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(verdict.outcome(), Outcome::Allow, "call {i}: {verdict:?}");
+        if let Some(r) = verdict
+            .trace
+            .iter()
+            .find(|r| r.detail.contains("shadow calls are in flight"))
+        {
+            skipped = Some((i, r.clone()));
+            break;
+        }
+    }
+    let (i, entry) = skipped.expect("a shadow was skipped once 128 were in flight");
+    assert!(i >= 128, "skipped at call {i}");
+    assert!(entry.shadow);
+    assert_eq!(entry.failure(), Failure::Unavailable);
+}

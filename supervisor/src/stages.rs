@@ -6,6 +6,7 @@
 //! answerers under tokio's paused time) and later the benchmark, the audit log and metrics all go
 //! through the same functions. Deadlines are enforced here, whatever the answerer does.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -256,14 +257,15 @@ pub async fn shadow_session_create(
     merge::shadow_session(&p.slot, &result, latency)
 }
 
-/// The policy stage (or revalidation): one policy after another, params chained.
-async fn tool_policies(
+/// The policy stage (or revalidation): one policy after another, params chained. Returns the
+/// params text the stage ended with (the text it was given when no policy rewrote them).
+async fn tool_policies<'a>(
     merge: &mut ToolMerge,
     policies: &[Participant],
     call: &ToolCall,
     budget: Budget,
-    mut params_json: String,
-) {
+    mut params_json: Cow<'a, str>,
+) -> Cow<'a, str> {
     for p in policies {
         let (result, latency) = ask_tool(p, call, &params_json, budget).await;
         let rewrote = matches!(
@@ -274,12 +276,13 @@ async fn tool_policies(
             })
         );
         if merge.apply(&p.slot, result, latency) == Flow::Decided {
-            return;
+            break;
         }
         if rewrote {
-            params_json = canonical_object(merge.params());
+            params_json = Cow::Owned(canonical_object(merge.params()));
         }
     }
+    params_json
 }
 
 /// The hook stage's shape: every participant called at once, results merged in order, and
@@ -318,10 +321,11 @@ pub async fn before_tool_call(
     budget: Budget,
 ) -> ToolCallVerdict {
     let mut merge = ToolMerge::new(call.params.clone());
-    let original = call.request.params_json.clone();
-    tool_policies(&mut merge, &lineup.policies, call, budget, original).await;
+    let original = Cow::Borrowed(call.request.params_json.as_str());
+    // The host's params are canonical already (`request`), and so is every rewrite: the text
+    // the policies ended with is what the hooks see, without serializing it again.
+    let policy_params = tool_policies(&mut merge, &lineup.policies, call, budget, original).await;
     if !merge.is_blocked() && !lineup.hooks.is_empty() {
-        let policy_params = canonical_object(merge.params());
         concurrently(&mut merge, &lineup.hooks, |p| {
             ask_tool(p, call, &policy_params, budget)
         })
@@ -329,7 +333,7 @@ pub async fn before_tool_call(
     }
     if hook.revalidate && merge.needs_revalidation() {
         merge.begin_revalidation();
-        let params = canonical_object(merge.params());
+        let params = Cow::Owned(canonical_object(merge.params()));
         tool_policies(&mut merge, &lineup.policies, call, budget, params).await;
     }
     merge.finish(&call.request.params_json)

@@ -23,15 +23,15 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use hookvisor::config::{OnFailure, PluginConfig};
 use hookvisor::merge::{Failed, SessionAnswer, ToolAnswer};
+use hookvisor::plugin::link;
 use hookvisor::plugin::process::{self, Connected, Exit, Process, StartError};
 use hookvisor::routing;
 use hookvisor::spawner::Spawner;
 use hookvisor::stages::{session_answer, tool_answer};
 use hookvisor_proto::limits::{MAX_DEPTH, MAX_KEYS, MAX_SERIALIZED_BYTES, MAX_STRING_BYTES};
-use hookvisor_proto::v1::plugin_client::PluginClient;
 use hookvisor_proto::v1::{
-    BeforeSessionCreateRequest, BeforeToolCallRequest, Hook, HookRegistration, PluginInfo,
-    Requester, SessionCreatedEvent, Stage, ToolCallContext,
+    Ack, BeforeSessionCreateRequest, BeforeToolCallRequest, Hook, HookRegistration, PluginInfo,
+    Requester, SessionCreatedEvent, SessionDecision, Stage, ToolCallContext, ToolCallDecision,
 };
 use hookvisor_proto::{PROTOCOL_VERSION, env};
 use serde_json::{Map, Value, json};
@@ -216,7 +216,6 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let target = Target {
         process: &process,
         connected: &connected,
-        socket: &socket,
         timeout: options.timeout_ms,
     };
     for registration in &registrations {
@@ -416,7 +415,6 @@ async fn health(channel: Channel) -> Result<String, String> {
 struct Target<'a> {
     process: &'a Process,
     connected: &'a Connected,
-    socket: &'a Path,
     timeout: Option<u32>,
 }
 
@@ -430,15 +428,32 @@ impl Target<'_> {
         Duration::from_millis(ms.into())
     }
 
-    /// The client for one attempt: the handshake's connection first, a fresh one (peer-checked)
-    /// for an attempt after a broken connection, as the supervisor does.
-    async fn client(&self, attempt: u64) -> Result<PluginClient<Channel>, tonic::Status> {
-        if attempt == 1 {
-            return Ok(self.connected.client.clone());
-        }
-        process::client(self.socket, self.process.pid())
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))
+    /// One call of `path` as the supervisor makes it: on the handshake's connection first, on
+    /// a fresh one (peer-checked) for an attempt after a broken connection.
+    async fn call<Req: prost::Message, Resp: prost::Message + Default>(
+        &self,
+        path: &'static str,
+        request: Req,
+        deadline: Duration,
+    ) -> Result<Resp, Failed> {
+        let (request, calls) = (&request, &self.connected.link);
+        process::call(
+            self.process.exit_watch(),
+            deadline,
+            process::Timer::Own,
+            |left, attempt| async move {
+                if attempt == 1 {
+                    calls.unary(path, request, left, None).await
+                } else {
+                    let fresh = calls
+                        .fresh()
+                        .await
+                        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                    fresh.unary(path, request, left, None).await
+                }
+            },
+        )
+        .await
     }
 
     async fn tool_call(
@@ -446,12 +461,7 @@ impl Target<'_> {
         request: BeforeToolCallRequest,
         deadline: Duration,
     ) -> Result<ToolAnswer, Failed> {
-        let decision = process::call(self.process.exit_watch(), deadline, |left, attempt| {
-            let mut request = tonic::Request::new(request.clone());
-            request.set_timeout(left);
-            async move { self.client(attempt).await?.before_tool_call(request).await }
-        })
-        .await?;
+        let decision = self.call(link::BEFORE_TOOL_CALL, request, deadline).await?;
         tool_answer(decision)
     }
 
@@ -460,17 +470,9 @@ impl Target<'_> {
         request: BeforeSessionCreateRequest,
         deadline: Duration,
     ) -> Result<SessionAnswer, Failed> {
-        let decision = process::call(self.process.exit_watch(), deadline, |left, attempt| {
-            let mut request = tonic::Request::new(request.clone());
-            request.set_timeout(left);
-            async move {
-                self.client(attempt)
-                    .await?
-                    .before_session_create(request)
-                    .await
-            }
-        })
-        .await?;
+        let decision = self
+            .call(link::BEFORE_SESSION_CREATE, request, deadline)
+            .await?;
         session_answer(decision)
     }
 
@@ -479,13 +481,9 @@ impl Target<'_> {
         event: SessionCreatedEvent,
         deadline: Duration,
     ) -> Result<(), Failed> {
-        process::call(self.process.exit_watch(), deadline, |left, attempt| {
-            let mut request = tonic::Request::new(event.clone());
-            request.set_timeout(left);
-            async move { self.client(attempt).await?.session_created(request).await }
-        })
-        .await
-        .map(|_| ())
+        self.call::<_, Ack>(link::SESSION_CREATED, event, deadline)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -711,29 +709,41 @@ async fn cancel_check(
     let deadline = target.deadline(registration);
     for ms in CANCEL_AFTER_MS {
         let short = Duration::from_millis(ms);
-        let mut client = target.connected.client.clone();
+        let calls = &target.connected.link;
         let cancelled = async {
             match Hook::try_from(registration.hook) {
                 Ok(Hook::BeforeToolCall) => {
                     let (_, mut request) = tool_cases(registration, short).swap_remove(0);
                     request.deadline_ms = ms as u32;
-                    let mut request = tonic::Request::new(request);
-                    request.set_timeout(short);
-                    client.before_tool_call(request).await.map(|_| ())
+                    calls
+                        .unary::<_, ToolCallDecision>(link::BEFORE_TOOL_CALL, &request, short, None)
+                        .await
+                        .map(|_| ())
                 }
                 Ok(Hook::BeforeSessionCreate) => {
-                    let mut request = tonic::Request::new(BeforeSessionCreateRequest {
+                    let request = BeforeSessionCreateRequest {
                         deadline_ms: ms as u32,
                         ..Default::default()
-                    });
-                    request.set_timeout(short);
-                    client.before_session_create(request).await.map(|_| ())
+                    };
+                    calls
+                        .unary::<_, SessionDecision>(
+                            link::BEFORE_SESSION_CREATE,
+                            &request,
+                            short,
+                            None,
+                        )
+                        .await
+                        .map(|_| ())
                 }
-                _ => {
-                    let mut request = tonic::Request::new(SessionCreatedEvent::default());
-                    request.set_timeout(short);
-                    client.session_created(request).await.map(|_| ())
-                }
+                _ => calls
+                    .unary::<_, Ack>(
+                        link::SESSION_CREATED,
+                        &SessionCreatedEvent::default(),
+                        short,
+                        None,
+                    )
+                    .await
+                    .map(|_| ()),
             }
         };
         // Dropped at the deadline: HTTP/2 RST_STREAM(CANCEL), as the supervisor does.

@@ -10,8 +10,10 @@
 //! - [`process`]: one OS process: launch, handshake, typed exits and start failures, calls
 //!   bounded by deadlines, stop.
 //! - `set`: the plugins of one configuration, started together, asked for lineups, stopped.
+//! - [`link`]: the connection calls go on (gRPC unary calls written on `h2`).
 //! - `output`: the process's stdout and stderr in the log (JSON levels, rate limit).
 
+pub mod link;
 mod output;
 mod owner;
 pub mod process;
@@ -23,18 +25,17 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use hookvisor_proto::v1::plugin_client::PluginClient;
 use hookvisor_proto::v1::{
     Ack, BeforeSessionCreateRequest, BeforeToolCallRequest, HookRegistration, SessionCreatedEvent,
     SessionDecision, ToolCallDecision,
 };
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
 use crate::config::PluginConfig;
 use crate::merge::Failed;
 use crate::stages::{Answer, Answerer};
 
+pub use link::Link;
 pub use process::{Exit, MAX_MESSAGE_BYTES, Process, StartError};
 pub use set::PluginSet;
 
@@ -144,8 +145,8 @@ pub struct Snapshot {
     /// The last accepted registrations; `None` until the first accepted `Describe`, during
     /// which the plugin counts as registered for every blocking hook and tool.
     pub registrations: Option<Arc<[HookRegistration]>>,
-    /// The client and process of the ready instance.
-    ready: Option<(PluginClient<Channel>, Arc<Process>)>,
+    /// The call connection and process of the ready instance.
+    ready: Option<(Link, Arc<Process>)>,
 }
 
 impl Snapshot {
@@ -203,8 +204,8 @@ impl Plugin {
         self.snapshot.borrow().registrations.clone()
     }
 
-    /// The client and process of a ready plugin, or why it cannot take calls.
-    fn ready(&self) -> Result<(PluginClient<Channel>, Arc<Process>), Failed> {
+    /// The call connection and process of a ready plugin, or why it cannot take calls.
+    fn ready(&self) -> Result<(Link, Arc<Process>), Failed> {
         let snapshot = self.snapshot.borrow();
         match (&snapshot.phase, &snapshot.ready) {
             (Phase::Ready, Some((client, process))) => Ok((client.clone(), process.clone())),
@@ -212,47 +213,49 @@ impl Plugin {
         }
     }
 
-    /// The one way to call a ready plugin: `rpc` with `request`, bounded by `deadline`.
-    async fn call<Req, Resp, F, Fut>(
+    /// The one way to call a ready plugin: `path` (a [`link`] constant) with `request`,
+    /// bounded by `deadline`.
+    async fn call<Req, Resp>(
         &self,
+        path: &'static str,
         request: Req,
         deadline: Duration,
-        rpc: F,
     ) -> Result<Resp, Failed>
     where
-        Req: Clone + Send + Sync,
-        Resp: Send,
-        F: Fn(PluginClient<Channel>, tonic::Request<Req>) -> Fut + Send + Sync,
-        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>> + Send,
+        Req: prost::Message,
+        Resp: prost::Message + Default,
     {
         let (shared, process) = self.ready()?;
-        // The stages bound every call by the same deadline from outside and drop it when that
-        // passes; which of the two timers fires first is a matter of clock ticks. A call dropped
-        // at or past its deadline timed out all the same, and counts toward `hung_after`.
+        // The stages bound every call by its deadline and drop it when that passes (the only
+        // timer of the call: `Timer::Caller`). A call dropped at or past its deadline timed
+        // out, and counts toward `hung_after`.
         let mut unfinished = Unfinished {
             watchdog: &self.watchdog,
             hung_after: self.hung_after,
             ends: Instant::now() + deadline,
             armed: true,
         };
-        let pid = process.pid();
-        let socket = process.socket().to_path_buf();
-        let rpc = &rpc;
-        let request = &request;
-        let socket = &socket;
-        let result = process::call(process.exit_watch(), deadline, |left, attempt| {
-            let shared = shared.clone();
-            async move {
-                let client = if attempt == 1 {
-                    shared
+        let id = crate::request_id::current();
+        let (request, shared, id) = (&request, &shared, id.as_ref().map(|id| id.as_str()));
+        let result = process::call(
+            process.exit_watch(),
+            deadline,
+            process::Timer::Caller,
+            |left, attempt| async move {
+                // `grpc-timeout` says a little more than the supervisor's own deadline, so that the
+                // supervisor's timer is the one that fires (HEADER_SLACK).
+                let timeout = left + HEADER_SLACK;
+                if attempt == 1 {
+                    shared.unary(path, request, timeout, id).await
                 } else {
-                    process::client(socket, pid)
+                    let fresh = shared
+                        .fresh()
                         .await
-                        .map_err(|e| tonic::Status::from_error(Box::new(e)))?
-                };
-                rpc(client, with_timeout(request.clone(), left)).await
-            }
-        })
+                        .map_err(|e| tonic::Status::from_error(Box::new(e)))?;
+                    fresh.unary(path, request, timeout, id).await
+                }
+            },
+        )
         .await;
         unfinished.armed = false;
         let timed_out =
@@ -262,8 +265,8 @@ impl Plugin {
     }
 }
 
-/// How close to its deadline a dropped call counts as timed out: the two timers start
-/// microseconds apart, far less than this.
+/// How close to its deadline a dropped call counts as timed out: the stages' timer starts
+/// microseconds before the call does, far less than this.
 const DEADLINE_SLACK: Duration = Duration::from_millis(5);
 
 /// Counts a call dropped unfinished at or past its deadline as timed out (see [`Plugin::call`]);
@@ -290,11 +293,7 @@ impl Answerer for Plugin {
         request: BeforeToolCallRequest,
         deadline: Duration,
     ) -> Answer<'_, ToolCallDecision> {
-        Box::pin(
-            self.call(request, deadline, |mut client, request| async move {
-                client.before_tool_call(request).await
-            }),
-        )
+        Box::pin(self.call(link::BEFORE_TOOL_CALL, request, deadline))
     }
 
     fn before_session_create(
@@ -302,37 +301,17 @@ impl Answerer for Plugin {
         request: BeforeSessionCreateRequest,
         deadline: Duration,
     ) -> Answer<'_, SessionDecision> {
-        Box::pin(
-            self.call(request, deadline, |mut client, request| async move {
-                client.before_session_create(request).await
-            }),
-        )
+        Box::pin(self.call(link::BEFORE_SESSION_CREATE, request, deadline))
     }
 
     fn session_created(&self, event: SessionCreatedEvent, deadline: Duration) -> Answer<'_, Ack> {
-        Box::pin(self.call(event, deadline, |mut client, event| async move {
-            client.session_created(event).await
-        }))
+        Box::pin(self.call(link::SESSION_CREATED, event, deadline))
     }
 }
 
-/// How much later than the supervisor's own deadline the `grpc-timeout` header says.
+/// How much later than the supervisor's own deadline the `grpc-timeout` header says: the
+/// plugin can stop working when the answer no longer matters, and the supervisor's own timer
+/// still fires first (so the failure is reported as a timeout). The host call's request id
+/// goes along as `x-hookvisor-request-id` (contract §6), so the plugin's logs, the
+/// supervisor's and the audit line correlate.
 const HEADER_SLACK: Duration = Duration::from_millis(20);
-
-/// Sends `grpc-timeout` so the plugin can stop working when the answer no longer matters. The
-/// supervisor enforces the deadline itself; the header is set a little later because tonic's
-/// client also honours it, and the supervisor's own timer must be the one that fires (so the
-/// failure is reported as a timeout, not as a broken connection).
-///
-/// The host call's request id goes along as `x-hookvisor-request-id` (contract §6), so the
-/// plugin's logs, the supervisor's and the audit line correlate.
-fn with_timeout<T>(message: T, deadline: Duration) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(deadline + HEADER_SLACK);
-    if let Some(id) = crate::request_id::current() {
-        request
-            .metadata_mut()
-            .insert(crate::request_id::HEADER, id.header());
-    }
-    request
-}

@@ -250,7 +250,7 @@ impl Owner {
         let version: Arc<str> = Arc::from(crate::limits::cap_text(&connected.info.version, 128));
         self.publish
             .send_modify(|s| s.record.version = Some(version));
-        self.publish_ready(registrations, connected.client, process.clone());
+        self.publish_ready(registrations, connected.link, process.clone());
         let ready_at = Instant::now();
 
         let ended = tokio::select! {
@@ -289,14 +289,14 @@ impl Owner {
     fn publish_ready(
         &self,
         registrations: Arc<[HookRegistration]>,
-        client: hookvisor_proto::v1::plugin_client::PluginClient<Channel>,
+        link: super::Link,
         process: Arc<Process>,
     ) {
         self.watchdog.timeouts_in_a_row.store(0, Ordering::Relaxed);
         self.publish.send_modify(|s| {
             s.phase = Phase::Ready;
             s.registrations = Some(registrations);
-            s.ready = Some((client, process));
+            s.ready = Some((link, process));
         });
     }
 

@@ -21,9 +21,10 @@ use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Response, Status};
 
+use super::link::{Link, Malformed};
 use super::output::{Output, Stream};
 use crate::config::PluginConfig;
 use crate::limits;
@@ -177,9 +178,9 @@ pub struct Process {
 /// A plugin that passed the handshake.
 #[derive(Debug, Clone)]
 pub struct Connected {
-    /// The client on the plugin's socket; every (re)connect checks the peer again.
-    pub client: PluginClient<Channel>,
-    /// The same connection, for the health checks.
+    /// The connection calls go on; every (re)connect checks the peer again.
+    pub link: Link,
+    /// The handshake's connection, for the health checks.
     pub channel: Channel,
     /// What `Describe` said.
     pub info: PluginInfo,
@@ -376,8 +377,19 @@ impl Process {
         if info.protocol_version != PROTOCOL_VERSION {
             return Err(StartError::Protocol(info.protocol_version));
         }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let link = match self.bounded(left, Link::connect(socket, self.pid)).await {
+            Some(Ok(link)) => link,
+            Some(Err(e)) => {
+                return Err(StartError::Connect(format!(
+                    "cannot connect to {}: {e}",
+                    socket.display()
+                )));
+            }
+            None => return Err(self.why_no_answer(StartError::DescribeTimeout(timeout))),
+        };
         Ok(Connected {
-            client,
+            link,
             channel,
             info,
         })
@@ -435,14 +447,6 @@ impl Process {
 /// How long a reaper may take to clear its plugin's subtree and exit once the plugin is killed.
 const REAPER_GRACE: Duration = Duration::from_secs(2);
 
-/// A client on the plugin's socket whose every (re)connect passes the peer check.
-pub async fn client(
-    socket: &Path,
-    pid: Pid,
-) -> Result<PluginClient<Channel>, tonic::transport::Error> {
-    channel(socket, pid).await.map(plugin_client)
-}
-
 /// A connection to the plugin's socket whose every (re)connect passes the peer check.
 pub async fn channel(socket: &Path, pid: Pid) -> Result<Channel, tonic::transport::Error> {
     let path: PathBuf = socket.to_path_buf();
@@ -465,7 +469,7 @@ fn plugin_client(channel: Channel) -> PluginClient<Channel> {
 /// session, not the process group, is the identity: another plugin can join the child's process
 /// group with `setpgid(2)` from within its own session, but it can never join the child's session
 /// (each plugin is a session leader, `spawner`). Checked on every (re)connect.
-async fn connect_checked(socket: &Path, child: Pid) -> io::Result<UnixStream> {
+pub(super) async fn connect_checked(socket: &Path, child: Pid) -> io::Result<UnixStream> {
     let stream = UnixStream::connect(socket).await?;
     let peer = stream
         .peer_cred()?
@@ -504,11 +508,12 @@ async fn connect_checked(socket: &Path, child: Pid) -> io::Result<UnixStream> {
 pub async fn call<T, F, Fut>(
     exit: watch::Receiver<Option<Exit>>,
     deadline: Duration,
+    timer: Timer,
     mut send: F,
 ) -> Result<T, Failed>
 where
     F: FnMut(Duration, u64) -> Fut,
-    Fut: Future<Output = Result<Response<T>, Status>>,
+    Fut: Future<Output = Result<T, Status>>,
 {
     let started = Instant::now();
     let mut attempt = 1;
@@ -518,7 +523,7 @@ where
         } else {
             deadline.saturating_sub(started.elapsed())
         };
-        match call_once(&exit, left, deadline, send(left, attempt)).await {
+        match call_once(&exit, left, deadline, timer, send(left, attempt)).await {
             Err(Ended::ConnectionLost(failed)) => {
                 let pause = Duration::from_millis(10 * attempt);
                 if attempt == MAX_ATTEMPTS
@@ -538,6 +543,16 @@ where
             other => return other.map_err(Ended::into_failed),
         }
     }
+}
+
+/// Who ends a call at its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// [`call`] starts a timer of its own.
+    Own,
+    /// The caller drops the call when its deadline passes, as the stages do for every plugin
+    /// call: one timer per call, not two.
+    Caller,
 }
 
 /// How many times one call is sent at most, when connections break under a live plugin.
@@ -564,7 +579,8 @@ async fn call_once<T>(
     exit: &watch::Receiver<Option<Exit>>,
     left: Duration,
     deadline: Duration,
-    work: impl Future<Output = Result<Response<T>, Status>>,
+    timer: Timer,
+    work: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Ended> {
     let exited = {
         let mut exit = exit.clone();
@@ -573,12 +589,18 @@ async fn call_once<T>(
             status.ok().and_then(|s| *s).unwrap_or(Exit::Unknown)
         }
     };
+    let bounded = async {
+        match timer {
+            Timer::Own => tokio::time::timeout(left, work).await.ok(),
+            Timer::Caller => Some(work.await),
+        }
+    };
     tokio::select! {
         biased;
-        out = tokio::time::timeout(left, work) => match out {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(classify(&status, exit, deadline).await),
-            Err(_) => Err(Ended::Failed(Failed::timeout(deadline))),
+        out = bounded => match out {
+            Some(Ok(response)) => Ok(response),
+            Some(Err(status)) => Err(classify(&status, exit, deadline).await),
+            None => Err(Ended::Failed(Failed::timeout(deadline))),
         },
         status = exited => Err(Ended::Failed(Failed::crashed(format!("the process exited ({status})")))),
     }
@@ -592,6 +614,7 @@ const EXIT_REPORT_WAIT: Duration = Duration::from_millis(100);
 /// carries a source error) is told apart by its cause, so that a live plugin is never reported
 /// as crashed for what was a timeout or a response that broke HTTP/2's limits:
 /// - tonic's own timer (the `grpc-timeout` it sends) fired: a timeout;
+/// - the response is not valid gRPC (`link`'s [`Malformed`]): an invalid response;
 /// - the process exited: a crash;
 /// - HTTP/2 refused the response (headers over the limit, a malformed frame): an invalid
 ///   response;
@@ -604,18 +627,11 @@ async fn classify(
     let cause = match std::error::Error::source(status) {
         Some(source) => Cause::of(source),
         None if exit.borrow().is_some() => Cause::Transport,
-        None if status.code() == tonic::Code::OutOfRange
-            && status.message().contains("message length") =>
-        {
-            return Ended::Failed(Failed::invalid(format!(
-                "the message is larger than {MAX_MESSAGE_BYTES} bytes ({})",
-                cap(status.message())
-            )));
-        }
         None => return Ended::Failed(Failed::error(status.code(), &cap(status.message()))),
     };
     match cause {
         Cause::Timeout => Ended::Failed(Failed::timeout(deadline)),
+        Cause::Malformed(what) => Ended::Failed(Failed::invalid(cap(&what))),
         _ if exit.borrow().is_some() => Ended::Failed(exited_or_broke(status, exit).await),
         Cause::Http2 { text, go_away } => {
             let failed = Failed::invalid(format!(
@@ -639,6 +655,8 @@ async fn classify(
 enum Cause {
     /// tonic's own timer fired.
     Timeout,
+    /// The response is not valid gRPC ([`Malformed`]).
+    Malformed(String),
     /// HTTP/2 refused the stream (`go_away`: the whole connection).
     Http2 { text: String, go_away: bool },
     /// Anything else: the connection broke.
@@ -652,6 +670,9 @@ impl Cause {
         while let Some(err) = cause {
             if err.is::<tonic::TimeoutExpired>() {
                 return Cause::Timeout;
+            }
+            if let Some(Malformed(what)) = err.downcast_ref::<Malformed>() {
+                return Cause::Malformed(what.clone());
             }
             if let Some(h2) = err.downcast_ref::<h2::Error>()
                 && !h2.is_io()

@@ -1,0 +1,465 @@
+//! The connection the calls to one plugin go on: gRPC unary calls written directly on `h2`.
+//!
+//! Why not tonic's `Channel`: on the hot path it costs a tower `Buffer` task hop per call,
+//! hyper's dispatch channel, and a task per request that pipes the body (tonic's body never says
+//! it is complete), each a wake-up on a 2-core machine; `hookvisor bench` measured the
+//! supervisor's CPU per verdict falling by about a third without them (README, "Performance").
+//! A unary call needs little of what they give: the request is encoded once, its HEADERS and
+//! DATA frames go out together, and the answer is one message followed by trailers.
+//!
+//! What is kept from the client it replaces, so the contract's rules hold unchanged:
+//! - the HTTP/2 settings hyper gives tonic's client (2 MiB stream and 5 MiB connection windows,
+//!   16 KiB frames and header lists, a 1 MiB send buffer, no server push);
+//! - the plugin message limit (§8), checked on the declared length before anything is buffered;
+//! - the `grpc-timeout` header, the request id, and cancellation (dropping a call resets its
+//!   stream);
+//! - every failure is a [`Status`] of the shape tonic's client gives: a status the plugin sent
+//!   has no source; one made on this side carries the `h2::Error` as its source, or a
+//!   [`Malformed`] for a response that is not valid gRPC (no message, two, no `grpc-status`,
+//!   compressed, over the limit, cut short), so `process::classify` tells a crash, an invalid
+//!   response and a plugin's own error apart;
+//! - a connection that ended (the plugin sent GOAWAY, say) is replaced at the next call, as
+//!   tonic's `Channel` reconnects; every connection passes the peer check.
+//!
+//! Unlike tonic's, it never panics on a malformed `grpc-status-details-bin` trailer (tonic
+//! 0.14.9 `expect`s valid base64 there): the details are not read at all.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use h2::client::SendRequest;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use nix::unistd::Pid;
+use prost::Message;
+use tokio::task::JoinHandle;
+use tonic::{Code, Status};
+
+use super::process::{MAX_MESSAGE_BYTES, connect_checked};
+
+/// The plugin service's methods the supervisor calls on the hot path.
+/// (Whole URIs: the authority is `localhost`, as tonic, grpc-go and grpc-js send on Unix sockets.)
+pub const BEFORE_TOOL_CALL: &str = "http://localhost/hookvisor.v1.Plugin/BeforeToolCall";
+/// See [`BEFORE_TOOL_CALL`].
+pub const BEFORE_SESSION_CREATE: &str = "http://localhost/hookvisor.v1.Plugin/BeforeSessionCreate";
+/// See [`BEFORE_TOOL_CALL`].
+pub const SESSION_CREATED: &str = "http://localhost/hookvisor.v1.Plugin/SessionCreated";
+
+/// hyper's client defaults, which tonic's `Channel` used.
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+const MAX_FRAME: u32 = 16 * 1024;
+const MAX_HEADER_LIST: u32 = 16 * 1024;
+const MAX_SEND_BUFFER: usize = 1024 * 1024;
+const INITIAL_MAX_SEND_STREAMS: usize = 100;
+const MAX_LOCAL_ERROR_RESETS: usize = 1024;
+
+/// The gRPC message prefix: a compression flag and a 4-byte big-endian length.
+const PREFIX: usize = 5;
+
+/// The call connection to one plugin instance. Clones share it.
+#[derive(Debug, Clone)]
+pub struct Link {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    socket: PathBuf,
+    pid: Pid,
+    current: Mutex<Connection>,
+}
+
+/// One HTTP/2 connection: the handle calls open streams with, and the task that drives it
+/// (aborted when the last handle goes).
+#[derive(Debug, Clone)]
+struct Connection {
+    send: SendRequest<Bytes>,
+    driver: Arc<Driver>,
+}
+
+#[derive(Debug)]
+struct Driver(JoinHandle<()>);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Link {
+    /// Connects to the plugin's socket (checking the peer, as every connection does).
+    pub async fn connect(socket: &Path, pid: Pid) -> io::Result<Link> {
+        let current = Connection::open(socket, pid).await?;
+        Ok(Link {
+            inner: Arc::new(Inner {
+                socket: socket.to_path_buf(),
+                pid,
+                current: Mutex::new(current),
+            }),
+        })
+    }
+
+    /// A link on a connection of its own to the same plugin (for a call sent again after its
+    /// connection broke).
+    pub async fn fresh(&self) -> io::Result<Link> {
+        Link::connect(&self.inner.socket, self.inner.pid).await
+    }
+
+    /// The connection to use: the current one, or a new one when it has ended.
+    async fn connection(&self) -> Result<Connection, Status> {
+        let current = self.lock().clone();
+        if !current.driver.0.is_finished() {
+            return Ok(current);
+        }
+        let fresh = Connection::open(&self.inner.socket, self.inner.pid)
+            .await
+            .map_err(|e| Status::from_error(Box::new(e)))?;
+        let mut slot = self.lock();
+        if slot.driver.0.is_finished() {
+            *slot = fresh.clone();
+            Ok(fresh)
+        } else {
+            // Another call replaced it first; use that one, and let this one go.
+            Ok(slot.clone())
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // Nothing panics while holding it, but a poisoned slot still holds a valid connection.
+        self.inner
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One unary call of `path` (one of the constants above) with `request`. `timeout` goes in `grpc-timeout` (the caller
+    /// bounds the call itself), `request_id` in `x-hookvisor-request-id`.
+    pub async fn unary<Req: Message, Resp: Message + Default>(
+        &self,
+        path: &'static str,
+        request: &Req,
+        timeout: Duration,
+        request_id: Option<&str>,
+    ) -> Result<Resp, Status> {
+        let body = encode(request)?;
+        let head = head(path, timeout, request_id)?;
+        let connection = self.connection().await?;
+        let mut send = connection.send.ready().await.map_err(h2_status)?;
+        let (response, mut stream) = send.send_request(head, false).map_err(h2_status)?;
+        stream.send_data(body, true).map_err(h2_status)?;
+        let response = response.await.map_err(h2_status)?;
+        let (parts, mut body) = response.into_parts();
+        // A trailers-only response: the status is in the headers, and there is no body.
+        if let Some(status) = grpc_status(&parts.headers) {
+            return match status {
+                Ok(()) => Err(malformed("the response has no message")),
+                Err(status) => Err(status),
+            };
+        }
+        if parts.status != StatusCode::OK {
+            return Err(http_status(parts.status));
+        }
+        let message = read_message(&mut body).await?;
+        let trailers = body.trailers().await.map_err(h2_status)?;
+        match trailers.as_ref().and_then(grpc_status) {
+            Some(Ok(())) => match message {
+                Some(message) => Resp::decode(message)
+                    .map_err(|e| malformed(format!("the message does not decode: {e}"))),
+                None => Err(malformed("the response has no message")),
+            },
+            Some(Err(status)) => Err(status),
+            None => Err(malformed(
+                "the response ended without a grpc-status trailer",
+            )),
+        }
+    }
+}
+
+impl Connection {
+    async fn open(socket: &Path, pid: Pid) -> io::Result<Connection> {
+        let stream = connect_checked(socket, pid).await?;
+        let (send, connection) = h2::client::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_frame_size(MAX_FRAME)
+            .max_header_list_size(MAX_HEADER_LIST)
+            .max_send_buffer_size(MAX_SEND_BUFFER)
+            .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
+            .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+            .enable_push(false)
+            .handshake::<_, Bytes>(stream)
+            .await
+            .map_err(io::Error::other)?;
+        let driver = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("a plugin connection ended: {e}");
+            }
+        });
+        Ok(Connection {
+            send,
+            driver: Arc::new(Driver(driver)),
+        })
+    }
+}
+
+/// `message` as one uncompressed gRPC message.
+fn encode<M: Message>(message: &M) -> Result<Bytes, Status> {
+    let len = message.encoded_len();
+    if len > MAX_MESSAGE_BYTES {
+        return Err(Status::out_of_range(format!(
+            "message length too large: found {len} bytes, the limit is: {MAX_MESSAGE_BYTES} bytes"
+        )));
+    }
+    let mut buf = BytesMut::with_capacity(PREFIX + len);
+    buf.put_u8(0);
+    buf.put_u32(len as u32);
+    message
+        .encode(&mut buf)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    Ok(buf.freeze())
+}
+
+/// The request head: a gRPC POST of `path` with its deadline and request id.
+fn head(
+    path: &'static str,
+    timeout: Duration,
+    request_id: Option<&str>,
+) -> Result<Request<()>, Status> {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(http::Uri::from_static(path))
+        .header(header::CONTENT_TYPE, "application/grpc")
+        .header(header::TE, "trailers")
+        .header("grpc-timeout", grpc_timeout(timeout))
+        .header(header::USER_AGENT, "hookvisor")
+        .body(())
+        .map_err(|e| Status::internal(e.to_string()))?;
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+        request.headers_mut().insert(crate::request_id::HEADER, id);
+    }
+    Ok(request)
+}
+
+/// `grpc-timeout` (at most 8 digits and a unit, gRPC over HTTP/2): microseconds while they fit,
+/// else milliseconds, else seconds.
+fn grpc_timeout(timeout: Duration) -> String {
+    const MAX: u128 = 99_999_999;
+    let micros = timeout.as_micros();
+    if micros <= MAX {
+        format!("{micros}u")
+    } else if timeout.as_millis() <= MAX {
+        format!("{}m", timeout.as_millis())
+    } else {
+        format!("{}S", timeout.as_secs().min(MAX as u64))
+    }
+}
+
+/// Reads the response's one message (`None`: the body ended without one), bounded by the
+/// plugin message limit; a second message is refused.
+async fn read_message(body: &mut h2::RecvStream) -> Result<Option<Bytes>, Status> {
+    let mut buf = BytesMut::new();
+    let mut want: Option<usize> = None;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(h2_status)?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        if buf.is_empty() && want.is_none() && chunk.len() >= PREFIX {
+            // The usual case: the whole message in one frame, taken without a copy.
+            let len = declared(&chunk)?;
+            if chunk.len() == PREFIX + len {
+                let mut chunk = chunk;
+                chunk.advance(PREFIX);
+                return finish(body, chunk).await;
+            }
+        }
+        buf.extend_from_slice(&chunk);
+        if want.is_none() && buf.len() >= PREFIX {
+            want = Some(PREFIX + declared(&buf)?);
+        }
+        if let Some(want) = want
+            && buf.len() >= want
+        {
+            if buf.len() > want {
+                return Err(more_than_one());
+            }
+            let mut message = buf.freeze();
+            message.advance(PREFIX);
+            return finish(body, message).await;
+        }
+    }
+    if buf.is_empty() {
+        Ok(None)
+    } else {
+        Err(malformed(format!(
+            "the response ended inside a message ({} bytes of {})",
+            buf.len(),
+            want.unwrap_or(PREFIX)
+        )))
+    }
+}
+
+/// After the message: the body must end without another one.
+async fn finish(body: &mut h2::RecvStream, message: Bytes) -> Result<Option<Bytes>, Status> {
+    match body.data().await {
+        None => Ok(Some(message)),
+        Some(Ok(extra)) if extra.is_empty() => match body.data().await {
+            None => Ok(Some(message)),
+            Some(Ok(_)) => Err(more_than_one()),
+            Some(Err(e)) => Err(h2_status(e)),
+        },
+        Some(Ok(_)) => Err(more_than_one()),
+        Some(Err(e)) => Err(h2_status(e)),
+    }
+}
+
+fn more_than_one() -> Status {
+    malformed("the response has more than one message")
+}
+
+/// The declared length of the message starting `bytes`, within the limit; compressed
+/// messages were not asked for.
+fn declared(bytes: &[u8]) -> Result<usize, Status> {
+    match bytes.first() {
+        Some(0) => {}
+        Some(1) => {
+            return Err(malformed(
+                "the message is compressed, which the supervisor never asks for",
+            ));
+        }
+        _ => return Err(malformed("the message has an invalid prefix")),
+    }
+    let len = bytes
+        .get(1..PREFIX)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_be_bytes) as usize;
+    if len > MAX_MESSAGE_BYTES {
+        return Err(malformed(format!(
+            "the message is larger than {MAX_MESSAGE_BYTES} bytes ({len} bytes declared)"
+        )));
+    }
+    Ok(len)
+}
+
+/// The `grpc-status` in `headers` (`Ok(())` for OK), with its percent-decoded `grpc-message`.
+fn grpc_status(headers: &HeaderMap) -> Option<Result<(), Status>> {
+    let code = headers.get("grpc-status")?;
+    let code = Code::from_bytes(code.as_bytes());
+    if code == Code::Ok {
+        return Some(Ok(()));
+    }
+    let message = headers
+        .get("grpc-message")
+        .map(|m| percent_decode(m.as_bytes()))
+        .unwrap_or_default();
+    Some(Err(Status::new(code, message)))
+}
+
+/// `%XX` sequences decoded; the rest as it is; invalid UTF-8 replaced.
+fn percent_decode(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        let hex = |j: usize| bytes.get(j).and_then(|b| (*b as char).to_digit(16));
+        if byte == b'%'
+            && let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2))
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(byte);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The gRPC code of a response that is not HTTP 200 and carries no `grpc-status`
+/// (gRPC's HTTP-to-gRPC status mapping, as tonic applies it).
+fn http_status(status: StatusCode) -> Status {
+    let code = match status {
+        StatusCode::BAD_REQUEST => Code::Internal,
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
+        StatusCode::NOT_FOUND => Code::Unimplemented,
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => Code::Unavailable,
+        _ => Code::Unknown,
+    };
+    Status::new(code, format!("the response has HTTP status {status}"))
+}
+
+/// A response that is not valid gRPC (`process::classify` reports it as an invalid response).
+#[derive(Debug)]
+pub struct Malformed(pub String);
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+fn malformed(what: impl Into<String>) -> Status {
+    Status::from_error(Box::new(Malformed(what.into())))
+}
+
+/// An error of the HTTP/2 layer, as tonic makes it: the `h2::Error` is the status's source.
+fn h2_status(error: h2::Error) -> Status {
+    Status::from_error(Box::new(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_fit_eight_digits() {
+        assert_eq!(grpc_timeout(Duration::from_millis(250)), "250000u");
+        assert_eq!(grpc_timeout(Duration::from_secs(100)), "100000m");
+        assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
+    }
+
+    #[test]
+    fn messages_are_percent_decoded() {
+        assert_eq!(percent_decode(b"a%20b%zz%"), "a b%zz%");
+        assert_eq!(percent_decode(b"%E2%9C%93"), "\u{2713}");
+        assert_eq!(percent_decode(b"%FF"), "\u{FFFD}");
+    }
+
+    #[test]
+    fn prefixes_are_checked() {
+        assert_eq!(declared(&[0, 0, 0, 0, 7]).ok(), Some(7));
+        assert!(declared(&[1, 0, 0, 0, 7]).is_err());
+        assert!(declared(&[2, 0, 0, 0, 7]).is_err());
+        let over = (MAX_MESSAGE_BYTES as u32 + 1).to_be_bytes();
+        let status = declared(&[0, over[0], over[1], over[2], over[3]]).err();
+        let source = status.as_ref().and_then(std::error::Error::source);
+        assert!(source.is_some_and(|s| s.is::<Malformed>()));
+    }
+
+    #[test]
+    fn grpc_status_reads_code_and_message() {
+        let mut headers = HeaderMap::new();
+        assert!(grpc_status(&headers).is_none());
+        headers.insert("grpc-status", HeaderValue::from_static("0"));
+        assert!(matches!(grpc_status(&headers), Some(Ok(()))));
+        headers.insert("grpc-status", HeaderValue::from_static("7"));
+        headers.insert("grpc-message", HeaderValue::from_static("no%20way"));
+        headers.insert(
+            "grpc-status-details-bin",
+            HeaderValue::from_static("!!not base64"),
+        );
+        let status = grpc_status(&headers).and_then(Result::err);
+        assert_eq!(
+            status.as_ref().map(Status::code),
+            Some(Code::PermissionDenied)
+        );
+        assert_eq!(status.as_ref().map(Status::message), Some("no way"));
+    }
+}

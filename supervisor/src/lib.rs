@@ -24,8 +24,9 @@
 //!   the sweep for orphans, and the only `unsafe` code.
 //! - [`plugin`]: one configured plugin: its owner task (the only one that changes its state), the
 //!   snapshot calls read (phase and [`plugin::Record`]), its process ([`plugin::process`]:
-//!   launch, handshake, typed exits, deadline-bounded calls, stop), its output in the log
-//!   (levels, rate limit) and the set of plugins ([`plugin::PluginSet`]).
+//!   launch, handshake, typed exits, deadline-bounded calls, stop), the connection its calls go
+//!   on ([`plugin::link`]: unary gRPC written on `h2`), its output in the log (levels, rate
+//!   limit) and the set of plugins ([`plugin::PluginSet`]).
 //! - [`routing`]: who takes part in a call (§3), pure: the trust rule, registration limits,
 //!   the lineup.
 //! - [`request`]: the host's requests checked against the limits, JSON made canonical.

@@ -237,7 +237,12 @@ where
                     return Err(PayloadTooBig);
                 }
 
-                if len >= self.chain_threshold {
+                // hookvisor patch (PATCHED.md): a payload that fits in the write buffer is
+                // copied there, so the frames after it (a response's trailers) go out in the
+                // same write; chaining it would force a flush before the next frame.
+                let spare = self.buf.get_ref().capacity() - self.buf.get_ref().len();
+                let fits = len + frame::HEADER_LEN + self.min_buffer_capacity <= spare;
+                if len >= self.chain_threshold && !fits {
                     let head = v.head();
 
                     // Encode the frame head to the buffer

@@ -88,6 +88,12 @@ async fn oversized_status_leaves_other_calls_alone(bytes: &str) {
     assert!(result.detail.len() <= 4096 + 64, "{}", result.detail.len());
     let slow = slow.await.expect("join").expect("BeforeToolCall ls");
     assert_eq!(slow.outcome(), Outcome::Allow, "{slow:#?}");
+    // And the calls after it: on the same connection, or on a new one when HTTP/2 tore that
+    // one down (the supervisor reconnects, peer check included, as for the first).
+    for _ in 0..2 {
+        let later = supervisor.verdict("ls", json!({})).await;
+        assert_eq!(later.outcome(), Outcome::Allow, "{later:#?}");
+    }
 }
 
 /// Item 5 for status texts that do fit a header: cut to 4 KiB in the verdict.

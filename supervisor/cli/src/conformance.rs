@@ -441,17 +441,7 @@ impl Target<'_> {
             self.process.exit_watch(),
             deadline,
             process::Timer::Own,
-            |left, attempt| async move {
-                if attempt == 1 {
-                    calls.unary(path, request, left, None).await
-                } else {
-                    let fresh = calls
-                        .fresh()
-                        .await
-                        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-                    fresh.unary(path, request, left, None).await
-                }
-            },
+            |left, attempt| calls.attempt(attempt, path, request, left, None),
         )
         .await
     }

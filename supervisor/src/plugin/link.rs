@@ -104,8 +104,29 @@ impl Link {
 
     /// A link on a connection of its own to the same plugin (for a call sent again after its
     /// connection broke).
-    pub async fn fresh(&self) -> io::Result<Link> {
+    async fn fresh(&self) -> io::Result<Link> {
         Link::connect(&self.inner.socket, self.inner.pid).await
+    }
+
+    /// Attempt number `attempt` of one call (`process::call`): the first on this link's
+    /// connection, each later one on a connection of its own, so that a response that broke
+    /// the connection fails again without taking other calls with it.
+    pub async fn attempt<Req: Message, Resp: Message + Default>(
+        &self,
+        attempt: u64,
+        path: &'static str,
+        request: &Req,
+        timeout: Duration,
+        request_id: Option<&str>,
+    ) -> Result<Resp, Status> {
+        if attempt == 1 {
+            return self.unary(path, request, timeout, request_id).await;
+        }
+        let fresh = self
+            .fresh()
+            .await
+            .map_err(|e| Status::from_error(Box::new(e)))?;
+        fresh.unary(path, request, timeout, request_id).await
     }
 
     /// The connection to use: the current one, or a new one when it has ended.

@@ -241,20 +241,9 @@ impl Plugin {
             process.exit_watch(),
             deadline,
             process::Timer::Caller,
-            |left, attempt| async move {
-                // `grpc-timeout` says a little more than the supervisor's own deadline, so that the
-                // supervisor's timer is the one that fires (HEADER_SLACK).
-                let timeout = left + HEADER_SLACK;
-                if attempt == 1 {
-                    shared.unary(path, request, timeout, id).await
-                } else {
-                    let fresh = shared
-                        .fresh()
-                        .await
-                        .map_err(|e| tonic::Status::from_error(Box::new(e)))?;
-                    fresh.unary(path, request, timeout, id).await
-                }
-            },
+            // `grpc-timeout` says a little more than the supervisor's own deadline, so that the
+            // supervisor's timer is the one that fires (HEADER_SLACK).
+            |left, attempt| shared.attempt(attempt, path, request, left + HEADER_SLACK, id),
         )
         .await;
         unfinished.armed = false;

@@ -347,17 +347,9 @@ impl Process {
             }
         }
 
-        let left = deadline.saturating_duration_since(Instant::now());
-        let channel = match self.bounded(left, channel(socket, self.pid)).await {
-            Some(Ok(channel)) => channel,
-            Some(Err(e)) => {
-                return Err(StartError::Connect(format!(
-                    "cannot connect to {}: {e}",
-                    socket.display()
-                )));
-            }
-            None => return Err(self.why_no_answer(StartError::DescribeTimeout(timeout))),
-        };
+        let channel = self
+            .connect_by(deadline, timeout, socket, channel(socket, self.pid))
+            .await?;
         let mut client = plugin_client(channel.clone());
         let left = deadline.saturating_duration_since(Instant::now());
         let request = DescribeRequest {
@@ -377,22 +369,36 @@ impl Process {
         if info.protocol_version != PROTOCOL_VERSION {
             return Err(StartError::Protocol(info.protocol_version));
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let link = match self.bounded(left, Link::connect(socket, self.pid)).await {
-            Some(Ok(link)) => link,
-            Some(Err(e)) => {
-                return Err(StartError::Connect(format!(
-                    "cannot connect to {}: {e}",
-                    socket.display()
-                )));
-            }
-            None => return Err(self.why_no_answer(StartError::DescribeTimeout(timeout))),
-        };
+        // The calls go on a connection of their own (`link`); the handshake's serves the
+        // health checks.
+        let link = self
+            .connect_by(deadline, timeout, socket, Link::connect(socket, self.pid))
+            .await?;
         Ok(Connected {
             link,
             channel,
             info,
         })
+    }
+
+    /// Makes a connection to `socket` with `connect` by `deadline` (the handshake's, which
+    /// `timeout` set), or says why not.
+    async fn connect_by<T, E: fmt::Display>(
+        &self,
+        deadline: Instant,
+        timeout: Duration,
+        socket: &Path,
+        connect: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, StartError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.bounded(left, connect).await {
+            Some(Ok(connection)) => Ok(connection),
+            Some(Err(e)) => Err(StartError::Connect(format!(
+                "cannot connect to {}: {e}",
+                socket.display()
+            ))),
+            None => Err(self.why_no_answer(StartError::DescribeTimeout(timeout))),
+        }
     }
 
     /// Runs `work` until `limit` passes or the process exits (`None` in both cases).
@@ -589,6 +595,7 @@ async fn call_once<T>(
             status.ok().and_then(|s| *s).unwrap_or(Exit::Unknown)
         }
     };
+    let ends = Instant::now() + left;
     let bounded = async {
         match timer {
             Timer::Own => tokio::time::timeout(left, work).await.ok(),
@@ -599,11 +606,28 @@ async fn call_once<T>(
         biased;
         out = bounded => match out {
             Some(Ok(response)) => Ok(response),
+            // A plugin that honours `grpc-timeout` gives up 20 ms after the supervisor's own
+            // deadline. When the supervisor's thread was held up past that (a loaded machine),
+            // the plugin's DEADLINE_EXCEEDED or CANCELLED arrives before the supervisor's timer
+            // is seen; it is the same timeout.
+            Some(Err(status)) if gave_up_at_deadline(&status) && Instant::now() >= ends => {
+                Err(Ended::Failed(Failed::timeout(deadline)))
+            }
             Some(Err(status)) => Err(classify(&status, exit, deadline).await),
             None => Err(Ended::Failed(Failed::timeout(deadline))),
         },
         status = exited => Err(Ended::Failed(Failed::crashed(format!("the process exited ({status})")))),
     }
+}
+
+/// Whether `status` is what a plugin's gRPC server answers when the `grpc-timeout` budget ran
+/// out (sent by the plugin: it has no source on this side).
+fn gave_up_at_deadline(status: &Status) -> bool {
+    std::error::Error::source(status).is_none()
+        && matches!(
+            status.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        )
 }
 
 /// How long a broken connection waits for the process's exit status, to report it.

@@ -11,10 +11,15 @@ use serde_json::json;
 /// Starts a supervisor whose one policy answers with `how` (see `fixture-raw-grpc`), calls it
 /// twice, and checks both calls are blocked as `failure` with `detail` in the reason.
 async fn blocked(how: &str, failure: Failure, detail: &str) {
+    blocked_within(how, 10_000, failure, detail).await;
+}
+
+/// [`blocked`] with the plugin's `timeout_ms`.
+async fn blocked_within(how: &str, timeout_ms: u32, failure: Failure, detail: &str) {
     let supervisor = Supervisor::start(&plugins(&[PluginToml::new("raw", "fixture-raw-grpc")
         .env("FIXTURE_RAW", how)
         .policy()
-        .timeout_ms(10_000)]))
+        .timeout_ms(timeout_ms)]))
     .await;
     // Twice: the first bad answer must not cost the next call (no panic, no lost connection).
     for _ in 0..2 {
@@ -112,4 +117,40 @@ async fn malformed_status_details_are_ignored_and_the_status_kept() {
 #[tokio::test]
 async fn an_http_error_status_is_the_plugins_error() {
     blocked("http-404", Failure::Error, "Unimplemented").await;
+}
+
+/// Two `grpc-status` values (`0` and `7`) are not read as the first one: no allow from them.
+#[tokio::test]
+async fn two_grpc_statuses_are_an_invalid_response() {
+    blocked(
+        "two-statuses",
+        Failure::InvalidResponse,
+        "more than one grpc-status",
+    )
+    .await;
+}
+
+/// A message followed by silence (no trailers, no end of stream) is a timeout at the plugin's
+/// deadline, not an answer.
+#[tokio::test]
+async fn a_response_that_never_ends_times_out() {
+    blocked_within(
+        "never-ends",
+        300,
+        Failure::Timeout,
+        "timed out after 300 ms",
+    )
+    .await;
+}
+
+/// Response headers followed by silence: a timeout too.
+#[tokio::test]
+async fn response_headers_alone_time_out() {
+    blocked_within(
+        "headers-only",
+        300,
+        Failure::Timeout,
+        "timed out after 300 ms",
+    )
+    .await;
 }

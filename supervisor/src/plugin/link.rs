@@ -364,8 +364,15 @@ fn declared(bytes: &[u8]) -> Result<usize, Status> {
 }
 
 /// The `grpc-status` in `headers` (`Ok(())` for OK), with its percent-decoded `grpc-message`.
+///
+/// Two `grpc-status` values (say `0` and `7`) have no one meaning: that is an invalid response,
+/// never the first value read. A value other than a known code is `UNKNOWN`, never OK.
 fn grpc_status(headers: &HeaderMap) -> Option<Result<(), Status>> {
-    let code = headers.get("grpc-status")?;
+    let mut values = headers.get_all("grpc-status").iter();
+    let code = values.next()?;
+    if values.next().is_some() {
+        return Some(Err(malformed("the response has more than one grpc-status")));
+    }
     let code = Code::from_bytes(code.as_bytes());
     if code == Code::Ok {
         return Some(Ok(()));
@@ -482,5 +489,23 @@ mod tests {
             Some(Code::PermissionDenied)
         );
         assert_eq!(status.as_ref().map(Status::message), Some("no way"));
+    }
+
+    #[test]
+    fn a_second_grpc_status_is_malformed_and_garbage_is_never_ok() {
+        let mut headers = HeaderMap::new();
+        headers.append("grpc-status", HeaderValue::from_static("0"));
+        headers.append("grpc-status", HeaderValue::from_static("7"));
+        let status = grpc_status(&headers).and_then(Result::err);
+        let source = status.as_ref().and_then(std::error::Error::source);
+        assert!(source.is_some_and(|s| s.is::<Malformed>()), "{status:?}");
+        for garbage in ["00", "0 ", "ok", "-0", "99"] {
+            let mut headers = HeaderMap::new();
+            headers.insert("grpc-status", HeaderValue::from_static(garbage));
+            assert!(
+                matches!(grpc_status(&headers), Some(Err(_))),
+                "{garbage:?} read as OK"
+            );
+        }
     }
 }

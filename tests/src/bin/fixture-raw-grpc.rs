@@ -9,7 +9,10 @@
 //! - `undecodable`: one message that is not protobuf, then `grpc-status: 0`;
 //! - `bad-details`: `grpc-status: 7` with a `grpc-status-details-bin` that is not base64 (tonic
 //!   0.14.9's client panics on this one);
-//! - `http-404`: HTTP status 404 with no `grpc-status`.
+//! - `http-404`: HTTP status 404 with no `grpc-status`;
+//! - `two-statuses`: one message, then trailers with `grpc-status` twice (`0` and `7`);
+//! - `never-ends`: one message, then nothing more for a minute (no trailers, no end);
+//! - `headers-only`: the response headers, then nothing more for a minute.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -94,6 +97,13 @@ fn answer(how: &str) -> (StatusCode, Frames, bool) {
             false,
         ),
         "http-404" => (StatusCode::NOT_FOUND, vec![], false),
+        "two-statuses" => {
+            let mut both = trailers(&[("grpc-status", "0")]);
+            both.append("grpc-status", HeaderValue::from_static("7"));
+            (StatusCode::OK, vec![one(), Frame::trailers(both)], false)
+        }
+        "never-ends" => (StatusCode::OK, vec![one()], true),
+        "headers-only" => (StatusCode::OK, vec![], true),
         other => panic!("FIXTURE_RAW: unknown behaviour {other:?}"),
     }
 }

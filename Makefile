@@ -49,6 +49,8 @@ lint:
 	@out="$$(gofmt -l bench/goplugin)"; test -z "$$out" || { echo "gofmt: $$out"; exit 1; }
 	cd bench/goplugin && go vet ./...
 
+# No incremental caches in a test run (gigabytes on a clean checkout, and CI builds once).
+test: export CARGO_INCREMENTAL = 0
 test: venv tools sdks lint
 	@# The go-plugin peer of the benchmark (Go, from the Go module proxy).
 	cd bench/goplugin && go test ./...

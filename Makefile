@@ -55,8 +55,10 @@ test: venv tools sdks lint
 	@# The go-plugin peer of the benchmark (Go, from the Go module proxy).
 	cd bench/goplugin && go test ./...
 	@for sdk in $(SDKS); do echo "== plugin-sdk/$$sdk/check.sh"; plugin-sdk/$$sdk/check.sh; done
-	@# Black-box tests spawn the real binaries: build them all first.
-	cargo build --locked --workspace --bins
+	@# Black-box tests spawn the real binaries: build them all first, with every target, so that
+	@# features unify as in `cargo test` below (a dev-dependency turns on tokio's test-util) and
+	@# the dependencies are built once, not twice.
+	cargo build --locked --workspace --all-targets
 	@# The OpenClaw adapter against the real OpenClaw gateway (Node 24 from PyPI, openclaw from
 	@# npm, both inside the checkout) and the hookvisor just built.
 	examples/openclaw/check.sh

@@ -60,7 +60,7 @@ pub fn binary(name: &str) -> PathBuf {
     let path = profile_dir().join(name);
     assert!(
         path.is_file(),
-        "{} does not exist: run `cargo build --workspace --bins` first",
+        "{} does not exist: run `cargo build --workspace --all-targets` first",
         path.display()
     );
     path

@@ -154,3 +154,23 @@ async fn response_headers_alone_time_out() {
     )
     .await;
 }
+
+/// A plugin whose call connection allows no streams at all (`SETTINGS_MAX_CONCURRENT_STREAMS`
+/// 0): the call waits for a stream that never comes and is a timeout at the plugin's deadline.
+#[tokio::test]
+async fn a_connection_that_allows_no_streams_times_out() {
+    blocked_within(
+        "no-streams",
+        300,
+        Failure::Timeout,
+        "timed out after 300 ms",
+    )
+    .await;
+}
+
+/// A plugin that never opens its stream window: the request body is never sent, the plugin
+/// never answers, and the call is a timeout at the plugin's deadline.
+#[tokio::test]
+async fn a_stream_window_never_opened_times_out() {
+    blocked_within("no-window", 300, Failure::Timeout, "timed out after 300 ms").await;
+}

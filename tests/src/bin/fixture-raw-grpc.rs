@@ -13,8 +13,17 @@
 //! - `two-statuses`: one message, then trailers with `grpc-status` twice (`0` and `7`);
 //! - `never-ends`: one message, then nothing more for a minute (no trailers, no end);
 //! - `headers-only`: the response headers, then nothing more for a minute.
+//!
+//! Two more starve the calls at the HTTP/2 level, on every connection accepted after
+//! `Describe` was answered (the supervisor's channel for `Describe` and health checks came
+//! before; its calls come on the next), and answer `BeforeToolCall` properly once the request
+//! arrives, which it never does:
+//! - `no-streams`: `SETTINGS_MAX_CONCURRENT_STREAMS` 0, so no call can open a stream;
+//! - `no-window`: a stream window of 0 that is never opened, so no request body is sent.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -104,6 +113,8 @@ fn answer(how: &str) -> (StatusCode, Frames, bool) {
         }
         "never-ends" => (StatusCode::OK, vec![one()], true),
         "headers-only" => (StatusCode::OK, vec![], true),
+        // Answered by the fixture's own `BeforeToolCall` (see `main`); never reached here.
+        "no-streams" | "no-window" => unreachable!("answered by the fixture"),
         other => panic!("FIXTURE_RAW: unknown behaviour {other:?}"),
     }
 }
@@ -141,16 +152,26 @@ fn main() {
         let listener = UnixListener::bind(&path)?;
         let (_reporter, health) = tonic_health::server::health_reporter();
         let routes = Routes::new(health).add_service(PluginServer::new(Fixture(Nothing)));
+        let starve = matches!(how.as_str(), "no-streams" | "no-window");
+        let described = Arc::new(AtomicBool::new(false));
         loop {
             let (stream, _) = listener.accept().await?;
+            let after_describe = described.load(Ordering::SeqCst);
+            let described = described.clone();
             let routes = routes.clone();
+            let how_here = how.clone();
             let how = how.clone();
             let service = tower::service_fn(move |request: Request<hyper::body::Incoming>| {
                 let routes = routes.clone();
                 let how = how.clone();
+                let described = described.clone();
                 async move {
-                    if request.uri().path() == "/hookvisor.v1.Plugin/BeforeToolCall" {
-                        return Ok::<_, Infallible>(misbehave(&how));
+                    match request.uri().path() {
+                        "/hookvisor.v1.Plugin/BeforeToolCall" if !starve => {
+                            return Ok::<_, Infallible>(misbehave(&how));
+                        }
+                        "/hookvisor.v1.Plugin/Describe" => described.store(true, Ordering::SeqCst),
+                        _ => {}
                     }
                     let request = request.map(Body::new);
                     Ok(routes
@@ -159,9 +180,20 @@ fn main() {
                         .unwrap_or_else(|never| match never {}))
                 }
             });
+            let mut builder = auto::Builder::new(TokioExecutor::new()).http2_only();
+            if after_describe {
+                match how_here.as_str() {
+                    "no-streams" => {
+                        builder.http2().max_concurrent_streams(0);
+                    }
+                    "no-window" => {
+                        builder.http2().initial_stream_window_size(0);
+                    }
+                    _ => {}
+                }
+            }
             tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .http2_only()
+                let _ = builder
                     .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                     .await;
             });

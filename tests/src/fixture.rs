@@ -237,7 +237,11 @@ pub async fn serve<P: Plugin>(plugin: P) -> std::io::Result<()> {
 
 /// [`serve`] on `path` instead of `HOOKVISOR_PLUGIN_SOCKET`.
 pub async fn serve_at<P: Plugin>(path: &Path, plugin: P) -> std::io::Result<()> {
-    let listener = bind(path)?;
+    serve_on(bind(path)?, plugin).await
+}
+
+/// [`serve`] on a listener already bound (by [`bind`]).
+pub async fn serve_on<P: Plugin>(listener: UnixListener, plugin: P) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let (_reporter, health) = tonic_health::server::health_reporter();
     if env_var("FIXTURE_IGNORE_DEADLINE").is_some() {
@@ -271,7 +275,8 @@ async fn serve_without_deadlines(listener: UnixListener, routes: Routes) -> std:
     }
 }
 
-fn bind(path: &Path) -> std::io::Result<UnixListener> {
+/// Binds `path`, replacing whatever is there (a socket left behind, or another's).
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     match std::fs::remove_file(path) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
         _ => {}

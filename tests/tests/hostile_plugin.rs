@@ -257,3 +257,65 @@ async fn a_flooding_plugin_is_rate_limited_and_the_drops_are_counted() {
     let verdict = supervisor.verdict("exec", serde_json::json!({})).await;
     assert_eq!(verdict.outcome(), Outcome::Allow);
 }
+
+/// Another plugin's helper takes over this plugin's socket path after the supervisor connected
+/// to it. When HTTP/2 tears the connection down (an oversized status), the supervisor's next
+/// connection reaches the helper: it fails the peer check (the helper is not in the plugin's
+/// session), the call blocks, and the helper is never called.
+#[tokio::test]
+async fn a_reconnection_that_reaches_a_hijacked_socket_fails_the_peer_check() {
+    let victim = Recording::new();
+    let hijack = Recording::new();
+    let go = hijack.path().with_file_name("go");
+    let supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("victim", "fixture-oversized")
+            .env("FIXTURE_OVERSIZED", "status")
+            .env("FIXTURE_BYTES", "300000")
+            .record(&victim),
+        // Registered for sessions only: any tool call in its recording is the helper's.
+        PluginToml::new("hijacker", "fixture-hijack")
+            .env("FIXTURE_VICTIM", "victim")
+            .env("FIXTURE_HIJACK_AFTER", &go.display().to_string())
+            .hooks("before_session_create")
+            .record(&hijack),
+    ]))
+    .await;
+    let first = supervisor.verdict("ls", json!({})).await;
+    assert_eq!(first.outcome(), Outcome::Allow, "{first:#?}");
+    assert_eq!(victim.calls_of("victim").len(), 1);
+
+    std::fs::write(&go, "go").expect("writing the trigger");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(hijack.path())
+        .unwrap_or_default()
+        .contains(r#""hijack":"bound""#)
+    {
+        assert!(Instant::now() < deadline, "the helper never bound");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Tears the victim's connection down.
+    let big = supervisor.verdict("big", json!({})).await;
+    assert_eq!(big.outcome(), Outcome::Block, "{big:#?}");
+    // The next calls need a new connection: it reaches the helper.
+    for _ in 0..2 {
+        let after = supervisor.verdict("ls", json!({})).await;
+        assert_eq!(after.outcome(), Outcome::Block, "{after:#?}");
+        assert_eq!(after.block_kind(), BlockKind::Failure);
+        let result = entry(&after.trace, "victim");
+        assert_eq!(result.failure(), Failure::Unavailable, "{}", result.detail);
+        assert!(
+            result
+                .detail
+                .contains("its socket is served by another process (peer mismatch"),
+            "{}",
+            result.detail
+        );
+    }
+    assert!(
+        hijack.calls().is_empty(),
+        "the helper must never be called: {:?}",
+        hijack.calls()
+    );
+    assert_eq!(victim.calls_of("victim").len(), 1);
+}

@@ -489,15 +489,28 @@ pub(super) async fn connect_checked(socket: &Path, child: Pid) -> io::Result<Uni
         Ok(session) if session == child => Ok(stream),
         session => Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            format!(
+            PeerMismatch(format!(
                 "peer mismatch: {} is served by pid {peer} (session {}), which is neither \
                  the plugin (pid {child}) nor in its session",
                 socket.display(),
                 session.map_or_else(|e| format!("unknown: {e}"), |g| g.to_string()),
-            ),
+            )),
         )),
     }
 }
+
+/// The error of [`connect_checked`] when another process serves the plugin's socket: on a
+/// reconnect it is an impostor, not a broken connection, so the call is not sent again.
+#[derive(Debug)]
+pub(super) struct PeerMismatch(String);
+
+impl fmt::Display for PeerMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PeerMismatch {}
 
 /// Makes one call, bounded by the supervisor's own deadline and by the process's life: a plugin
 /// that dies mid-call fails the call at once, not at the deadline. `send(left, attempt)` sends
@@ -642,6 +655,9 @@ const EXIT_REPORT_WAIT: Duration = Duration::from_millis(100);
 /// - the process exited: a crash;
 /// - HTTP/2 refused the response (headers over the limit, a malformed frame): an invalid
 ///   response;
+/// - a new connection reached a process that is not the plugin ([`PeerMismatch`]: another
+///   process took over the socket's path): the plugin is unavailable, and the call is not
+///   sent again;
 /// - otherwise the connection broke under a live process: reported as such.
 async fn classify(
     status: &Status,
@@ -656,6 +672,12 @@ async fn classify(
     match cause {
         Cause::Timeout => Ended::Failed(Failed::timeout(deadline)),
         Cause::Malformed(what) => Ended::Failed(Failed::invalid(cap(&what))),
+        Cause::PeerMismatch(what) => {
+            tracing::warn!("a reconnection reached another process: {what}");
+            Ended::Failed(Failed::unavailable(format!(
+                "its socket is served by another process ({what})"
+            )))
+        }
         _ if exit.borrow().is_some() => Ended::Failed(exited_or_broke(status, exit).await),
         Cause::Http2 { text, go_away } => {
             let failed = Failed::invalid(format!(
@@ -683,6 +705,8 @@ enum Cause {
     Malformed(String),
     /// HTTP/2 refused the stream (`go_away`: the whole connection).
     Http2 { text: String, go_away: bool },
+    /// A new connection failed the peer check.
+    PeerMismatch(String),
     /// Anything else: the connection broke.
     Transport,
 }
@@ -697,6 +721,14 @@ impl Cause {
             }
             if let Some(Malformed(what)) = err.downcast_ref::<Malformed>() {
                 return Cause::Malformed(what.clone());
+            }
+            // `io::Error`'s own `source` skips the error it wraps: look inside.
+            if let Some(PeerMismatch(what)) = err
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<PeerMismatch>())
+            {
+                return Cause::PeerMismatch(what.clone());
             }
             if let Some(h2) = err.downcast_ref::<h2::Error>()
                 && !h2.is_io()

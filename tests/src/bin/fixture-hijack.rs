@@ -6,6 +6,10 @@
 //! records `{"hijack": "setpgid", "result": ...}` and `{"hijack": "bound", "path": ...}` in
 //! `FIXTURE_RECORD`. The supervisor must reject the helper at the peer check: it is not in the
 //! victim's session (it cannot be: a session can only be created, never joined).
+//!
+//! With `FIXTURE_HIJACK_AFTER` (a file path) the helper waits until that file exists before it
+//! binds, so a test can let the victim be connected first and hijack its reconnection. The
+//! `bound` line is then written once the helper's listener is bound.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -58,12 +62,20 @@ fn helper() -> ! {
                 .map(|p| String::from_utf8_lossy(p).into_owned())
         })
         .expect("the victim's socket path");
-    record(serde_json::json!({"hijack": "bound", "path": path}));
+    if let Some(after) = env_var("FIXTURE_HIJACK_AFTER") {
+        // Polled, for at most a minute: the helper also ends with its parent.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::path::Path::new(&after).exists() {
+            assert!(Instant::now() < deadline, "{after} never appeared");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     // Serves on the victim's path, as the victim.
-    hookvisor_tests::fixture::block_on(hookvisor_tests::fixture::serve_at(
-        std::path::Path::new(&path),
-        Recorder::from_env(None),
-    ))
+    hookvisor_tests::fixture::block_on(async move {
+        let listener = hookvisor_tests::fixture::bind(std::path::Path::new(&path))?;
+        record(serde_json::json!({"hijack": "bound", "path": path}));
+        hookvisor_tests::fixture::serve_on(listener, Recorder::from_env(None)).await
+    })
 }
 
 /// The supervisor: this helper's parent is the plugin, whose parent is its reaper, whose parent

@@ -151,7 +151,7 @@ impl Metrics {
         let plugin_state = Family::default();
         registry.register(
             "plugin_state",
-            "1 for the plugin's current state (starting, ready, exited, hung, failed to start, rejected, quarantined, stopped)",
+            "1 for the plugin's current state (starting, ready, exited, hung, unreachable, failed to start, rejected, quarantined, stopped)",
             plugin_state.clone(),
         );
         let plugin_restarts = Family::default();

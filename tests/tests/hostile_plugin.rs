@@ -261,7 +261,8 @@ async fn a_flooding_plugin_is_rate_limited_and_the_drops_are_counted() {
 /// Another plugin's helper takes over this plugin's socket path after the supervisor connected
 /// to it. When HTTP/2 tears the connection down (an oversized status), the supervisor's next
 /// connection reaches the helper: it fails the peer check (the helper is not in the plugin's
-/// session), the call blocks, and the helper is never called.
+/// session), the call blocks as unavailable, and the helper is never called. The plugin, now
+/// unreachable on that path, is killed and started again on a new socket, and answers again.
 #[tokio::test]
 async fn a_reconnection_that_reaches_a_hijacked_socket_fails_the_peer_check() {
     let victim = Recording::new();
@@ -294,28 +295,52 @@ async fn a_reconnection_that_reaches_a_hijacked_socket_fails_the_peer_check() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // Tears the victim's connection down.
+    // Tears the victim's connection down; the call is sent again on a new connection, which
+    // reaches the helper. Then calls block (unavailable) until the new instance is ready.
     let big = supervisor.verdict("big", json!({})).await;
     assert_eq!(big.outcome(), Outcome::Block, "{big:#?}");
-    // The next calls need a new connection: it reaches the helper.
-    for _ in 0..2 {
+    let mut details = vec![entry(&big.trace, "victim").detail.clone()];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
         let after = supervisor.verdict("ls", json!({})).await;
-        assert_eq!(after.outcome(), Outcome::Block, "{after:#?}");
-        assert_eq!(after.block_kind(), BlockKind::Failure);
+        if after.outcome() == Outcome::Allow {
+            break;
+        }
+        assert_eq!(after.block_kind(), BlockKind::Failure, "{after:#?}");
         let result = entry(&after.trace, "victim");
         assert_eq!(result.failure(), Failure::Unavailable, "{}", result.detail);
+        details.push(result.detail.clone());
         assert!(
-            result
-                .detail
-                .contains("its socket is served by another process (peer mismatch"),
-            "{}",
-            result.detail
+            Instant::now() < deadline,
+            "never answered again: {details:#?}"
         );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("its socket is served by another process (peer mismatch")),
+        "{details:#?}"
+    );
     assert!(
         hijack.calls().is_empty(),
         "the helper must never be called: {:?}",
         hijack.calls()
     );
-    assert_eq!(victim.calls_of("victim").len(), 1);
+    // Answered by a new instance of the victim.
+    assert_eq!(victim.calls_of("victim").len(), 2);
+    let log = supervisor.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ready plugin=victim") && l.contains("instance=3")),
+        "{log}"
+    );
+    assert!(
+        supervisor
+            .log_line_with(&["victim", "reached another process"])
+            .await
+            .is_some(),
+        "{}",
+        supervisor.log()
+    );
 }

@@ -59,6 +59,9 @@ pub enum Phase {
     Exited(Exit),
     /// Was found hung (health checks or calls timing out in a row) and killed; it is restarted.
     Hung(String),
+    /// Its socket was found served by another process (a call's new connection failed the peer
+    /// check), so it was killed; it is restarted on a new socket.
+    Unreachable(String),
     /// Failed too often within the window: no more restarts until the supervisor restarts.
     Quarantined {
         /// Failures counted in the window.
@@ -82,6 +85,7 @@ impl Phase {
             Phase::Failed { .. } => "failed to start",
             Phase::Exited(_) => "exited",
             Phase::Hung(_) => "hung",
+            Phase::Unreachable(_) => "unreachable",
             Phase::Quarantined { .. } => "quarantined",
             Phase::Stopped => "stopped",
         }
@@ -102,6 +106,7 @@ impl fmt::Display for Phase {
             }
             Phase::Exited(how) => write!(f, "exited ({how})"),
             Phase::Hung(why) => write!(f, "hung ({why})"),
+            Phase::Unreachable(why) => write!(f, "unreachable ({why})"),
             Phase::Quarantined {
                 failures,
                 window,
@@ -250,6 +255,11 @@ impl Plugin {
         let timed_out =
             matches!(&result, Err(f) if f.kind == hookvisor_proto::v1::Failure::Timeout);
         self.watchdog.record(timed_out, self.hung_after);
+        // The plugin was ready (above), so the one way a call now ends unavailable is a new
+        // connection that failed the peer check (`process::classify`).
+        if matches!(&result, Err(f) if f.kind == hookvisor_proto::v1::Failure::Unavailable) {
+            self.watchdog.socket_taken(process.pid());
+        }
         result
     }
 }

@@ -12,10 +12,11 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::Duration;
 
 use hookvisor_proto::v1::HookRegistration;
+use nix::unistd::Pid;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -38,9 +39,21 @@ pub struct Watchdog {
     timeouts_in_a_row: AtomicU32,
     hung: Notify,
     restart: Notify,
+    /// The pid of the instance whose socket a new connection found served by another process
+    /// (0: none), and the signal for it.
+    unreachable_pid: AtomicI32,
+    unreachable: Notify,
 }
 
 impl Watchdog {
+    /// Records that a new connection to the socket of instance `pid` reached another process
+    /// (the peer check failed): that instance can no longer be reached, so the owner replaces
+    /// it.
+    pub fn socket_taken(&self, pid: Pid) {
+        self.unreachable_pid.store(pid.as_raw(), Ordering::Relaxed);
+        self.unreachable.notify_one();
+    }
+
     /// Asks the owner to replace the instance now (or, quarantined, to start one again).
     pub fn request_restart(&self) {
         self.restart.notify_one();
@@ -269,6 +282,17 @@ impl Owner {
                     ready_for: ready_at.elapsed(),
                 }
             }
+            () = socket_taken(&self.watchdog, process.pid()) => {
+                let why = "a new connection to its socket reached another process";
+                tracing::error!(plugin = %self.config.name, pid = process.pid().as_raw(),
+                    "{why}; killing its process group to start it again on a new socket");
+                process.stop(Duration::ZERO).await;
+                Ended::Failed {
+                    phase: Phase::Unreachable(why.to_owned()),
+                    permanent: false,
+                    ready_for: ready_at.elapsed(),
+                }
+            }
             grace = &mut self.stop => {
                 return self.stopped(&process, &socket, grace.unwrap_or_default()).await;
             }
@@ -363,6 +387,17 @@ async fn hang(
     }
 }
 
+/// Resolves when a call found the socket of instance `pid` served by another process (a
+/// signal left over from an earlier instance is ignored).
+async fn socket_taken(watchdog: &Watchdog, pid: Pid) {
+    loop {
+        watchdog.unreachable.notified().await;
+        if watchdog.unreachable_pid.load(Ordering::Relaxed) == pid.as_raw() {
+            return;
+        }
+    }
+}
+
 /// Instance numbers, counted across every plugin and generation of this supervisor, so a new
 /// instance never takes an old one's socket name (a reload starts one beside the other).
 static NEXT_INSTANCE: AtomicU32 = AtomicU32::new(1);
@@ -389,4 +424,27 @@ fn jitter(delay: Duration) -> Duration {
     let permille = 900 + u64::from(nanos % 201);
     let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(ms.saturating_mul(permille) / 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A signal about an earlier instance never ends a later one.
+    #[tokio::test(start_paused = true)]
+    async fn socket_taken_ignores_other_instances() {
+        let watchdog = Watchdog::default();
+        watchdog.socket_taken(Pid::from_raw(100));
+        let later = tokio::time::timeout(
+            Duration::from_secs(1),
+            socket_taken(&watchdog, Pid::from_raw(200)),
+        );
+        assert!(later.await.is_err(), "resolved for another instance");
+        watchdog.socket_taken(Pid::from_raw(200));
+        let this = tokio::time::timeout(
+            Duration::from_secs(1),
+            socket_taken(&watchdog, Pid::from_raw(200)),
+        );
+        assert!(this.await.is_ok(), "did not resolve for its own instance");
+    }
 }

@@ -316,7 +316,10 @@ impl Owner {
         link: super::Link,
         process: Arc<Process>,
     ) {
+        // A new instance starts with no timeouts counted and no socket taken (a signal about an
+        // earlier instance must not end this one, were that instance's pid ever reused).
         self.watchdog.timeouts_in_a_row.store(0, Ordering::Relaxed);
+        self.watchdog.unreachable_pid.store(0, Ordering::Relaxed);
         self.publish.send_modify(|s| {
             s.phase = Phase::Ready;
             s.registrations = Some(registrations);

@@ -156,8 +156,9 @@ impl Link {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// One unary call of `path` (one of the constants above) with `request`. `timeout` goes in `grpc-timeout` (the caller
-    /// bounds the call itself), `request_id` in `x-hookvisor-request-id`.
+    /// One unary call of `path` (one of the constants above) with `request`. `timeout` goes in
+    /// `grpc-timeout` (the caller bounds the call itself), `request_id` in
+    /// `x-hookvisor-request-id`.
     pub async fn unary<Req: Message, Resp: Message + Default>(
         &self,
         path: &'static str,
@@ -321,18 +322,15 @@ async fn read_message(body: &mut h2::RecvStream) -> Result<Option<Bytes>, Status
     }
 }
 
-/// After the message: the body must end without another one.
+/// After the message: the body must end without another one (empty DATA frames carry none;
+/// however many a plugin sends, the caller's deadline bounds the wait).
 async fn finish(body: &mut h2::RecvStream, message: Bytes) -> Result<Option<Bytes>, Status> {
-    match body.data().await {
-        None => Ok(Some(message)),
-        Some(Ok(extra)) if extra.is_empty() => match body.data().await {
-            None => Ok(Some(message)),
-            Some(Ok(_)) => Err(more_than_one()),
-            Some(Err(e)) => Err(h2_status(e)),
-        },
-        Some(Ok(_)) => Err(more_than_one()),
-        Some(Err(e)) => Err(h2_status(e)),
+    while let Some(extra) = body.data().await {
+        if !extra.map_err(h2_status)?.is_empty() {
+            return Err(more_than_one());
+        }
     }
+    Ok(Some(message))
 }
 
 fn more_than_one() -> Status {
@@ -422,16 +420,9 @@ fn http_status(status: StatusCode) -> Status {
 }
 
 /// A response that is not valid gRPC (`process::classify` reports it as an invalid response).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct Malformed(pub String);
-
-impl std::fmt::Display for Malformed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Malformed {}
 
 fn malformed(what: impl Into<String>) -> Status {
     Status::from_error(Box::new(Malformed(what.into())))

@@ -501,16 +501,9 @@ pub(super) async fn connect_checked(socket: &Path, child: Pid) -> io::Result<Uni
 
 /// The error of [`connect_checked`] when another process serves the plugin's socket: on a
 /// reconnect it is an impostor, not a broken connection, so the call is not sent again.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub(super) struct PeerMismatch(String);
-
-impl fmt::Display for PeerMismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for PeerMismatch {}
 
 /// Makes one call, bounded by the supervisor's own deadline and by the process's life: a plugin
 /// that dies mid-call fails the call at once, not at the deadline. `send(left, attempt)` sends
@@ -626,7 +619,7 @@ async fn call_once<T>(
             Some(Err(status)) if gave_up_at_deadline(&status) && Instant::now() >= ends => {
                 Err(Ended::Failed(Failed::timeout(deadline)))
             }
-            Some(Err(status)) => Err(classify(&status, exit, deadline).await),
+            Some(Err(status)) => Err(classify(&status, exit).await),
             None => Err(Ended::Failed(Failed::timeout(deadline))),
         },
         status = exited => Err(Ended::Failed(Failed::crashed(format!("the process exited ({status})")))),
@@ -649,8 +642,7 @@ const EXIT_REPORT_WAIT: Duration = Duration::from_millis(100);
 /// Says what happened to a call that ended in a non-OK status. A status decoded from the
 /// plugin's trailers is the plugin's own error. One made on our side of the connection (it
 /// carries a source error) is told apart by its cause, so that a live plugin is never reported
-/// as crashed for what was a timeout or a response that broke HTTP/2's limits:
-/// - tonic's own timer (the `grpc-timeout` it sends) fired: a timeout;
+/// as crashed for a response that was not gRPC or broke HTTP/2's limits:
 /// - the response is not valid gRPC (`link`'s [`Malformed`]): an invalid response;
 /// - the process exited: a crash;
 /// - HTTP/2 refused the response (headers over the limit, a malformed frame): an invalid
@@ -659,18 +651,13 @@ const EXIT_REPORT_WAIT: Duration = Duration::from_millis(100);
 ///   process took over the socket's path): the plugin is unavailable, and the call is not
 ///   sent again;
 /// - otherwise the connection broke under a live process: reported as such.
-async fn classify(
-    status: &Status,
-    exit: &watch::Receiver<Option<Exit>>,
-    deadline: Duration,
-) -> Ended {
+async fn classify(status: &Status, exit: &watch::Receiver<Option<Exit>>) -> Ended {
     let cause = match std::error::Error::source(status) {
         Some(source) => Cause::of(source),
         None if exit.borrow().is_some() => Cause::Transport,
         None => return Ended::Failed(Failed::error(status.code(), &cap(status.message()))),
     };
     match cause {
-        Cause::Timeout => Ended::Failed(Failed::timeout(deadline)),
         Cause::Malformed(what) => Ended::Failed(Failed::invalid(cap(&what))),
         Cause::PeerMismatch(what) => {
             tracing::warn!("a reconnection reached another process: {what}");
@@ -699,8 +686,6 @@ async fn classify(
 
 /// What a status made on our side of the connection came from.
 enum Cause {
-    /// tonic's own timer fired.
-    Timeout,
     /// The response is not valid gRPC ([`Malformed`]).
     Malformed(String),
     /// HTTP/2 refused the stream (`go_away`: the whole connection).
@@ -716,9 +701,6 @@ impl Cause {
         let mut cause = Some(source);
         let mut found = Cause::Transport;
         while let Some(err) = cause {
-            if err.is::<tonic::TimeoutExpired>() {
-                return Cause::Timeout;
-            }
             if let Some(Malformed(what)) = err.downcast_ref::<Malformed>() {
                 return Cause::Malformed(what.clone());
             }

@@ -226,6 +226,18 @@ func (p *process) call(t *testing.T, tool, params string) (*pb.ToolCallDecision,
 	})
 }
 
+// stderrContains polls the plugin's stderr for text until limit passes.
+func (p *process) stderrContains(text string, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for !strings.Contains(p.stderr.String(), text) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 func (p *process) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
@@ -379,7 +391,9 @@ func TestHandlerErrorsAndPanicsAreStatusesNotCrashes(t *testing.T) {
 		t.Fatalf("the plugin exited: %s", p.stderr)
 	default:
 	}
-	if !strings.Contains(p.stderr.String(), "before_tool_call handler panicked: boom") {
+	// The log line travels through a pipe that a goroutine copies: it may land after the
+	// answer did.
+	if !p.stderrContains("before_tool_call handler panicked: boom", 5*time.Second) {
 		t.Errorf("the panic was not logged: %s", p.stderr)
 	}
 }

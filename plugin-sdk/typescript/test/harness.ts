@@ -33,12 +33,23 @@ export class PluginProcess {
     readonly socket: string,
   ) {
     child.stderr?.on("data", (chunk: Buffer) => (this.stderrText += chunk.toString()));
+    // "close", not "exit": after "exit" the last of stderr may still be in the pipe.
     this.exited = new Promise((resolve) =>
-      child.on("exit", (code, signal) => resolve({ code, signal })),
+      child.on("close", (code, signal) => resolve({ code, signal })),
     );
   }
 
   get stderr(): string {
+    return this.stderrText;
+  }
+
+  /** Waits up to `limitMs` for stderr to match `pattern` (it comes through a pipe, and may
+   * arrive after an answer the plugin sent later); resolves with the stderr seen. */
+  async stderrMatching(pattern: RegExp, limitMs = 5000): Promise<string> {
+    const deadline = Date.now() + limitMs;
+    while (!pattern.test(this.stderrText) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     return this.stderrText;
   }
 

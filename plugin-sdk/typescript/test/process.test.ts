@@ -222,7 +222,8 @@ describe("serving", () => {
       (await clients.beforeToolCall({ tool_name: "block-me", params_json: "{}" })).block,
       true,
     );
-    assert.match(plugin.stderr, /^before_tool_call failed: sample cannot decide$/m);
+    const logged = /^before_tool_call failed: sample cannot decide$/m;
+    assert.match(await plugin.stderrMatching(logged), logged);
   });
 
   test("session hooks: block, patch, observe", async () => {

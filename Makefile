@@ -23,8 +23,12 @@ bench:
 	else echo "go not found: the go-plugin comparison is skipped"; fi
 	./target/release/hookvisor bench $(BENCH_ARGS)
 
+# From the system's Python when there is one: plugins run under uids of their own (the sandbox),
+# and a Python installed under a home directory (pyenv's, say) is out of their reach.
+SYSTEM_PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
+
 $(PYTHON):
-	python3 -m venv $(VENV)
+	$(SYSTEM_PYTHON) -m venv $(VENV)
 
 venv: $(PYTHON)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt

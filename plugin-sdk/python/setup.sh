@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Python SDK's pinned tools (requirements-dev.txt) and the SDK itself, editable, into
-# the repository's venv (/work/main/.venv, created if missing). The example and the fixtures are
-# plain scripts run by that venv's Python, so nothing else is built. Quick when nothing changed.
+# the repository's venv (.venv at the repository root, created if missing, from the system's
+# Python when there is one: sandboxed plugins run under uids of their own, which cannot reach a
+# Python installed under a home directory). The example and the fixtures are plain scripts run
+# by that venv's Python, so nothing else is built. Quick when nothing changed.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -10,7 +12,7 @@ venv="$repo/.venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input --quiet)
 
 if [[ ! -x "$venv/bin/python" ]]; then
-  python3 -m venv "$venv"
+  if [[ -x /usr/bin/python3 ]]; then /usr/bin/python3 -m venv "$venv"; else python3 -m venv "$venv"; fi
 fi
 "${pip[@]}" install -r "$here/requirements-dev.txt"
 # --no-deps: the runtime dependencies are pinned above; --no-build-isolation: build with the

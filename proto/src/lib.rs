@@ -30,6 +30,9 @@ pub mod env {
     pub const PROTOCOL_VERSION: &str = "HOOKVISOR_PROTOCOL_VERSION";
     /// Proof that the process was started by hookvisor.
     pub const MAGIC_COOKIE: &str = "HOOKVISOR_MAGIC_COOKIE";
+    /// The plugin's own state directory, writable and kept across restarts (§2.2); `HOME` and
+    /// `TMPDIR` name it too.
+    pub const PLUGIN_STATE_DIR: &str = "HOOKVISOR_PLUGIN_STATE_DIR";
 }
 
 /// The contract's limits (`docs/contract.md` §3, §7, §8). Defined once, here: the supervisor and

@@ -100,6 +100,18 @@ impl Admin for AdminService {
                     shadow_answers,
                     shadow_disagreements,
                     uptime_ms: record.started.map_or(0, |t| millis(t.elapsed())),
+                    sandboxed: record.sandbox.as_ref().is_some_and(|s| s.enabled),
+                    uid: record.sandbox.as_ref().and_then(|s| s.uid).unwrap_or(0),
+                    sandbox_enforced: record
+                        .sandbox
+                        .as_ref()
+                        .map(|s| s.enforced.clone())
+                        .unwrap_or_default(),
+                    sandbox_missing: record
+                        .sandbox
+                        .as_ref()
+                        .map(|s| s.missing.clone())
+                        .unwrap_or_default(),
                 }
             })
             .collect();

@@ -23,6 +23,12 @@ use hookvisor_proto::v1::Hook;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod sandbox;
+pub use sandbox::{
+    DEFAULT_MAX_PROCESSES, DEFAULT_MEMORY_MAX_MIB, DEFAULT_PLUGIN_UIDS, PluginSandbox, SandboxMode,
+    SandboxUser,
+};
+
 /// Per-hook deadline when `[hooks.*] timeout_ms` is not set.
 pub const DEFAULT_HOOK_TIMEOUT_MS: u32 = 5000;
 /// Upper bound of every configured timeout.
@@ -47,11 +53,12 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// Longest plugin name, so names stay usable as socket file names and log labels.
 const MAX_NAME_CHARS: usize = 63;
 /// Variables the supervisor sets for every plugin (contract §2.2); configuration may not set them.
-const RESERVED_ENV: [&str; 4] = [
+const RESERVED_ENV: [&str; 5] = [
     hookvisor_proto::env::PLUGIN_SOCKET,
     hookvisor_proto::env::PLUGIN_NAME,
     hookvisor_proto::env::PROTOCOL_VERSION,
     hookvisor_proto::env::MAGIC_COOKIE,
+    hookvisor_proto::env::PLUGIN_STATE_DIR,
 ];
 /// The hook names a `[[plugin]] hooks = [...]` list may use.
 const HOOK_NAMES: [(&str, Hook); 3] = [
@@ -146,6 +153,30 @@ pub struct SupervisorConfig {
     pub host_limits: HostLimits,
     /// How plugins are restarted, checked and quarantined.
     pub lifecycle: Lifecycle,
+    /// `sandbox`: whether a mechanism the machine lacks is a start error.
+    pub sandbox: SandboxMode,
+    /// `plugin_uids`: the inclusive range per-plugin uids come from.
+    pub plugin_uids: (u32, u32),
+    /// `state_dir`: each plugin's state directory lives below it, `STATE_DIR/plugins/NAME`.
+    pub state_dir: PathBuf,
+}
+
+/// The state directory when `state_dir` is not set: `/var/lib/hookvisor` for root, else
+/// `$XDG_STATE_HOME/hookvisor` (or `$HOME/.local/state/hookvisor`), where a user's daemon keeps
+/// its state.
+pub fn default_state_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/hookvisor");
+    }
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    absolute("XDG_STATE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/var/lib"))
+        .join("hookvisor")
 }
 
 /// Restarts, health checks and quarantine (`[supervisor]` keys of the same names).
@@ -270,6 +301,32 @@ pub struct PluginConfig {
     pub hooks: Option<Vec<Hook>>,
     /// `mode`: enforce (default) or shadow.
     pub mode: PluginMode,
+    /// `sha256`: the digest `command` must have, checked on the very file executed.
+    pub sha256: Option<[u8; 32]>,
+    /// `[plugin.sandbox]`.
+    pub sandbox: PluginSandbox,
+}
+
+impl PluginConfig {
+    /// A plugin named `name` running `command` with every other key at its default (for tools
+    /// that start one plugin without a configuration file: `conformance`, `bench`).
+    pub fn new(name: &str, command: PathBuf) -> PluginConfig {
+        PluginConfig {
+            name: name.to_owned(),
+            command,
+            args: Vec::new(),
+            trusted: false,
+            priority: None,
+            timeout_ms: None,
+            on_failure: OnFailure::Deny,
+            env: BTreeMap::new(),
+            inherit_env: Vec::new(),
+            hooks: None,
+            mode: PluginMode::Enforce,
+            sha256: None,
+            sandbox: PluginSandbox::default(),
+        }
+    }
 }
 
 /// Why a configuration could not be loaded. Displays as one line.
@@ -309,6 +366,9 @@ impl Default for SupervisorConfig {
             worker_threads: DEFAULT_WORKER_THREADS,
             host_limits: HostLimits::default(),
             lifecycle: Lifecycle::default(),
+            sandbox: SandboxMode::default(),
+            plugin_uids: DEFAULT_PLUGIN_UIDS,
+            state_dir: default_state_dir(),
         }
     }
 }
@@ -394,22 +454,23 @@ impl Config {
     }
 
     /// The socket instance `instance` of `plugin` is told to serve on:
-    /// `runtime_dir/NAME.INSTANCE.sock`. Each instance has its own, so a new instance can start
-    /// beside the old one (a reload, a restart) without touching its socket.
+    /// `runtime_dir/NAME/INSTANCE.sock`, in the plugin's own socket directory. Each instance
+    /// has its own, so a new instance can start beside the old one (a reload, a restart)
+    /// without touching its socket.
     pub fn plugin_socket(&self, plugin: &PluginConfig, instance: u32) -> PathBuf {
-        socket_in(&self.supervisor.runtime_dir, &plugin.name, instance)
+        socket_in(&self.supervisor.runtime_dir.join(&plugin.name), instance)
     }
 
-    /// The plugin whose instance sockets have `path`'s shape, if any.
+    /// The plugin whose socket directory is `path`, or holds it, if any.
     pub fn plugin_of_socket(&self, path: &Path) -> Option<&PluginConfig> {
-        if path.parent() != Some(self.supervisor.runtime_dir.as_path()) {
-            return None;
-        }
-        let file = path.file_name()?.to_str()?;
-        let (name, instance) = file.strip_suffix(".sock")?.rsplit_once('.')?;
-        if instance.is_empty() || !instance.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
+        let runtime_dir = self.supervisor.runtime_dir.as_path();
+        let dir = if path.parent() == Some(runtime_dir) {
+            path
+        } else {
+            path.parent()
+                .filter(|dir| dir.parent() == Some(runtime_dir))?
+        };
+        let name = dir.file_name()?.to_str()?;
         self.plugins.iter().find(|p| p.name == name)
     }
 }
@@ -418,9 +479,9 @@ impl Config {
 /// after it (at most two instances of a plugin are alive at once).
 pub const MAX_INSTANCE: u32 = 99_999;
 
-/// The socket of instance `instance` of plugin `name`: `runtime_dir/NAME.INSTANCE.sock`.
-pub fn socket_in(runtime_dir: &Path, name: &str, instance: u32) -> PathBuf {
-    runtime_dir.join(format!("{name}.{instance}.sock"))
+/// The socket of instance `instance` in a plugin's socket directory: `DIR/INSTANCE.sock`.
+pub fn socket_in(socket_dir: &Path, instance: u32) -> PathBuf {
+    socket_dir.join(format!("{instance}.sock"))
 }
 
 // The file as serde sees it. Values that need checking beyond their TOML type are `Spanned`, so
@@ -475,6 +536,9 @@ struct RawSupervisor {
     health_interval_ms: Option<Spanned<i64>>,
     health_timeout_ms: Option<Spanned<i64>>,
     hung_after: Option<Spanned<i64>>,
+    sandbox: Option<Spanned<String>>,
+    plugin_uids: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -519,6 +583,8 @@ struct RawPlugin {
     inherit_env: Vec<Spanned<String>>,
     hooks: Option<Vec<Spanned<String>>>,
     mode: Option<Spanned<String>>,
+    sha256: Option<Spanned<String>>,
+    sandbox: Option<sandbox::RawSandbox>,
 }
 
 /// The text being loaded, with what is needed to resolve its paths and place its errors.
@@ -574,6 +640,7 @@ impl Document<'_> {
             },
         };
         let mut plugins: Vec<PluginConfig> = Vec::with_capacity(raw.plugin.len());
+        let mut lines = Vec::with_capacity(raw.plugin.len());
         let mut name_lines: BTreeMap<String, usize> = BTreeMap::new();
         for raw in raw.plugin {
             let name_line = self.line(raw.name.span().start);
@@ -589,8 +656,10 @@ impl Document<'_> {
             }
             let plugin = self.plugin(raw, &supervisor)?;
             name_lines.insert(plugin.name.clone(), name_line);
+            lines.push(name_line);
             plugins.push(plugin);
         }
+        self.distinct_users(&plugins, &lines)?;
         let audit = match raw.audit {
             None => None,
             Some(audit) => Some(AuditConfig {
@@ -699,6 +768,10 @@ impl Document<'_> {
             Some(mode) => self.socket_mode(mode)?,
             None => defaults.socket_mode,
         };
+        let state_dir = match &raw.state_dir {
+            Some(dir) => self.path(dir, "state_dir")?,
+            None => defaults.state_dir,
+        };
         Ok(SupervisorConfig {
             socket,
             runtime_dir,
@@ -743,6 +816,9 @@ impl Document<'_> {
                     .unwrap_or(defaults.host_limits.idle_timeout_ms),
             },
             lifecycle: self.lifecycle(raw_lifecycle, defaults.lifecycle)?,
+            sandbox: self.sandbox_mode(raw.sandbox.as_ref())?,
+            plugin_uids: self.plugin_uids(raw.plugin_uids.as_ref())?,
+            state_dir,
         })
     }
 
@@ -774,23 +850,16 @@ impl Document<'_> {
     ) -> Result<PluginConfig, ConfigError> {
         let name = self.plugin_name(&raw.name)?;
         // The longest name an instance socket can have.
-        let socket = socket_in(&supervisor.runtime_dir, &name, MAX_INSTANCE);
-        let host_dir = supervisor.socket.parent();
-        let host_file = supervisor.socket.file_name().and_then(|f| f.to_str());
-        let clashes = host_dir == Some(supervisor.runtime_dir.as_path())
-            && host_file
-                .and_then(|f| f.strip_suffix(".sock")?.rsplit_once('.'))
-                .is_some_and(|(n, i)| {
-                    n == name && !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())
-                });
-        if clashes {
+        let socket_dir = supervisor.runtime_dir.join(&name);
+        let socket = socket_in(&socket_dir, MAX_INSTANCE);
+        if supervisor.socket.starts_with(&socket_dir) {
             return Err(self.key_error(
                 &raw.name,
                 "name",
                 format!(
-                    "the plugin socket `{}` would be the host socket; rename the plugin or move \
-                     `socket` in [supervisor]",
-                    supervisor.socket.display()
+                    "the plugin's socket directory `{}` would hold or be the host socket; rename \
+                     the plugin or move `socket` in [supervisor]",
+                    socket_dir.display()
                 ),
             ));
         }
@@ -907,6 +976,8 @@ impl Document<'_> {
             inherit_env,
             hooks,
             mode,
+            sha256: self.sha256(raw.sha256.as_ref())?,
+            sandbox: self.plugin_sandbox(raw.sandbox)?,
         })
     }
 
@@ -1209,7 +1280,7 @@ mod tests {
         assert_eq!(plugin.hooks, None);
         assert_eq!(
             config.plugin_socket(plugin, 1),
-            Path::new("/run/hookvisor/deny-list.1.sock")
+            Path::new("/run/hookvisor/deny-list/1.sock")
         );
         assert_eq!(
             parse(CONTRACT_EXAMPLE).map(|c| c.plugins.len()).ok(),
@@ -1301,7 +1372,7 @@ hooks = ["session_created", "before_session_create", "session_created"]
         );
         assert_eq!(
             config.plugin_socket(&config.plugins[1], 1),
-            dir.join("run/bare.1.sock")
+            dir.join("run/bare/1.sock")
         );
 
         let plugin = one_plugin("[[plugin]]\nname = \"x\"\ncommand = \"./bin/../x\"\n");
@@ -1340,7 +1411,7 @@ hooks = ["session_created", "before_session_create", "session_created"]
                 format!("{PLUGIN}trused = true\n"),
                 4,
                 "unknown key `trused` in [[plugin]] (expected one of: name, command, args, trusted, priority, \
-                 timeout_ms, on_failure, env, inherit_env, hooks, mode)"
+                 timeout_ms, on_failure, env, inherit_env, hooks, mode, sha256, sandbox)"
                     .into(),
             ),
             ("unknown top-level key", "\n\nplugins = []\n".into(), 3, "unknown key `plugins` at the top level".into()),
@@ -1429,9 +1500,9 @@ hooks = ["session_created", "before_session_create", "session_created"]
             ),
             (
                 "plugin socket is the host socket",
-                "[supervisor]\nsocket = \"/run/hookvisor/p.1.sock\"\n[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n".into(),
+                "[supervisor]\nsocket = \"/run/hookvisor/p/1.sock\"\n[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n".into(),
                 4,
-                "key `name`: the plugin socket `/run/hookvisor/p.1.sock` would be the host socket".into(),
+                "key `name`: the plugin's socket directory `/run/hookvisor/p` would hold or be the host socket".into(),
             ),
         ];
         for (what, text, line, message) in cases {
@@ -1450,8 +1521,148 @@ hooks = ["session_created", "before_session_create", "session_created"]
     }
 
     #[test]
+    fn sandbox_keys_have_defaults_and_can_be_set() {
+        let config = parse("[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n").expect("defaults");
+        assert_eq!(config.supervisor.sandbox, SandboxMode::BestEffort);
+        assert_eq!(config.supervisor.plugin_uids, DEFAULT_PLUGIN_UIDS);
+        assert_eq!(config.plugins[0].sandbox, PluginSandbox::default());
+        assert!(config.plugins[0].sandbox.enabled);
+        assert_eq!(config.plugins[0].sha256, None);
+        let digest = "ab".repeat(32);
+        let config = parse(&format!(
+            "[supervisor]\nsandbox = \"required\"\nplugin_uids = \"3000000-3000009\"\n\
+             state_dir = \"/var/lib/hv\"\n[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n\
+             sha256 = \"{digest}\"\n[plugin.sandbox]\nread = [\"/etc\"]\nwrite = [\"/tmp\"]\n\
+             connect_ports = [443]\nmax_processes = 0\nmemory_max_mib = 2048\n"
+        ))
+        .expect("every sandbox key");
+        assert_eq!(config.supervisor.sandbox, SandboxMode::Required);
+        assert_eq!(config.supervisor.plugin_uids, (3_000_000, 3_000_009));
+        assert_eq!(config.supervisor.state_dir, Path::new("/var/lib/hv"));
+        let plugin = &config.plugins[0];
+        assert_eq!(plugin.sha256, Some([0xab; 32]));
+        assert_eq!(plugin.sandbox.read, [PathBuf::from("/etc")]);
+        assert_eq!(plugin.sandbox.write, [PathBuf::from("/tmp")]);
+        assert_eq!(plugin.sandbox.connect_ports, [443]);
+        assert_eq!(plugin.sandbox.max_processes, 0);
+        assert_eq!(plugin.sandbox.memory_max_mib, 2048);
+        assert!(!plugin.sandbox.network);
+    }
+
+    #[test]
+    fn sandbox_errors_name_the_key_and_line() {
+        const P: &str = "[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\n";
+        let cases: Vec<(&str, String, usize, &str)> = vec![
+            (
+                "mode",
+                "[supervisor]\nsandbox = \"maybe\"\n".into(),
+                2,
+                "key `sandbox`: \"maybe\" is not a sandbox mode",
+            ),
+            (
+                "range shape",
+                "[supervisor]\nplugin_uids = \"61000\"\n".into(),
+                2,
+                "key `plugin_uids`: \"61000\" is not a range",
+            ),
+            (
+                "range order",
+                "[supervisor]\nplugin_uids = \"62000-61000\"\n".into(),
+                2,
+                "key `plugin_uids`: \"62000-61000\": expected FIRST <= LAST",
+            ),
+            (
+                "range of system users",
+                "[supervisor]\nplugin_uids = \"0-99\"\n".into(),
+                2,
+                "key `plugin_uids`: \"0-99\": expected FIRST <= LAST within 1000",
+            ),
+            (
+                "range over a real user",
+                "[supervisor]\nplugin_uids = \"65534-65534\"\n".into(),
+                2,
+                "key `plugin_uids`: \"65534-65534\" overlaps uid 65534",
+            ),
+            (
+                "digest",
+                format!("{P}sha256 = \"abc\"\n"),
+                4,
+                "key `sha256`: \"abc\" is not a SHA-256 digest",
+            ),
+            (
+                "missing read path",
+                format!("{P}[plugin.sandbox]\nread = [\"/no/such/path\"]\n"),
+                5,
+                "key `read`: `/no/such/path` cannot be used",
+            ),
+            (
+                "missing write path",
+                format!("{P}[plugin.sandbox]\nwrite = [\"/no/such/dir\"]\n"),
+                5,
+                "key `write`: `/no/such/dir` cannot be used",
+            ),
+            (
+                "ports with network",
+                format!("{P}[plugin.sandbox]\nnetwork = true\nconnect_ports = [80]\n"),
+                6,
+                "key `connect_ports`: `network = true` already allows every port",
+            ),
+            (
+                "port zero",
+                format!("{P}[plugin.sandbox]\nconnect_ports = [0]\n"),
+                5,
+                "key `connect_ports`: 0 is not a TCP port",
+            ),
+            (
+                "root user",
+                format!("{P}[plugin.sandbox]\nuser = \"root\"\n"),
+                5,
+                "key `user`: `root` is root",
+            ),
+            (
+                "unknown user",
+                format!("{P}[plugin.sandbox]\nuser = \"no-such-user-hv\"\n"),
+                5,
+                "key `user`: no user is named `no-such-user-hv`",
+            ),
+            (
+                "shared user",
+                format!(
+                    "{P}[plugin.sandbox]\nuser = \"nobody\"\n[[plugin]]\nname = \"q\"\ncommand = \"/bin/q\"\n[plugin.sandbox]\nuser = \"nobody\"\n"
+                ),
+                7,
+                "plugin `q`: key `user`: user `nobody` is already the user of plugin `p`",
+            ),
+            (
+                "limit",
+                format!("{P}[plugin.sandbox]\nmax_processes = -1\n"),
+                5,
+                "key `max_processes`: -1 is out of range",
+            ),
+            (
+                "unknown sandbox key",
+                format!("{P}[plugin.sandbox]\nnetwrk = true\n"),
+                5,
+                "unknown key `netwrk` in [plugin.sandbox]",
+            ),
+        ];
+        for (what, text, line, message) in cases {
+            let err = match parse(&text) {
+                Ok(config) => panic!("{what}: expected an error, got {config:?}"),
+                Err(err) => err,
+            };
+            let display = err.to_string();
+            let prefix = format!("/etc/hookvisor/hookvisor.toml:{line}: {message}");
+            assert!(
+                display.starts_with(&prefix),
+                "{what}:\n  got      {display}\n  expected {prefix}…"
+            );
+        }
+    }
+
+    #[test]
     fn socket_path_limit_is_exact() {
-        // Counted with the longest instance name, "p.99999.sock": "/" + 93 + "/p.99999.sock" is
+        // Counted with the longest instance name, "p/99999.sock": "/" + 93 + "/p/99999.sock" is
         // exactly 107 bytes and fits; one more byte does not.
         let dir = format!("/{}", "d".repeat(93));
         let text = format!(

@@ -141,6 +141,7 @@ async fn accept_loop(
     let mut backoff = MIN_ACCEPT_BACKOFF;
     let mut full = Throttle::default();
     let mut failing = Throttle::default();
+    let mut from_plugin = Throttle::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -149,6 +150,25 @@ async fn accept_loop(
         match accepted {
             Ok((stream, _)) => {
                 backoff = MIN_ACCEPT_BACKOFF;
+                match plugin_peer(&stream) {
+                    Ok(None) => {}
+                    Ok(Some(why)) => {
+                        from_plugin.warn(format_args!("refusing a host connection: {why}"));
+                        continue;
+                    }
+                    // Out of descriptors, most likely: as if the accept had failed.
+                    Err(e) => {
+                        drop(stream);
+                        failing.warn(format_args!(
+                            "accepting a host connection failed: cannot inspect its peer: {e}; \
+                             retrying in {} ms",
+                            backoff.as_millis()
+                        ));
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                        continue;
+                    }
+                }
                 match slots.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let connection = HostConnection::new(stream, permit, &limits);
@@ -172,6 +192,31 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Why a host connection must be refused because a plugin made it, if it must: the host socket
+/// (and `Admin` on it) is for hosts and operators, never for the plugins hookvisor runs. A
+/// plugin with a uid of its own cannot open the socket at all (its mode); this also holds when
+/// plugins share hookvisor's uid. A peer that is already gone is refused too; one that cannot be
+/// inspected (no descriptor left to read `/proc` with) is an error.
+fn plugin_peer(stream: &UnixStream) -> io::Result<Option<String>> {
+    let cred = match stream.peer_cred() {
+        Ok(cred) => cred,
+        Err(e) => return Ok(Some(format!("cannot read its peer's credentials: {e}"))),
+    };
+    let Some(pid) = cred.pid().filter(|pid| *pid > 0) else {
+        return Ok(None);
+    };
+    Ok(
+        match crate::spawner::is_our_descendant(nix::unistd::Pid::from_raw(pid))? {
+            Some(false) => None,
+            Some(true) => Some(format!(
+                "pid {pid} (uid {}) is a plugin process or one a plugin started",
+                cred.uid()
+            )),
+            None => Some(format!("pid {pid} is gone")),
+        },
+    )
 }
 
 /// One host connection: the stream, its slot under `max_connections`, and its timeouts.

@@ -1,5 +1,6 @@
-//! The files hookvisor owns on disk: the runtime directory (mode 0700, the plugin sockets), its
-//! lock file, the host socket; and the checks that refuse a place another user could tamper with.
+//! The files hookvisor owns on disk: the runtime directory (mode 0711, a socket directory per
+//! plugin in it), its lock file, the host socket; and the checks that refuse a place another
+//! user could tamper with. (The plugins' state and socket directories are [`crate::sandbox`]'s.)
 //!
 //! The rules, all decided before anything is created:
 //! - Every directory on the way to the host socket and to the runtime directory is owned by root
@@ -7,10 +8,14 @@
 //!   (the sticky bit stops other users renaming or deleting our entries). Otherwise another user
 //!   could move the host socket aside and serve a fake `Hooks` in its place.
 //! - The runtime directory is never a symlink, is owned by hookvisor's uid and gives group and
-//!   others no access. hookvisor creates it 0700 when it is missing and never chmods a directory
-//!   it did not create: an operator's shared directory is refused, not quietly tightened.
-//! - hookvisor deletes only sockets it owns ([`remove_stale_socket`]); a regular file, directory,
-//!   symlink or another user's socket where a socket should go is an error, never unlinked.
+//!   others no access but search (`x`): plugins under their own uids must reach their socket
+//!   directories in it, and nobody else may list it. hookvisor creates it 0711 when it is
+//!   missing and never chmods a directory it did not create: an operator's shared directory is
+//!   refused, not quietly tightened.
+//! - hookvisor deletes only sockets it owns ([`remove_stale_socket`]), and in a plugin's socket
+//!   directory those of the plugin's own uid ([`remove_plugin_socket`]); a regular file,
+//!   directory, symlink or another user's socket where a socket should go is an error, never
+//!   unlinked.
 //!
 //! [`preflight`] checks all of this without side effects, so `check-config` refuses exactly what
 //! `serve` would refuse before starting plugins. `serve` calls it first, then the functions that
@@ -40,6 +45,8 @@ const STAGING_TEMPLATE: &str = ".hv0000000";
 const GROUP_OTHER_WRITE: u32 = 0o022;
 /// Permission bits that give group or others any access.
 const GROUP_OTHER_ANY: u32 = 0o077;
+/// Permission bits that let group or others read or write (search alone is allowed).
+const GROUP_OTHER_READ_WRITE: u32 = 0o066;
 const STICKY: u32 = 0o1000;
 
 /// Why a file or directory hookvisor would use is refused. Every variant displays as one line
@@ -175,7 +182,7 @@ fn check_host_socket_path(config: &Config) -> Result<(), LayoutError> {
             socket,
             format!(
                 "socket_mode \"{:04o}\" shares it, but it is inside the runtime directory {}, \
-                 which only hookvisor's user may enter (0700); put runtime_dir in a \
+                 which only hookvisor's user may list (0711); put runtime_dir in a \
                  subdirectory, e.g. runtime_dir = \"/run/hookvisor/plugins\"",
                 supervisor.socket_mode,
                 runtime_dir.display()
@@ -234,7 +241,7 @@ pub fn staging_path(socket: &Path) -> PathBuf {
     socket.with_file_name(format!(".hv{:07}", std::process::id()))
 }
 
-/// Creates the runtime directory with mode 0700 (missing parents with the default mode), or
+/// Creates the runtime directory with mode 0711 (missing parents with the default mode), or
 /// accepts an existing one that already follows the rules; never changes one it did not create.
 pub fn prepare_runtime_dir(dir: &Path) -> Result<(), LayoutError> {
     let io = |doing| move |error| io_error("runtime directory", dir, doing, error);
@@ -249,8 +256,8 @@ pub fn prepare_runtime_dir(dir: &Path) -> Result<(), LayoutError> {
     };
     if created {
         // Ours: the umask may have taken bits the owner needs; nobody else can have entered.
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io("set its mode to 0700"))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(io("set its mode to 0711"))?;
     }
     match lstat(dir, "runtime directory", "inspect it")? {
         Some(meta) => check_runtime_dir(dir, &meta),
@@ -318,10 +325,17 @@ pub fn bind_host_socket(path: &Path, mode: u32) -> Result<UnixListener, LayoutEr
 /// Removes a leftover socket at `path` before something binds there: nothing there is fine, a
 /// socket owned by hookvisor's uid is unlinked, anything else is refused and left alone.
 pub fn remove_stale_socket(path: &Path) -> Result<(), LayoutError> {
+    remove_plugin_socket(path, None)
+}
+
+/// [`remove_stale_socket`] in a plugin's socket directory, where a socket of the plugin's own
+/// uid (`plugin_uid`) is also removed.
+pub fn remove_plugin_socket(path: &Path, plugin_uid: Option<u32>) -> Result<(), LayoutError> {
     let Some(meta) = lstat(path, "socket", "inspect it")? else {
         return Ok(());
     };
-    if !is_our_socket(&meta) {
+    let plugins = meta.file_type().is_socket() && Some(meta.uid()) == plugin_uid;
+    if !is_our_socket(&meta) && !plugins {
         return Err(LayoutError::NotOurSocket {
             path: path.to_path_buf(),
         });
@@ -400,12 +414,12 @@ fn check_runtime_dir(dir: &Path, meta: &Metadata) -> Result<(), LayoutError> {
             our_uid()
         ));
     }
-    if mode & GROUP_OTHER_ANY != 0 {
+    if mode & GROUP_OTHER_READ_WRITE != 0 {
         return refuse(format!(
-            "has mode {mode:04o}; it must give group and others no access, and hookvisor does \
-             not change a directory it did not create: chmod 0700 {} (under systemd: \
-             RuntimeDirectoryMode=0700), or name a subdirectory for hookvisor to create, \
-             e.g. runtime_dir = \"{}/plugins\"",
+            "has mode {mode:04o}; it must give group and others no access but search, and \
+             hookvisor does not change a directory it did not create: chmod 0711 {} (under \
+             systemd: RuntimeDirectoryMode=0711), or name a subdirectory for hookvisor to \
+             create, e.g. runtime_dir = \"{}/plugins\"",
             dir.display(),
             dir.display()
         ));

@@ -27,6 +27,8 @@
 //!   launch, handshake, typed exits, deadline-bounded calls, stop), the connection its calls go
 //!   on ([`plugin::link`]: unary gRPC written on `h2`), its output in the log (levels, rate
 //!   limit) and the set of plugins ([`plugin::PluginSet`]).
+//! - [`sandbox`]: what each plugin may do (its own uid, Landlock, seccomp, limits), decided
+//!   from its configuration and this machine, and its state and socket directories.
 //! - [`routing`]: who takes part in a call (§3), pure: the trust rule, registration limits,
 //!   the lineup.
 //! - [`request`]: the host's requests checked against the limits, JSON made canonical.
@@ -64,6 +66,7 @@ pub mod plugin;
 pub mod request;
 pub mod request_id;
 pub mod routing;
+pub mod sandbox;
 pub mod server;
 pub mod service;
 pub mod shadow;

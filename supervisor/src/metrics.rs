@@ -8,6 +8,8 @@
 //!   `hookvisor_plugin_latency_seconds{plugin,hook}`;
 //! - `hookvisor_plugin_up{plugin}`, `hookvisor_plugin_state{plugin,state}`,
 //!   `hookvisor_plugin_restarts{plugin}`, `hookvisor_plugin_heartbeat_round_trip_seconds{plugin}`;
+//! - `hookvisor_plugin_uid{plugin}` (0: no uid of its own),
+//!   `hookvisor_plugin_sandbox{plugin,mechanism}` (1 enforced, 0 asked for but not enforced);
 //! - `hookvisor_calls_in_flight`, `hookvisor_audit_lines_dropped_total`;
 //! - `hookvisor_shadow_calls_total{plugin,outcome,failure}`,
 //!   `hookvisor_shadow_disagreements_total{plugin}`.
@@ -77,6 +79,12 @@ struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MechanismLabels {
+    plugin: String,
+    mechanism: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ShadowLabels {
     plugin: String,
     outcome: &'static str,
@@ -99,6 +107,8 @@ pub struct Metrics {
     plugin_state: Family<StateLabels, Gauge>,
     plugin_restarts: Family<PluginLabels, Gauge>,
     heartbeat: Family<PluginLabels, Gauge<f64, AtomicU64>>,
+    plugin_uid: Family<PluginLabels, Gauge>,
+    plugin_sandbox: Family<MechanismLabels, Gauge>,
     in_flight: Gauge,
     audit_dropped: Counter,
     audit_dropped_seen: AtomicU64,
@@ -166,6 +176,18 @@ impl Metrics {
             "Round trip of the plugin's last successful health check",
             heartbeat.clone(),
         );
+        let plugin_uid = Family::default();
+        registry.register(
+            "plugin_uid",
+            "The uid the plugin runs under when it has one of its own, else 0",
+            plugin_uid.clone(),
+        );
+        let plugin_sandbox = Family::default();
+        registry.register(
+            "plugin_sandbox",
+            "Each sandbox mechanism of the plugin: 1 enforced, 0 asked for but not enforced on this machine",
+            plugin_sandbox.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "calls_in_flight",
@@ -200,6 +222,8 @@ impl Metrics {
             plugin_state,
             plugin_restarts,
             heartbeat,
+            plugin_uid,
+            plugin_sandbox,
             in_flight,
             audit_dropped,
             audit_dropped_seen: AtomicU64::new(0),
@@ -264,6 +288,8 @@ impl Metrics {
         self.plugin_state.clear();
         self.plugin_restarts.clear();
         self.heartbeat.clear();
+        self.plugin_uid.clear();
+        self.plugin_sandbox.clear();
         for plugin in plugins.plugins() {
             let snapshot = plugin.snapshot();
             let labels = PluginLabels {
@@ -282,6 +308,19 @@ impl Metrics {
                 .set(i64::from(snapshot.record.restarts));
             if let Some((_, rtt)) = snapshot.record.heartbeat {
                 self.heartbeat.get_or_create(&labels).set(rtt.as_secs_f64());
+            }
+            if let Some(sandbox) = &snapshot.record.sandbox {
+                self.plugin_uid
+                    .get_or_create(&labels)
+                    .set(i64::from(sandbox.uid.unwrap_or(0)));
+                for &(mechanism, enforced) in &sandbox.mechanisms {
+                    self.plugin_sandbox
+                        .get_or_create(&MechanismLabels {
+                            plugin: plugin.name.to_string(),
+                            mechanism,
+                        })
+                        .set(i64::from(enforced));
+                }
             }
         }
         self.in_flight

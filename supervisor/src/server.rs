@@ -44,6 +44,9 @@ pub enum ServeError {
     /// A file or directory of hookvisor's own is missing, unsafe or in use (see [`layout`]).
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// A plugin's sandbox cannot be had as configured (see [`crate::sandbox`]).
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
     /// The gRPC server failed.
     #[error("the host API server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -126,6 +129,10 @@ pub async fn serve_on(
         HostSocket::Bind => layout::preflight(&config)?,
         HostSocket::Activated(_) => layout::preflight_activated(&config)?,
     }
+    crate::sandbox::preflight(&config)?;
+    // No process of another uid, nor a plugin of the same uid (Landlock), may read this
+    // process's memory or environment through /proc or trace it.
+    let _ = nix::sys::prctl::set_dumpable(false);
     connections::raise_nofile_limit();
     layout::prepare_runtime_dir(&config.supervisor.runtime_dir)?;
     // Held until the end: two supervisors must never share plugin sockets.

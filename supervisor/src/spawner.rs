@@ -19,7 +19,9 @@
 //! SIGKILL it, it runs under the same uid), its orphans come to the supervisor, which kills and
 //! reaps every child that is not one of its reapers.
 
+pub mod confine;
 pub mod reaper;
+mod seccomp;
 
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -196,8 +198,8 @@ fn parse_report(line: &str) -> io::Result<Pid> {
 fn prepare_child(command: &mut Command, report: i32) {
     let parent = Pid::this();
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed. It makes four system calls, setsid(2), prctl(2),
-    // getppid(2) and fcntl(2), all async-signal-safe; it allocates nothing and takes no locks
+    // async-signal-safe calls are allowed. It makes five system calls, setsid(2), prctl(2),
+    // getppid(2), close_range(2) and fcntl(2), all async-signal-safe; it allocates nothing and takes no locks
     // (nix's wrappers are thin and the error paths build an io::Error from a raw errno, which
     // does not allocate). setsid cannot fail here: a freshly forked child is never a process
     // group leader. Clearing close-on-exec touches the child's descriptor table only, and the
@@ -211,6 +213,10 @@ fn prepare_child(command: &mut Command, report: i32) {
             if nix::unistd::getppid() != parent {
                 return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
             }
+            // Nothing the supervisor holds (the host socket, a second socket-activation
+            // socket, plugin connections) reaches the reaper, and so the plugin: only stdio
+            // and the report pipe.
+            confine::close_inherited()?;
             if nix::libc::fcntl(report, nix::libc::F_SETFD, 0) == -1 {
                 return Err(io::Error::last_os_error());
             }
@@ -265,6 +271,40 @@ fn children(pid: Pid) -> Vec<Pid> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// Whether `pid` is a descendant of this process (a reaper, a plugin or anything a plugin
+/// started: orphans are re-parented to their reaper, a child subreaper, so the chain of parents
+/// of every plugin process leads here). `Ok(None)` when `pid` (or one of its ancestors) is gone;
+/// an error when `/proc` cannot be read (out of descriptors, say).
+pub fn is_our_descendant(pid: Pid) -> io::Result<Option<bool>> {
+    let us = Pid::this();
+    let mut current = pid;
+    // Parent chains are short; the bound only guards against a cycle read mid-change.
+    for _ in 0..256 {
+        if current == us {
+            return Ok(Some(current != pid));
+        }
+        if current.as_raw() <= 1 {
+            return Ok(Some(false));
+        }
+        let stat = match std::fs::read_to_string(format!("/proc/{current}/stat")) {
+            Ok(stat) => stat,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so read after the
+        // last ')'.
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            return Ok(None);
+        };
+        current = Pid::from_raw(ppid);
+    }
+    Ok(None)
 }
 
 /// The descendants of `root` (not `root` itself), breadth first, at most `max` of them.

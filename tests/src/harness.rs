@@ -123,6 +123,64 @@ impl Drop for TestDir {
     }
 }
 
+/// `[supervisor]` keys that give a supervisor a sandbox of its own: its `state_dir` inside `dir`
+/// and a `plugin_uids` range no other supervisor of any running test has, so that plugins of
+/// tests running at once never share a uid (nor so its process count, `max_processes`).
+pub fn sandbox_keys(dir: &Path) -> String {
+    let (first, last) = uid_range();
+    format!(
+        "state_dir = {}\nplugin_uids = \"{first}-{last}\"\n",
+        toml_string(&dir.join("state").display().to_string())
+    )
+}
+
+/// Uids each supervisor a test starts may give its plugins.
+const UIDS_PER_SUPERVISOR: u32 = 20;
+/// Uids each test process takes for its supervisors.
+const UIDS_PER_PROCESS: u32 = 10_000;
+/// The first uid tests use: far from any real user.
+const FIRST_TEST_UID: u32 = 1_000_000;
+
+/// A range of [`UIDS_PER_SUPERVISOR`] uids, from this process's block, that no supervisor
+/// started recently by this process has.
+pub fn uid_range() -> (u32, u32) {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % (UIDS_PER_PROCESS / UIDS_PER_SUPERVISOR);
+    let first = process_uid_block() + n * UIDS_PER_SUPERVISOR;
+    (first, first + UIDS_PER_SUPERVISOR - 1)
+}
+
+/// This process's block of uids: slot N of a directory of markers in the temp dir, taken with
+/// `mkdir` (atomic), each marker naming its owner's pid; a marker whose owner is gone is taken
+/// over.
+fn process_uid_block() -> u32 {
+    static BLOCK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *BLOCK.get_or_init(|| {
+        let root = std::env::temp_dir().join("hookvisor-test-uids");
+        std::fs::create_dir_all(&root).expect("creating the uid markers' directory");
+        for slot in 0..1000u32 {
+            let marker = root.join(slot.to_string());
+            let owner = marker.join("pid");
+            if std::fs::create_dir(&marker).is_err() {
+                let alive = std::fs::read_to_string(&owner)
+                    .ok()
+                    .and_then(|pid| pid.trim().parse::<i32>().ok())
+                    .is_none_or(|pid| kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH));
+                if alive {
+                    continue;
+                }
+                let _ = std::fs::remove_dir_all(&marker);
+                if std::fs::create_dir(&marker).is_err() {
+                    continue;
+                }
+            }
+            std::fs::write(&owner, std::process::id().to_string()).expect("writing a uid marker");
+            return FIRST_TEST_UID + slot * UIDS_PER_PROCESS;
+        }
+        panic!("no free block of test uids under {}", root.display())
+    })
+}
+
 /// A TOML basic string with `text` in it.
 pub fn toml_string(text: &str) -> String {
     let mut out = String::from("\"");
@@ -149,6 +207,9 @@ pub struct PluginToml {
     command: PathBuf,
     keys: Vec<String>,
     env: Vec<(String, String)>,
+    /// `[plugin.sandbox]` lines, and the paths of its `write` list.
+    sandbox: Vec<String>,
+    write: Vec<PathBuf>,
 }
 
 impl PluginToml {
@@ -159,6 +220,8 @@ impl PluginToml {
             command: fixture(fixture_name),
             keys: Vec::new(),
             env: Vec::new(),
+            sandbox: Vec::new(),
+            write: Vec::new(),
         }
     }
 
@@ -170,6 +233,8 @@ impl PluginToml {
             command: program.to_path_buf(),
             keys: Vec::new(),
             env: Vec::new(),
+            sandbox: Vec::new(),
+            write: Vec::new(),
         }
     }
 
@@ -221,10 +286,23 @@ impl PluginToml {
         self.env("FIXTURE_HOOKS", hooks)
     }
 
-    /// `FIXTURE_RECORD` pointing at a [`Recording`].
-    pub fn record(self, recording: &Recording) -> PluginToml {
+    /// `FIXTURE_RECORD` pointing at a [`Recording`], whose directory its sandbox may write.
+    pub fn record(mut self, recording: &Recording) -> PluginToml {
         let path = recording.path().display().to_string();
+        self.write.push(recording.dir.path().to_path_buf());
         self.env("FIXTURE_RECORD", &path)
+    }
+
+    /// Adds a raw `key = value` line to the plugin's `[plugin.sandbox]` table.
+    pub fn sandbox(mut self, line: &str) -> PluginToml {
+        self.sandbox.push(line.to_owned());
+        self
+    }
+
+    /// `[plugin.sandbox] enabled = false`: for tests of what lies behind the sandbox (the peer
+    /// check, the reaper), whose attacks the sandbox would stop first.
+    pub fn unsandboxed(self) -> PluginToml {
+        self.sandbox("enabled = false")
     }
 
     /// The table's text.
@@ -247,6 +325,20 @@ impl PluginToml {
                 .collect();
             let _ = writeln!(out, "env = {{ {} }}", pairs.join(", "));
         }
+        if !self.sandbox.is_empty() || !self.write.is_empty() {
+            out.push_str("[plugin.sandbox]\n");
+            for line in &self.sandbox {
+                let _ = writeln!(out, "{line}");
+            }
+            if !self.write.is_empty() {
+                let paths: Vec<String> = self
+                    .write
+                    .iter()
+                    .map(|p| toml_string(&p.display().to_string()))
+                    .collect();
+                let _ = writeln!(out, "write = [{}]", paths.join(", "));
+            }
+        }
         out
     }
 }
@@ -266,9 +358,16 @@ pub struct Builder {
     journal_stream: bool,
     env: Vec<(String, String)>,
     serve_args: Vec<String>,
+    user: Option<u32>,
 }
 
 impl Builder {
+    /// Runs the supervisor as `uid` (and gid), without root: its directory is given to it.
+    pub fn as_user(mut self, uid: u32) -> Builder {
+        self.user = Some(uid);
+        self
+    }
+
     /// Adds a `key = value` line to the `[supervisor]` table.
     pub fn supervisor_key(mut self, line: &str) -> Builder {
         self.supervisor_keys.push(line.to_owned());
@@ -328,6 +427,13 @@ impl Builder {
             "runtime_dir = {}",
             toml_string(&dir.join("run").display().to_string())
         );
+        if !self
+            .supervisor_keys
+            .iter()
+            .any(|k| k.starts_with("plugin_uids") || k.starts_with("state_dir"))
+        {
+            text.push_str(&sandbox_keys(dir.path()));
+        }
         for key in &self.supervisor_keys {
             let _ = writeln!(text, "{key}");
         }
@@ -352,6 +458,10 @@ impl Builder {
         command.args(&self.serve_args);
         let stdout = std::fs::File::create(dir.join("stdout.log")).expect("stdout.log");
         let stderr = std::fs::File::create(dir.join("stderr.log")).expect("stderr.log");
+        if let Some(uid) = self.user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).expect("chown");
+            command.uid(uid).gid(uid);
+        }
         if self.journal_stream {
             use std::os::unix::fs::MetadataExt;
             let meta = stderr.metadata().expect("stderr.log");
@@ -404,6 +514,7 @@ impl Supervisor {
             socket_flag: false,
             relative_config: false,
             journal_stream: false,
+            user: None,
             env: Vec::new(),
             serve_args: Vec::new(),
         }
@@ -769,11 +880,19 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// A fresh, empty recording.
+    /// A fresh, empty recording. Plugins under uids of their own append to it: the directory
+    /// is 0777 (not sticky, where `fs.protected_regular` would refuse another uid's file) and
+    /// the file 0666, created here.
     pub fn new() -> Recording {
-        Recording {
-            dir: TestDir::new(),
-        }
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TestDir::new();
+        let open = std::fs::Permissions::from_mode(0o777);
+        std::fs::set_permissions(dir.path(), open).expect("opening a recording's directory");
+        let file = dir.join("calls.jsonl");
+        std::fs::write(&file, "").expect("creating a recording");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666))
+            .expect("opening a recording");
+        Recording { dir }
     }
 
     /// The file.
@@ -874,7 +993,10 @@ pub async fn wait_gone(pid: i32, limit: Duration) -> bool {
 
 /// Runs `hookvisor conformance ARGS -- COMMAND...`; returns whether it exited 0 and its stdout.
 pub fn conformance(args: &[&str], command: &[&str]) -> (bool, String) {
-    let mut all = vec!["conformance"];
+    // Uids of its own, as every supervisor a test starts has (when run as root).
+    let (first, last) = uid_range();
+    let uids = format!("{first}-{last}");
+    let mut all = vec!["conformance", "--plugin-uids", &uids];
     all.extend_from_slice(args);
     all.push("--");
     all.extend_from_slice(command);

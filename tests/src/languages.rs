@@ -18,6 +18,9 @@ pub struct Command {
     pub args: Vec<String>,
     /// `inherit_env` entries it needs (e.g. `PATH` for a `#!/usr/bin/env node` script).
     pub inherit_env: Vec<String>,
+    /// What its sandbox must let it read: its installation (a virtual environment, the SDK,
+    /// `node_modules`), outside the system's directories.
+    pub read: Vec<PathBuf>,
 }
 
 impl Command {
@@ -38,7 +41,23 @@ impl Command {
                 .collect();
             toml = toml.key(&format!("inherit_env = [{}]", vars.join(", ")));
         }
+        if !self.read.is_empty() {
+            let paths: Vec<String> = self
+                .read
+                .iter()
+                .map(|p| crate::harness::toml_string(&p.display().to_string()))
+                .collect();
+            toml = toml.sandbox(&format!("read = [{}]", paths.join(", ")));
+        }
         toml
+    }
+
+    /// `hookvisor conformance` options giving it the same `read` list.
+    pub fn conformance_args(&self) -> Vec<String> {
+        self.read
+            .iter()
+            .flat_map(|p| ["--read".to_owned(), p.display().to_string()])
+            .collect()
     }
 
     /// `hookvisor conformance` arguments after `--`.
@@ -66,10 +85,18 @@ pub fn python() -> PathBuf {
 pub fn python_plugin(script: &str, args: &[&str]) -> Command {
     let mut all = vec![existing(repo_root().join(script)).display().to_string()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
+    let python = python();
+    // The virtual environment (`bin/python` is in it) and the SDK it has installed editable.
+    let venv = python
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
     Command {
-        program: python(),
+        program: python,
         args: all,
         inherit_env: Vec::new(),
+        read: vec![venv, repo_root().join("plugin-sdk/python")],
     }
 }
 
@@ -79,6 +106,7 @@ pub fn go_plugin(name: &str) -> Command {
         program: existing(repo_root().join("target/go").join(name)),
         args: Vec::new(),
         inherit_env: Vec::new(),
+        read: Vec::new(),
     }
 }
 
@@ -99,5 +127,10 @@ pub fn node_plugin(script: &str, args: &[&str]) -> Command {
         program: node(),
         args: all,
         inherit_env: Vec::new(),
+        // The example package and the SDK its `node_modules` links to.
+        read: vec![
+            repo_root().join("examples/typescript"),
+            repo_root().join("plugin-sdk/typescript"),
+        ],
     }
 }

@@ -51,8 +51,20 @@ fn bench_reports_every_figure_of_one_run() {
         "failfast_p99_us",
         "crash_to_block_ms",
         "rss_mib_n8",
+        "sandbox_on_n1_p50_us",
+        "sandbox_off_n1_p50_us",
+        "ratio_sandbox_n1_p50",
     ] {
         positive(&figures, key);
+    }
+    for state in ["on", "off"] {
+        assert!(
+            figures["sandbox_spawn_ready_ms"][state]
+                .as_f64()
+                .unwrap_or(0.0)
+                > 0.0,
+            "{figures}"
+        );
     }
     assert!(
         figures["spawn_ready_ms"]["rust"].as_f64().unwrap_or(0.0) > 0.0,

@@ -14,14 +14,22 @@ fn every_rust_example_passes() {
     assert_passes(&[], &[&path("session-tagger")]);
     let list = repo_root().join("examples/deny-list.txt");
     let env = format!("HOOKVISOR_DENY_LIST={}", list.display());
-    assert_passes(&["--trusted", "--env", &env], &[&path("deny-list")]);
+    let read = list.display().to_string();
+    assert_passes(
+        &["--trusted", "--env", &env, "--read", &read],
+        &[&path("deny-list")],
+    );
 }
 
 #[test]
 fn a_policy_without_trusted_fails_describe() {
     let list = repo_root().join("examples/deny-list.txt");
     let env = format!("HOOKVISOR_DENY_LIST={}", list.display());
-    let report = conformance(&["--env", &env], &[&binary("deny-list").to_string_lossy()]);
+    let read = list.display().to_string();
+    let report = conformance(
+        &["--env", &env, "--read", &read],
+        &[&binary("deny-list").to_string_lossy()],
+    );
     assert_fails(&report, "describe", "not trusted (pass --trusted");
 }
 

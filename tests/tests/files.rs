@@ -96,9 +96,10 @@ fn write_config(
 ) -> String {
     let path = dir.join("hookvisor.toml");
     let text = format!(
-        "[supervisor]\nsocket = {}\nruntime_dir = {}\n{extra}\n{body}",
+        "[supervisor]\nsocket = {}\nruntime_dir = {}\n{}{extra}\n{body}",
         toml_string(&socket.display().to_string()),
         toml_string(&runtime_dir.display().to_string()),
+        hookvisor_tests::harness::sandbox_keys(dir.path()),
     );
     std::fs::write(&path, text).expect("writing hookvisor.toml");
     path.display().to_string()
@@ -332,7 +333,7 @@ fn an_existing_shared_runtime_dir_is_refused_and_left_alone() {
     both_refuse(
         &config,
         &[],
-        &["mode 0755", "chmod 0700", "RuntimeDirectoryMode=0700"],
+        &["mode 0755", "chmod 0711", "RuntimeDirectoryMode=0711"],
     );
     assert_eq!(
         mode_of(&runtime),
@@ -351,9 +352,10 @@ async fn a_regular_file_named_like_a_plugin_socket_is_never_deleted() {
     let dir = TestDir::new();
     let runtime = dir.join("run");
     std::fs::create_dir(&runtime).unwrap();
-    set_mode(&runtime, 0o700);
+    set_mode(&runtime, 0o711);
     // Where the first instance of plugin `p` is told to serve.
-    let decoy = runtime.join("p.1.sock");
+    std::fs::create_dir(runtime.join("p")).unwrap();
+    let decoy = runtime.join("p/1.sock");
     std::fs::write(&decoy, "precious").unwrap();
     let socket = dir.join("h.sock");
     let config = write_config(
@@ -585,8 +587,8 @@ async fn a_0660_socket_outside_the_runtime_dir_serves_a_group_member_only() {
     traversable(&supervisor);
     assert_eq!(
         mode_of(&supervisor.runtime_dir()),
-        0o700,
-        "the runtime dir stays private"
+        0o711,
+        "the runtime dir stays unlistable"
     );
     let (ok, text) = probe_as_other_user(supervisor.socket(), Some("0"));
     assert!(ok, "a member of the socket's group gets a verdict: {text}");

@@ -139,13 +139,19 @@ async fn socket_served_from_another_process_group_fails_the_peer_check() {
 /// serves on the policy's socket, claiming the policy stage and allowing everything. Joining the
 /// group is refused (the policy is in a session of its own), and the listener is not in the
 /// policy's session, so the policy fails its start and every call blocks.
+///
+/// Both run outside the sandbox: this is the peer check behind it. Sandboxed, the helper could
+/// neither read the victim's environment nor enter its socket directory (`tests/sandbox.rs`).
 #[tokio::test]
 async fn untrusted_plugin_cannot_answer_in_a_trusted_policys_place() {
     let recording = Recording::new();
     let supervisor = Supervisor::builder(&plugins(&[
-        PluginToml::new("victim", "fixture-no-bind").trusted(),
+        PluginToml::new("victim", "fixture-no-bind")
+            .trusted()
+            .unsandboxed(),
         PluginToml::new("hijacker", "fixture-hijack")
             .env("FIXTURE_VICTIM", "victim")
+            .unsandboxed()
             .record(&recording),
     ]))
     .supervisor_key("start_timeout_ms = 10000")
@@ -250,7 +256,8 @@ async fn child_environment_is_cleared_and_given_the_handshake() {
         .expect("runtime dir")
         .permissions()
         .mode();
-    assert_eq!(mode & 0o777, 0o700, "runtime dir mode {mode:o}");
+    // Traversable (each plugin reaches its own socket directory), not listable.
+    assert_eq!(mode & 0o777, 0o711, "runtime dir mode {mode:o}");
 }
 
 #[tokio::test]

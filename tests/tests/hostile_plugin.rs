@@ -263,6 +263,7 @@ async fn a_flooding_plugin_is_rate_limited_and_the_drops_are_counted() {
 /// connection reaches the helper: it fails the peer check (the helper is not in the plugin's
 /// session), the call blocks as unavailable, and the helper is never called. The plugin, now
 /// unreachable on that path, is killed and started again on a new socket, and answers again.
+/// (Both outside the sandbox: this is the peer check behind it, see `tests/sandbox.rs`.)
 #[tokio::test]
 async fn a_reconnection_that_reaches_a_hijacked_socket_fails_the_peer_check() {
     let victim = Recording::new();
@@ -272,12 +273,14 @@ async fn a_reconnection_that_reaches_a_hijacked_socket_fails_the_peer_check() {
         PluginToml::new("victim", "fixture-oversized")
             .env("FIXTURE_OVERSIZED", "status")
             .env("FIXTURE_BYTES", "300000")
+            .unsandboxed()
             .record(&victim),
         // Registered for sessions only: any tool call in its recording is the helper's.
         PluginToml::new("hijacker", "fixture-hijack")
             .env("FIXTURE_VICTIM", "victim")
             .env("FIXTURE_HIJACK_AFTER", &go.display().to_string())
             .hooks("before_session_create")
+            .unsandboxed()
             .record(&hijack),
     ]))
     .await;

@@ -380,6 +380,11 @@ fn shell_launched(name: &str, recording: &Recording) -> PluginToml {
         .command("/bin/sh")
         .key(&format!("args = [\"-c\", {}]", toml_string(&script)))
         .env("FIXTURE_NO_WATCHDOG", "1")
+        // The script names the server, which the sandbox would not otherwise let it run.
+        .sandbox(&format!(
+            "read = [{}]",
+            toml_string(&server.display().to_string())
+        ))
         .record(recording)
 }
 

@@ -17,16 +17,27 @@ fn argv(command: &Command) -> Vec<String> {
     command.argv()
 }
 
+/// `args` with the command's `--read` options (its installation, for the sandbox).
+fn with_reads(args: &[&str], command: &Command) -> Vec<String> {
+    let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    all.extend(command.conformance_args());
+    all
+}
+
 fn passes(args: &[&str], command: &Command) {
     let argv = argv(command);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    assert_conformance_passes(args, &argv);
+    let args = with_reads(args, command);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_conformance_passes(&args, &argv);
 }
 
 fn report(args: &[&str], command: &Command) -> (bool, String) {
     let argv = argv(command);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    conformance(args, &argv)
+    let args = with_reads(args, command);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    conformance(&args, &argv)
 }
 
 async fn verdict_in(supervisor: &Supervisor, tool: &str, session: &str) -> ToolCallVerdict {

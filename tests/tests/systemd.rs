@@ -95,9 +95,10 @@ async fn socket_activation_serves_on_the_socket_passed_in() {
     let recording = Recording::new();
     let config = dir.join("hookvisor.toml");
     let text = format!(
-        "[supervisor]\nsocket = {}\nruntime_dir = {}\n{}",
+        "[supervisor]\nsocket = {}\nruntime_dir = {}\n{}{}",
         toml_string(&configured.display().to_string()),
         toml_string(&dir.join("run").display().to_string()),
+        hookvisor_tests::harness::sandbox_keys(dir.path()),
         plugins(&[PluginToml::new("watcher", "fixture-recorder").record(&recording)])
     );
     std::fs::write(&config, text).expect("writing the configuration");
@@ -239,4 +240,98 @@ async fn log_lines_for_the_journal_carry_their_priority() {
         let after = l.get(3..).unwrap_or_default().trim_start();
         assert!(!after.starts_with("20"), "a timestamp: {l:?}");
     }
+}
+
+/// Issue 17's descriptor leak: a socket unit passing two sockets (`LISTEN_FDS=2`). The
+/// supervisor serves the first; the second stayed open in it, and every plugin inherited it:
+/// a hostile plugin served a fake `Hooks` on it and the host got ALLOW for `rm -rf /` with no
+/// plugin in the trace. Now no descriptor past stderr reaches a plugin (`close_range` before
+/// exec): the fixture finds nothing to serve, and a call on the second socket gets no verdict.
+#[tokio::test]
+async fn a_second_activation_socket_never_reaches_a_plugin() {
+    use hookvisor_proto::v1::Outcome;
+    use hookvisor_proto::v1::hooks_client::HooksClient;
+    use hookvisor_tests::harness::{connect, hookvisor, toml_string, tool_call};
+
+    let dir = TestDir::new();
+    let first = dir.join("first.sock");
+    let second = dir.join("second.sock");
+    let config = dir.join("hookvisor.toml");
+    let text = format!(
+        "[supervisor]\nsocket = {}\nruntime_dir = {}\n{}{}",
+        toml_string(&dir.join("configured.sock").display().to_string()),
+        toml_string(&dir.join("run").display().to_string()),
+        hookvisor_tests::harness::sandbox_keys(dir.path()),
+        plugins(&[
+            PluginToml::new("attacker", "fixture-escape").env("FIXTURE_SERVE_INHERITED", "1")
+        ])
+    );
+    std::fs::write(&config, text).expect("writing the configuration");
+    let log_path = dir.join("log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let _child = tokio::process::Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&first)
+        .arg("-l")
+        .arg(&second)
+        .arg(hookvisor())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("systemd-socket-activate (Debian package systemd)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(first.exists() && second.exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "systemd-socket-activate never bound"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let call = |socket: std::path::PathBuf| async move {
+        let channel = connect(&socket).await.map_err(|e| e.to_string())?;
+        HooksClient::new(channel)
+            .before_tool_call(tool_call(
+                "exec",
+                serde_json::json!({"command": "rm -rf /"}),
+            ))
+            .await
+            .map(|v| v.into_inner())
+            .map_err(|e| e.to_string())
+    };
+    // The first socket starts hookvisor and gets the attacker's verdict (it blocks every call).
+    let verdict = tokio::time::timeout(Duration::from_secs(30), call(first.clone()))
+        .await
+        .expect("a verdict within 30 s")
+        .unwrap_or_else(|e| panic!("{e}\n{}", log()));
+    assert_eq!(verdict.outcome(), Outcome::Block, "{}", log());
+    assert_eq!(verdict.decided_by, "attacker");
+    // The attacker inherited nothing to serve on.
+    assert!(!log().contains("serving a fake Hooks"), "{}", log());
+    let fds = tokio::time::timeout(Duration::from_secs(10), async {
+        let channel = connect(&first).await.expect("connect");
+        HooksClient::new(channel)
+            .before_tool_call(tool_call("t", serde_json::json!({"attack": "fds"})))
+            .await
+    })
+    .await
+    .expect("an answer")
+    .expect("BeforeToolCall")
+    .into_inner();
+    assert!(
+        fds.block_reason.contains(r#""ok":false"#),
+        "a plugin inherited descriptors: {}",
+        fds.block_reason
+    );
+    // Nobody serves the second socket: no verdict at all, let alone a fake ALLOW.
+    let fake = tokio::time::timeout(Duration::from_secs(2), call(second.clone())).await;
+    assert!(
+        !matches!(&fake, Ok(Ok(v)) if v.outcome() == Outcome::Allow),
+        "the second socket answered: {fake:?}\n{}",
+        log()
+    );
 }

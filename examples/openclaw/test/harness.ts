@@ -32,9 +32,26 @@ export async function until<T>(
   }
 }
 
-/** A fresh temporary folder (short: Unix socket paths must fit 107 bytes). */
+/**
+ * A fresh temporary folder (short: Unix socket paths must fit 107 bytes), 0711: hookvisor runs
+ * each plugin under a uid of its own, which must reach its directories inside.
+ */
 export function tempDir(prefix = "hvoc-"): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(dir, 0o711);
+  return dir;
+}
+
+let supervisors = 0;
+
+/**
+ * `plugin_uids` for one supervisor: a range no other supervisor of this process (nor, by its
+ * pid, of another test process) has, so plugins of supervisors running at once never share a
+ * uid (and its process count).
+ */
+function pluginUids(): string {
+  const first = 20_000_000 + (process.pid % 50_000) * 200 + (supervisors++ % 20) * 10;
+  return `${first}-${first + 9}`;
 }
 
 /** A child process with its output kept, and a way to wait for it. */
@@ -98,6 +115,8 @@ export class Supervisor {
         "[supervisor]",
         `socket = ${JSON.stringify(this.socket)}`,
         `runtime_dir = ${JSON.stringify(runtime)}`,
+        `state_dir = ${JSON.stringify(path.join(dir, "state"))}`,
+        `plugin_uids = ${JSON.stringify(pluginUids())}`,
         "",
         "[hooks.before_tool_call]",
         "timeout_ms = 2000",
@@ -108,6 +127,8 @@ export class Supervisor {
         "trusted = true",
         "priority = 100",
         `env = { HOOKVISOR_DENY_LIST = ${JSON.stringify(denyList)} }`,
+        "[plugin.sandbox]",
+        `read = [${JSON.stringify(denyList)}]`,
         "",
         "[[plugin]]",
         'name = "path-guard"',

@@ -146,6 +146,12 @@ fn plugin_json(p: &PluginStatus) -> Value {
         "p99_latency_us": p.p99_latency_us,
         "shadow_answers": p.shadow_answers,
         "shadow_disagreements": p.shadow_disagreements,
+        "sandbox": {
+            "enabled": p.sandboxed,
+            "uid": (p.uid != 0).then_some(p.uid),
+            "enforced": p.sandbox_enforced,
+            "missing": p.sandbox_missing,
+        },
     })
 }
 
@@ -155,6 +161,7 @@ fn print_table(plugins: &[PluginStatus]) {
         "version",
         "state",
         "pid",
+        "uid",
         "mode",
         "restarts",
         "calls",
@@ -165,7 +172,7 @@ fn print_table(plugins: &[PluginStatus]) {
         "heartbeat",
         "hooks",
     ];
-    let rows: Vec<[String; 13]> = plugins
+    let rows: Vec<[String; 14]> = plugins
         .iter()
         .map(|p| {
             let mode = match (p.trusted, p.mode.as_str()) {
@@ -193,6 +200,11 @@ fn print_table(plugins: &[PluginStatus]) {
                     "-".into()
                 } else {
                     p.pid.to_string()
+                },
+                if p.uid == 0 {
+                    "-".into()
+                } else {
+                    p.uid.to_string()
                 },
                 mode,
                 p.restarts.to_string(),
@@ -223,6 +235,20 @@ fn print_table(plugins: &[PluginStatus]) {
     line(header.iter().map(|h| (*h).to_owned()).collect());
     for row in rows {
         line(row.to_vec());
+    }
+    for p in plugins {
+        if !p.sandboxed {
+            println!("{}: sandbox: off", p.name);
+        } else if p.sandbox_missing.is_empty() {
+            println!("{}: sandbox: {}", p.name, p.sandbox_enforced.join(", "));
+        } else {
+            println!(
+                "{}: sandbox: {}; not enforced: {}",
+                p.name,
+                p.sandbox_enforced.join(", "),
+                p.sandbox_missing.join("; ")
+            );
+        }
     }
     for p in plugins.iter().filter(|p| !p.last_error.is_empty()) {
         println!("{}: last error: {}", p.name, p.last_error);

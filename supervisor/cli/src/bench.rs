@@ -16,6 +16,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use hookvisor::config::{PluginConfig, PluginSandbox, SupervisorConfig, socket_in};
+use hookvisor::plugin::process::Process;
+use hookvisor::sandbox::Sandboxes;
+use hookvisor::spawner::Spawner;
 use hookvisor_proto::v1::hooks_client::HooksClient;
 use hookvisor_proto::v1::plugin_client::PluginClient;
 use hookvisor_proto::v1::{
@@ -25,6 +29,7 @@ use hookvisor_proto::{MAGIC_COOKIE, PROTOCOL_VERSION, env};
 use prost::Message;
 use serde_json::{Map, Value, json};
 use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
 use crate::demo::{TempDir, connect_channel, toml_string};
@@ -158,6 +163,18 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     if !missing.is_empty() {
         figures.set("languages_missing", missing);
     }
+    progress("sandbox: the Rust plugin's spawn-to-ready and its calls, sandbox on and off");
+    sandbox_spawn(&plugin, dir.path(), &plan, &mut figures).await?;
+    sandbox_calls(
+        &bin_dir,
+        &plugin,
+        dir.path(),
+        &request,
+        &plan,
+        &options,
+        &mut figures,
+    )
+    .await?;
 
     let goplugin = GoPlugin::start(options.goplugin.as_deref().unwrap_or(&bin_dir)).await;
     for &n in &options.plugins {
@@ -212,6 +229,11 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
         "direct_cpu_us_per_call",
     );
     figures.ratio("ratio_n1_goplugin_p50", "n1_p50_us", "goplugin_p50_us");
+    figures.ratio(
+        "ratio_sandbox_n1_p50",
+        "sandbox_on_n1_p50_us",
+        "sandbox_off_n1_p50_us",
+    );
 
     if options.json {
         println!("{}", serde_json::to_string(&figures.0)?);
@@ -474,6 +496,100 @@ async fn spawn_ready(
     Ok(())
 }
 
+/// Spawn-to-ready of the Rust plugin through hookvisor's own spawner and reaper, the sandbox on
+/// and off in turn (placing its directories and uid included), median of `plan.spawns` each.
+/// Runs while the benchmark has no other child: the spawner's sweep kills any child of this
+/// process that is not a reaper, and ends only after the spawner is dropped.
+async fn sandbox_spawn(
+    program: &Path,
+    dir: &Path,
+    plan: &Plan,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let spawner = Spawner::start(tokio::runtime::Handle::current())?;
+    let supervisor = SupervisorConfig {
+        runtime_dir: dir.join("sandbox.run"),
+        state_dir: dir.join("sandbox.state"),
+        ..SupervisorConfig::default()
+    };
+    hookvisor::layout::prepare_runtime_dir(&supervisor.runtime_dir)?;
+    let sandboxes = Sandboxes::of(&supervisor, dir);
+    let mut times: [Vec<Duration>; 2] = Default::default();
+    for _ in 0..plan.spawns {
+        for (i, enabled) in [true, false].into_iter().enumerate() {
+            let config = PluginConfig {
+                sandbox: PluginSandbox {
+                    enabled,
+                    ..PluginSandbox::default()
+                },
+                ..PluginConfig::new(if enabled { "on" } else { "off" }, program.to_path_buf())
+            };
+            let started = Instant::now();
+            let placement = sandboxes.place(&config)?;
+            let socket = socket_in(&placement.socket_dir, 1);
+            let mut tasks = JoinSet::new();
+            let process = Process::spawn(&spawner, &config, &socket, dir, &placement, &mut tasks)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let ready = process.handshake(&socket, Duration::from_secs(10)).await;
+            times[i].push(started.elapsed());
+            process.stop(Duration::ZERO).await;
+            tasks.shutdown().await;
+            let _ = std::fs::remove_file(&socket);
+            ready.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    drop(spawner);
+    // The sweep notices the spawner is gone within its interval (1 s).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let ms = |samples: &[Duration]| json!(round2(percentile(samples, 0.5).as_secs_f64() * 1e3));
+    figures.set(
+        "sandbox_spawn_ready_ms",
+        json!({"on": ms(&times[0]), "off": ms(&times[1])}),
+    );
+    Ok(())
+}
+
+/// The call path with one policy plugin, sandboxed and not: two supervisors, in blocks that
+/// alternate so that outside load hits both alike.
+async fn sandbox_calls(
+    bin_dir: &Path,
+    program: &Path,
+    dir: &Path,
+    request: &ToolCallRequest,
+    plan: &Plan,
+    options: &Options,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let on = via_config(program, 1);
+    let off = format!("{on}[plugin.sandbox]\nenabled = false\n");
+    let on = Supervisor::start(bin_dir, dir, "sandbox-on", &on, options).await?;
+    let off = Supervisor::start(bin_dir, dir, "sandbox-off", &off, options).await?;
+    let clients = [on.client().await?, off.client().await?];
+    let mut samples: [Vec<Duration>; 2] = Default::default();
+    for client in &clients {
+        sequential(client, request, plan.warmup, Some(Outcome::Allow)).await?;
+    }
+    for _ in 0..plan.blocks {
+        for (i, client) in clients.iter().enumerate() {
+            samples[i].extend(sequential(client, request, plan.block, Some(Outcome::Allow)).await?);
+        }
+    }
+    for (i, label) in ["on", "off"].into_iter().enumerate() {
+        figures.set(
+            &format!("sandbox_{label}_n1_p50_us"),
+            micros(percentile(&samples[i], 0.5)),
+        );
+        figures.set(
+            &format!("sandbox_{label}_n1_p99_us"),
+            micros(percentile(&samples[i], 0.99)),
+        );
+    }
+    on.stop().await;
+    off.stop().await;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // the supervisor
 
@@ -495,6 +611,7 @@ impl Supervisor {
     ) -> anyhow::Result<Supervisor> {
         let socket = dir.join(format!("{name}.sock"));
         let runtime_dir = dir.join(format!("{name}.run"));
+        let state_dir = dir.join(format!("{name}.state"));
         let config = dir.join(format!("{name}.toml"));
         let log = dir.join(format!("{name}.log"));
         let threads = options
@@ -502,9 +619,10 @@ impl Supervisor {
             .map(|n| format!("worker_threads = {n}\n"))
             .unwrap_or_default();
         let text = format!(
-            "[supervisor]\nsocket = {}\nruntime_dir = {}\n{threads}\n{plugins}",
+            "[supervisor]\nsocket = {}\nruntime_dir = {}\nstate_dir = {}\n{threads}\n{plugins}",
             toml_string(&socket),
-            toml_string(&runtime_dir)
+            toml_string(&runtime_dir),
+            toml_string(&state_dir)
         );
         std::fs::write(&config, text).context("writing the bench configuration")?;
         let child = Command::new(bin_dir.join("hookvisor"))

@@ -201,6 +201,7 @@ fn load(path: &Path, socket: Option<&Path>, activated: bool) -> Result<Config, S
     } else {
         hookvisor::layout::preflight(&config).map_err(|e| e.to_string())?;
     }
+    hookvisor::sandbox::preflight(&config).map_err(|e| e.to_string())?;
     Ok(config)
 }
 

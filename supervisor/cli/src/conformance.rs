@@ -21,11 +21,12 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use hookvisor::config::{OnFailure, PluginConfig};
+use hookvisor::config::{PluginConfig, PluginSandbox, SupervisorConfig, socket_in};
 use hookvisor::merge::{Failed, SessionAnswer, ToolAnswer};
 use hookvisor::plugin::link;
 use hookvisor::plugin::process::{self, Connected, Exit, Process, StartError};
 use hookvisor::routing;
+use hookvisor::sandbox::{Placement, Sandboxes};
 use hookvisor::spawner::Spawner;
 use hookvisor::stages::{session_answer, tool_answer};
 use hookvisor_proto::limits::{MAX_DEPTH, MAX_KEYS, MAX_SERIALIZED_BYTES, MAX_STRING_BYTES};
@@ -65,6 +66,21 @@ pub(crate) struct Options {
     /// The deadline of each call; default: what the registration asks, else 5000 ms (§6).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=600_000))]
     timeout_ms: Option<u32>,
+    /// A path the plugin may read, as `[plugin.sandbox] read` (repeatable): its installation.
+    #[arg(long = "read", value_name = "PATH")]
+    read: Vec<PathBuf>,
+    /// A path the plugin may write, as `[plugin.sandbox] write` (repeatable).
+    #[arg(long = "write", value_name = "PATH")]
+    write: Vec<PathBuf>,
+    /// Let it open network sockets, as `[plugin.sandbox] network = true`.
+    #[arg(long)]
+    network: bool,
+    /// Run it without the sandbox, as `[plugin.sandbox] enabled = false`.
+    #[arg(long)]
+    no_sandbox: bool,
+    /// The uids it may be given, as `[supervisor] plugin_uids` (when run as root).
+    #[arg(long, value_name = "FIRST-LAST", value_parser = parse_uids)]
+    plugin_uids: Option<(u32, u32)>,
     /// The plugin's command and its arguments (a relative command is resolved against the
     /// current directory, which is also the plugin's working directory).
     #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -76,6 +92,13 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {text:?}")),
     }
+}
+
+fn parse_uids(text: &str) -> Result<(u32, u32), String> {
+    text.split_once('-')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .filter(|(a, b)| 1000 <= *a && a <= b)
+        .ok_or_else(|| format!("expected FIRST-LAST uids (at least 1000), got {text:?}"))
 }
 
 fn parse_name(text: &str) -> Result<String, String> {
@@ -130,19 +153,32 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let workdir = std::env::current_dir()?;
     let command = workdir.join(program);
     let runtime = TempDir::new()?;
+    let mut supervisor = SupervisorConfig {
+        runtime_dir: runtime.path.join("run"),
+        state_dir: runtime.path.join("state"),
+        ..SupervisorConfig::default()
+    };
+    if let Some(uids) = options.plugin_uids {
+        supervisor.plugin_uids = uids;
+    }
+    hookvisor::layout::prepare_runtime_dir(&supervisor.runtime_dir)?;
+    let sandbox = PluginSandbox {
+        enabled: !options.no_sandbox,
+        read: absolute_all(&workdir, &options.read)?,
+        write: absolute_all(&workdir, &options.write)?,
+        network: options.network,
+        ..PluginSandbox::default()
+    };
     let config = PluginConfig {
-        name: options.name.clone(),
-        command,
         args: args.to_vec(),
         trusted: options.trusted,
-        priority: None,
         timeout_ms: options.timeout_ms,
-        on_failure: OnFailure::Deny,
         env: options.env.iter().cloned().collect::<BTreeMap<_, _>>(),
         inherit_env: options.inherit_env.clone(),
-        hooks: None,
-        mode: hookvisor::config::PluginMode::Enforce,
+        sandbox,
+        ..PluginConfig::new(&options.name, command)
     };
+    let placement = Sandboxes::of(&supervisor, &workdir).place(&config)?;
     let spawner = Spawner::start(tokio::runtime::Handle::current())?;
     let mut tasks = JoinSet::new();
     let mut report = Report::default();
@@ -155,13 +191,14 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         })
     );
 
-    let cookie = check_cookie(&spawner, &config, &runtime.path, &workdir, &options).await;
+    let cookie = check_cookie(&spawner, &config, &placement, &workdir, &options).await;
     report.record("cookie", cookie);
 
-    let socket = runtime.path.join(format!("{}.1.sock", config.name));
+    let socket = socket_in(&placement.socket_dir, 1);
     let start_timeout = Duration::from_millis(options.start_timeout_ms.into());
     let started = Instant::now();
-    let process = match Process::spawn(&spawner, &config, &socket, &workdir, &mut tasks).await {
+    let process = Process::spawn(&spawner, &config, &socket, &workdir, &placement, &mut tasks);
+    let process = match process.await {
         Ok(process) => process,
         Err(e) => {
             report.fail("ready", e.to_string());
@@ -249,14 +286,14 @@ fn finish(report: Report) -> ExitCode {
 async fn check_cookie(
     spawner: &Spawner,
     config: &PluginConfig,
-    runtime: &Path,
+    placement: &Placement,
     workdir: &Path,
     options: &Options,
 ) -> Result<String, String> {
-    let socket = runtime.join(format!("{}.0.sock", config.name));
+    let socket = socket_in(&placement.socket_dir, 0);
     let spawned = spawner
         .spawn(&config.command, |command| {
-            process::configure(command, config, &socket, workdir);
+            process::configure(command, config, &socket, workdir, placement);
             command.env_remove(env::MAGIC_COOKIE).stdout(Stdio::null());
         })
         .await
@@ -811,11 +848,27 @@ struct TempDir {
 }
 
 impl TempDir {
+    /// A new directory, 0711: a plugin under a uid of its own reaches its directories in it.
     fn new() -> anyhow::Result<TempDir> {
+        use std::os::unix::fs::PermissionsExt;
         let template = std::env::temp_dir().join("hookvisor-conformance.XXXXXX");
         let path = nix::unistd::mkdtemp(&template)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711))?;
         Ok(TempDir { path })
     }
+}
+
+/// `paths`, relative ones joined onto `base`; each must exist.
+fn absolute_all(base: &Path, paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    paths
+        .iter()
+        .map(|path| {
+            let path = base.join(path);
+            std::fs::metadata(&path)
+                .map(|_| path.clone())
+                .map_err(|e| anyhow::anyhow!("--read/--write {}: {e}", path.display()))
+        })
+        .collect()
 }
 
 impl Drop for TempDir {

@@ -114,9 +114,20 @@ struct Ready(Mutex<Option<tokio::sync::oneshot::Sender<Statuses>>>);
 impl Observer for Ready {
     fn ready(&self, _socket: &Path, plugins: &PluginSet) {
         let statuses = plugins
-            .statuses()
-            .into_iter()
-            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .plugins()
+            .map(|plugin| {
+                let snapshot = plugin.snapshot();
+                let sandbox = match snapshot.record.sandbox.as_deref() {
+                    Some(report) if report.enabled => {
+                        format!("  sandbox: {}", report.enforced.join(", "))
+                    }
+                    _ => "  sandbox: off".to_owned(),
+                };
+                (
+                    plugin.name.to_string(),
+                    format!("{}{sandbox}", snapshot.phase),
+                )
+            })
             .collect();
         if let Some(tx) = self.0.lock().ok().and_then(|mut t| t.take()) {
             let _ = tx.send(statuses);
@@ -131,6 +142,9 @@ fn demo_config(bin_dir: &Path, dir: &Path, deny_list: &Path) -> String {
 [supervisor]
 socket = {socket}
 runtime_dir = {runtime}
+# Every plugin runs sandboxed (the default): as root, each under a uid of its own from
+# plugin_uids, with its state here; without root, Landlock and seccomp alone.
+state_dir = {state}
 
 [hooks.before_tool_call]
 timeout_ms = 2000
@@ -142,6 +156,8 @@ trusted = true
 priority = 100
 timeout_ms = 500
 env = {{ HOOKVISOR_DENY_LIST = {list} }}
+[plugin.sandbox]
+read = [{list}]
 
 [[plugin]]
 name = "path-guard"
@@ -170,6 +186,7 @@ timeout_ms = 300
 "#,
         socket = toml_string(&dir.join("host.sock")),
         runtime = toml_string(&dir.join("run")),
+        state = toml_string(&dir.join("state")),
         list = toml_string(deny_list),
         deny = bin("deny-list"),
         guard = bin("path-guard"),

@@ -32,12 +32,11 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use h2::client::SendRequest;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
-use nix::unistd::Pid;
 use prost::Message;
 use tokio::task::JoinHandle;
 use tonic::{Code, Status};
 
-use super::process::{MAX_MESSAGE_BYTES, connect_checked};
+use super::process::{MAX_MESSAGE_BYTES, Peer, connect_checked};
 
 /// The plugin service's methods the supervisor calls on the hot path.
 /// (Whole URIs: the authority is `localhost`, as tonic, grpc-go and grpc-js send on Unix sockets.)
@@ -68,7 +67,7 @@ pub struct Link {
 #[derive(Debug)]
 struct Inner {
     socket: PathBuf,
-    pid: Pid,
+    peer: Peer,
     current: Mutex<Connection>,
 }
 
@@ -91,12 +90,12 @@ impl Drop for Driver {
 
 impl Link {
     /// Connects to the plugin's socket (checking the peer, as every connection does).
-    pub async fn connect(socket: &Path, pid: Pid) -> io::Result<Link> {
-        let current = Connection::open(socket, pid).await?;
+    pub async fn connect(socket: &Path, peer: Peer) -> io::Result<Link> {
+        let current = Connection::open(socket, peer).await?;
         Ok(Link {
             inner: Arc::new(Inner {
                 socket: socket.to_path_buf(),
-                pid,
+                peer,
                 current: Mutex::new(current),
             }),
         })
@@ -105,7 +104,7 @@ impl Link {
     /// A link on a connection of its own to the same plugin (for a call sent again after its
     /// connection broke).
     async fn fresh(&self) -> io::Result<Link> {
-        Link::connect(&self.inner.socket, self.inner.pid).await
+        Link::connect(&self.inner.socket, self.inner.peer).await
     }
 
     /// Attempt number `attempt` of one call (`process::call`): the first on this link's
@@ -135,7 +134,7 @@ impl Link {
         if !current.driver.0.is_finished() {
             return Ok(current);
         }
-        let fresh = Connection::open(&self.inner.socket, self.inner.pid)
+        let fresh = Connection::open(&self.inner.socket, self.inner.peer)
             .await
             .map_err(|e| Status::from_error(Box::new(e)))?;
         let mut slot = self.lock();
@@ -201,8 +200,8 @@ impl Link {
 }
 
 impl Connection {
-    async fn open(socket: &Path, pid: Pid) -> io::Result<Connection> {
-        let stream = connect_checked(socket, pid).await?;
+    async fn open(socket: &Path, peer: Peer) -> io::Result<Connection> {
+        let stream = connect_checked(socket, peer).await?;
         let (send, connection) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)

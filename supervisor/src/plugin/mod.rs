@@ -137,6 +137,8 @@ pub struct Record {
     pub heartbeat: Option<(Instant, Duration)>,
     /// The version its last accepted `Describe` gave (cut to 128 bytes).
     pub version: Option<Arc<str>>,
+    /// What its sandbox enforces (set when an instance is placed).
+    pub sandbox: Option<Arc<crate::sandbox::Report>>,
 }
 
 /// What the owner publishes and every call reads: the phase, the registrations that count, and

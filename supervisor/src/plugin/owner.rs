@@ -30,6 +30,7 @@ use super::{Phase, Snapshot};
 use crate::config::{Lifecycle, MAX_INSTANCE, PluginConfig, socket_in};
 use crate::layout;
 use crate::routing;
+use crate::sandbox::{Placement, Sandboxes};
 use crate::spawner::Spawner;
 
 /// What the calls tell the owner (timeouts in a row, and the signal that the plugin is hung),
@@ -77,7 +78,7 @@ impl Watchdog {
 /// What an owner needs to run the instances of one plugin.
 pub(super) struct Owner {
     pub config: PluginConfig,
-    pub runtime_dir: PathBuf,
+    pub sandboxes: Sandboxes,
     pub workdir: PathBuf,
     pub spawner: Spawner,
     pub start_timeout: Duration,
@@ -198,10 +199,38 @@ impl Owner {
         });
     }
 
+    /// Says once per owner what the plugin's sandbox does not enforce (or that it is off), and
+    /// publishes what it does for `status` and the metrics.
+    fn report_sandbox(&mut self, placement: &Placement) {
+        let report = &placement.report;
+        let changed = self
+            .publish
+            .borrow()
+            .record
+            .sandbox
+            .as_deref()
+            .is_none_or(|r| r != report);
+        if !changed {
+            return;
+        }
+        if !report.enabled {
+            tracing::warn!(plugin = %self.config.name,
+                "sandbox disabled ([plugin.sandbox] enabled = false): the plugin runs with \
+                 hookvisor's own uid and authority");
+        } else if !report.missing.is_empty() {
+            tracing::warn!(plugin = %self.config.name, enforced = %report.enforced.join(", "),
+                "sandbox: not enforced on this machine: {}", report.missing.join("; "));
+        } else {
+            tracing::info!(plugin = %self.config.name, "sandbox: {}", report.enforced.join(", "));
+        }
+        let report = Arc::new(report.clone());
+        self.publish
+            .send_modify(|s| s.record.sandbox = Some(report));
+    }
+
     /// Runs one instance from spawn to its end.
     async fn instance(&mut self, instance: u32) -> Ended {
         let mut tasks = JoinSet::new();
-        let socket = socket_in(&self.runtime_dir, &self.config.name, instance);
         let failed = |error: StartError, stderr: String| {
             let permanent = error.is_permanent();
             Ended::Failed {
@@ -210,7 +239,14 @@ impl Owner {
                 ready_for: Duration::ZERO,
             }
         };
-        if let Err(e) = layout::remove_stale_socket(&socket) {
+        let placement = match self.sandboxes.place(&self.config) {
+            Ok(placement) => placement,
+            Err(e) => return failed(StartError::Spawn(e.to_string()), String::new()),
+        };
+        self.report_sandbox(&placement);
+        let uid = placement.uid;
+        let socket = socket_in(&placement.socket_dir, instance);
+        if let Err(e) = layout::remove_plugin_socket(&socket, uid) {
             return failed(StartError::Socket(e.to_string()), String::new());
         }
         let process = match Process::spawn(
@@ -218,6 +254,7 @@ impl Owner {
             &self.config,
             &socket,
             &self.workdir,
+            &placement,
             &mut tasks,
         )
         .await
@@ -241,7 +278,7 @@ impl Owner {
             Err(error) => {
                 process.stop(Duration::ZERO).await;
                 let stderr = process.stderr_tail().await;
-                remove_socket(&socket);
+                remove_socket(&socket, uid);
                 return failed(error, stderr);
             }
         };
@@ -249,7 +286,7 @@ impl Owner {
             Ok(registrations) => registrations,
             Err(why) => {
                 process.stop(Duration::ZERO).await;
-                remove_socket(&socket);
+                remove_socket(&socket, uid);
                 return Ended::Failed {
                     phase: Phase::Rejected(why),
                     permanent: true,
@@ -300,13 +337,13 @@ impl Owner {
                 // No call may go to the instance being stopped.
                 self.publish_phase(Phase::Starting);
                 process.stop(self.stop_grace).await;
-                remove_socket(&socket);
+                remove_socket(&socket, uid);
                 return Ended::Restarted;
             }
         };
         // Children it left behind in its group go too.
         process.stop(Duration::ZERO).await;
-        remove_socket(&socket);
+        remove_socket(&socket, uid);
         ended
     }
 
@@ -344,7 +381,7 @@ impl Owner {
         self.publish_phase(Phase::Stopped);
         let how = process.stop(grace).await;
         tracing::info!(plugin = %self.config.name, "stopped ({how})");
-        remove_socket(socket);
+        remove_socket(socket, process.peer().uid);
         Ended::Stopped
     }
 }
@@ -414,9 +451,9 @@ fn next_instance() -> u32 {
     n.clamp(1, MAX_INSTANCE)
 }
 
-fn remove_socket(socket: &std::path::Path) {
-    // Only a socket hookvisor owns is removed; anything else stays where it is.
-    let _ = layout::remove_stale_socket(socket);
+fn remove_socket(socket: &std::path::Path, uid: Option<u32>) {
+    // Only a socket hookvisor or the plugin owns is removed; anything else stays where it is.
+    let _ = layout::remove_plugin_socket(socket, uid);
 }
 
 /// `delay` give or take 10 %, so plugins that failed together do not restart in lockstep.

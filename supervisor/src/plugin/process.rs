@@ -29,6 +29,8 @@ use super::output::{Output, Stream};
 use crate::config::PluginConfig;
 use crate::limits;
 use crate::merge::Failed;
+use crate::sandbox::Placement;
+use crate::spawner::confine;
 use crate::spawner::{Spawned, Spawner};
 
 /// gRPC messages from plugins larger than this are refused (§8).
@@ -169,6 +171,8 @@ pub struct Process {
     pid: Pid,
     /// Its reaper (the supervisor's child, `spawner::reaper`).
     reaper: Pid,
+    /// Its own uid, when the sandbox gave it one.
+    uid: Option<u32>,
     socket: PathBuf,
     exit: watch::Receiver<Option<Exit>>,
     output: Output,
@@ -187,12 +191,23 @@ pub struct Connected {
 }
 
 /// Sets up a plugin's command as §2 says: its arguments, a cleared environment plus its `env`,
-/// its `inherit_env` and the contract's variables (cookie included), stdin from /dev/null,
-/// stdout and stderr piped, the working directory.
-pub fn configure(command: &mut Command, config: &PluginConfig, socket: &Path, workdir: &Path) {
+/// its `inherit_env` and the contract's variables (cookie and state directory included, `HOME`
+/// and `TMPDIR` naming the state directory too), stdin from /dev/null, stdout and stderr piped,
+/// the working directory; and, for its reaper, the confinement to apply.
+pub fn configure(
+    command: &mut Command,
+    config: &PluginConfig,
+    socket: &Path,
+    workdir: &Path,
+    placement: &Placement,
+) {
+    let confinement = serde_json::to_string(&placement.confinement).unwrap_or_default();
     command
         .args(&config.args)
         .env_clear()
+        // Before `inherit_env` and `env`, which may name others.
+        .env("HOME", &placement.state_dir)
+        .env("TMPDIR", &placement.state_dir)
         .envs(
             config
                 .inherit_env
@@ -204,6 +219,8 @@ pub fn configure(command: &mut Command, config: &PluginConfig, socket: &Path, wo
         .env(env::PLUGIN_NAME, &config.name)
         .env(env::PROTOCOL_VERSION, PROTOCOL_VERSION.to_string())
         .env(env::MAGIC_COOKIE, MAGIC_COOKIE)
+        .env(env::PLUGIN_STATE_DIR, &placement.state_dir)
+        .env(confine::ENV, confinement)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -219,9 +236,11 @@ impl Process {
         config: &PluginConfig,
         socket: &Path,
         workdir: &Path,
+        placement: &Placement,
         tasks: &mut JoinSet<()>,
     ) -> Result<Process, StartError> {
-        let configure = |command: &mut Command| configure(command, config, socket, workdir);
+        let configure =
+            |command: &mut Command| configure(command, config, socket, workdir, placement);
         let Spawned {
             reaper: mut child,
             plugin: pid,
@@ -267,6 +286,7 @@ impl Process {
             name,
             pid,
             reaper,
+            uid: placement.uid,
             socket: socket.to_path_buf(),
             exit,
             output,
@@ -277,6 +297,14 @@ impl Process {
     /// The process id (also its process group and session id).
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// Who must listen on its socket.
+    pub fn peer(&self) -> Peer {
+        Peer {
+            pid: self.pid,
+            uid: self.uid,
+        }
     }
 
     /// The socket it was told to serve on.
@@ -326,7 +354,7 @@ impl Process {
             if let Some(status) = self.exited() {
                 return Err(StartError::Exited(status));
             }
-            match connect_checked(socket, self.pid).await {
+            match connect_checked(socket, self.peer()).await {
                 Ok(_) => break,
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                     return Err(StartError::PeerMismatch(e.to_string()));
@@ -348,7 +376,7 @@ impl Process {
         }
 
         let channel = self
-            .connect_by(deadline, timeout, socket, channel(socket, self.pid))
+            .connect_by(deadline, timeout, socket, channel(socket, self.peer()))
             .await?;
         let mut client = plugin_client(channel.clone());
         let left = deadline.saturating_duration_since(Instant::now());
@@ -372,7 +400,12 @@ impl Process {
         // The calls go on a connection of their own (`link`); the handshake's serves the
         // health checks.
         let link = self
-            .connect_by(deadline, timeout, socket, Link::connect(socket, self.pid))
+            .connect_by(
+                deadline,
+                timeout,
+                socket,
+                Link::connect(socket, self.peer()),
+            )
             .await?;
         Ok(Connected {
             link,
@@ -454,14 +487,24 @@ impl Process {
 const REAPER_GRACE: Duration = Duration::from_secs(2);
 
 /// A connection to the plugin's socket whose every (re)connect passes the peer check.
-pub async fn channel(socket: &Path, pid: Pid) -> Result<Channel, tonic::transport::Error> {
+pub async fn channel(socket: &Path, peer: Peer) -> Result<Channel, tonic::transport::Error> {
     let path: PathBuf = socket.to_path_buf();
     Endpoint::from_static("http://localhost")
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
-            async move { connect_checked(&path, pid).await.map(TokioIo::new) }
+            async move { connect_checked(&path, peer).await.map(TokioIo::new) }
         }))
         .await
+}
+
+/// Who must be listening on a plugin's socket: the plugin process or a process in its session,
+/// and, when the plugin has a uid of its own, running as that uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The plugin process (a session leader).
+    pub pid: Pid,
+    /// The plugin's own uid, when it has one.
+    pub uid: Option<u32>,
 }
 
 fn plugin_client(channel: Channel) -> PluginClient<Channel> {
@@ -471,17 +514,32 @@ fn plugin_client(channel: Channel) -> PluginClient<Channel> {
 }
 
 /// Connects to `socket` and checks with `SO_PEERCRED` that the listening process is `child` or
-/// a process in `child`'s own session (so launchers such as `npx tsx` or `go run` pass). The
-/// session, not the process group, is the identity: another plugin can join the child's process
-/// group with `setpgid(2)` from within its own session, but it can never join the child's session
-/// (each plugin is a session leader, `spawner`). Checked on every (re)connect.
-pub(super) async fn connect_checked(socket: &Path, child: Pid) -> io::Result<UnixStream> {
+/// a process in `child`'s own session (so launchers such as `npx tsx` or `go run` pass), and
+/// that it runs as the plugin's own uid when it has one. The session, not the process group, is
+/// the identity: another plugin can join the child's process group with `setpgid(2)` from
+/// within its own session, but it can never join the child's session (each plugin is a session
+/// leader, `spawner`). Checked on every (re)connect.
+pub(super) async fn connect_checked(socket: &Path, expected: Peer) -> io::Result<UnixStream> {
     let stream = UnixStream::connect(socket).await?;
-    let peer = stream
-        .peer_cred()?
+    let child = expected.pid;
+    let cred = stream.peer_cred()?;
+    let peer = cred
         .pid()
         .map(Pid::from_raw)
         .ok_or_else(|| io::Error::other("the socket's peer has no pid"))?;
+    if let Some(uid) = expected.uid
+        && cred.uid() != uid
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            PeerMismatch(format!(
+                "peer mismatch: {} is served by pid {peer} as uid {}, not by the plugin's own \
+                 uid {uid}",
+                socket.display(),
+                cred.uid()
+            )),
+        ));
+    }
     if peer == child {
         return Ok(stream);
     }

@@ -20,6 +20,7 @@ use super::owner::{Owner, Watchdog};
 use super::{Phase, Plugin, Snapshot};
 use crate::config::{Config, PluginConfig};
 use crate::routing::{self, Candidate};
+use crate::sandbox::Sandboxes;
 use crate::spawner::Spawner;
 use crate::stages::Lineup;
 
@@ -75,6 +76,8 @@ fn same_process(a: &PluginConfig, b: &PluginConfig) -> bool {
         && a.inherit_env == b.inherit_env
         && a.trusted == b.trusted
         && a.hooks == b.hooks
+        && a.sha256 == b.sha256
+        && a.sandbox == b.sandbox
 }
 
 impl PluginSet {
@@ -89,6 +92,7 @@ impl PluginSet {
     /// [`PluginSet::stop_unless_kept`] once the new set is in use.
     pub async fn next(running: Option<&PluginSet>, config: &Config, spawner: Spawner) -> PluginSet {
         let start_timeout = Duration::from_millis(config.supervisor.start_timeout_ms.into());
+        let sandboxes = Sandboxes::new(config);
         let mut members = Vec::with_capacity(config.plugins.len());
         let mut started = Vec::new();
         for plugin_config in &config.plugins {
@@ -110,7 +114,7 @@ impl PluginSet {
             let watchdog = Arc::new(Watchdog::default());
             let owner = Owner {
                 config: plugin_config.clone(),
-                runtime_dir: config.supervisor.runtime_dir.clone(),
+                sandboxes: sandboxes.clone(),
                 workdir: config.dir.clone(),
                 spawner: spawner.clone(),
                 start_timeout,

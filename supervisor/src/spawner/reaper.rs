@@ -35,6 +35,8 @@ use nix::sys::signal::{SigSet, Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use super::confine::{self, Confinement, Prepared};
+
 /// The first argument that makes the `hookvisor` binary a reaper:
 /// `hookvisor __hookvisor-reaper SUPERVISOR_PID REPORT_FD PROGRAM [ARGS…]`.
 pub const ARG: &str = "__hookvisor-reaper";
@@ -70,6 +72,9 @@ fn reap(args: Vec<OsString>) -> i32 {
         return 2;
     };
     let _ = nix::sys::prctl::set_name(c"hookvisor-reap");
+    // Its environment is the plugin's (secrets included) and its job is the plugin's
+    // subtree: no process of another uid, nor one under a Landlock domain, may read or trace it.
+    let _ = nix::sys::prctl::set_dumpable(false);
     let signals: SigSet = [
         Signal::SIGCHLD,
         Signal::SIGTERM,
@@ -166,14 +171,28 @@ fn report_pipe(fd: i32) -> Option<File> {
     Some(file)
 }
 
-/// Starts the plugin as the leader of a new session, with SIGKILL as its parent-death signal.
+/// Starts the plugin as the leader of a new session, with SIGKILL as its parent-death signal,
+/// confined as the supervisor decided ([`confine::ENV`], removed from the plugin's environment).
 fn spawn_plugin(program: &OsStr, args: impl Iterator<Item = OsString>) -> Result<Pid, String> {
     let reaper = Pid::this();
-    let mut command = Command::new(program);
-    command.args(args);
+    let confinement: Confinement = match std::env::var_os(confine::ENV) {
+        None => Confinement::default(),
+        Some(json) => serde_json::from_slice(json.as_encoded_bytes())
+            .map_err(|e| format!("cannot read its sandbox from {}: {e}", confine::ENV))?,
+    };
+    let mut prepared = Prepared::new(&confinement, program)?;
+    let mut command = Command::new(prepared.program(program));
+    command.arg0(program).args(args).env_remove(confine::ENV);
+    if let Some((uid, gid)) = confinement.ids {
+        // The standard library drops the supplementary groups (setgroups(0)) before setgid and
+        // setuid when it runs as root, and does all three before the closure below.
+        command.uid(uid).gid(gid);
+    }
     // SAFETY: this process has one thread (the reaper never starts another), so the closure
     // running between fork and exec cannot meet a lock held by another thread; even so it only
-    // makes async-signal-safe system calls (pthread_sigmask, setsid, prctl, getppid) and allocates nothing.
+    // makes system calls (pthread_sigmask, setsid, prctl, getppid, setrlimit,
+    // landlock_restrict_self, seccomp's prctl, close_range, fcntl) and allocates nothing:
+    // `Prepared` built everything before the fork.
     #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(move || {
@@ -182,11 +201,12 @@ fn spawn_plugin(program: &OsStr, args: impl Iterator<Item = OsString>) -> Result
             // does not reset the mask on this path). `pthread_sigmask` is async-signal-safe.
             SigSet::empty().thread_set_mask()?;
             nix::unistd::setsid()?;
+            // After the uid switch: a change of credentials clears the parent-death signal.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             if nix::unistd::getppid() != reaper {
                 return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
             }
-            Ok(())
+            prepared.apply()
         });
     }
     let child = command.spawn().map_err(|e| e.to_string())?;

@@ -4,7 +4,7 @@
 #               and run every test
 # and, for the performance figures (README, "Performance"):
 #   make bench  build in release (and the go-plugin peer, with Go) and run `hookvisor bench`
-.PHONY: demo test lint venv tools bench sdks
+.PHONY: demo test lint venv tools reachable bench sdks
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -39,6 +39,21 @@ tools:
 	@command -v systemd-socket-activate >/dev/null || { apt-get update -qq && apt-get install -y -qq systemd; }
 	@{ command -v setpriv && command -v prlimit; } >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
 
+# The tests run plugins as root would, each under a uid of its own (the sandbox), so every
+# directory above the checkout must let other uids pass (search permission, not listing). On CI
+# (CI=true, a machine of its own) a missing search bit is added; anywhere else this says which.
+reachable: tools
+	@if ! setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$(CURDIR)" 2>/dev/null; then \
+	  dir="$(CURDIR)"; \
+	  while [ "$$dir" != "/" ]; do \
+	    case "$$(stat -c %A "$$dir")" in *x|*t) ;; *) \
+	      if [ "$${CI:-}" = true ]; then echo "make test: chmod o+x $$dir (plugin uids must reach the checkout)"; chmod o+x "$$dir"; \
+	      else echo "make test: $$dir cannot be searched by other uids, so sandboxed plugins cannot reach this checkout: clone it under a directory others can pass (/opt, /srv), or chmod o+x $$dir"; exit 1; fi ;; \
+	    esac; \
+	    dir="$$(dirname "$$dir")"; \
+	  done; \
+	fi
+
 # The plugin SDKs in Python, TypeScript and Go: each installs its own dependencies (pinned, inside
 # the checkout) and builds its examples and test fixtures; its check.sh checks generated code,
 # formatting and lint, and runs its own tests.
@@ -55,7 +70,7 @@ lint:
 
 # No incremental caches in a test run (gigabytes on a clean checkout, and CI builds once).
 test: export CARGO_INCREMENTAL = 0
-test: venv tools sdks lint
+test: venv tools reachable sdks lint
 	@# The go-plugin peer of the benchmark (Go, from the Go module proxy).
 	cd bench/goplugin && go test ./...
 	@for sdk in $(SDKS); do echo "== plugin-sdk/$$sdk/check.sh"; plugin-sdk/$$sdk/check.sh; done

@@ -61,12 +61,12 @@ impl Admin for AdminService {
         let generation = self.generation.get();
         let plugins = generation
             .plugins
-            .plugins()
-            .map(|plugin| {
+            .configured()
+            .map(|(config, plugin)| {
                 let snapshot = plugin.snapshot();
                 let record = &snapshot.record;
                 let figures = self.observers.calls.of(&plugin.name);
-                let shadow = plugin.config.mode == PluginMode::Shadow;
+                let shadow = config.mode == PluginMode::Shadow;
                 let (shadow_answers, shadow_disagreements) = if shadow {
                     self.observers.shadow_tally.of(&plugin.name)
                 } else {
@@ -81,7 +81,7 @@ impl Admin for AdminService {
                     version: record.version.as_deref().unwrap_or("").to_owned(),
                     state: snapshot.phase.name().to_owned(),
                     pid: snapshot.pid().unwrap_or(0),
-                    trusted: plugin.config.trusted,
+                    trusted: config.trusted,
                     registrations: snapshot
                         .registrations
                         .as_deref()

@@ -230,6 +230,12 @@ pub struct HostLimits {
     pub handshake_timeout_ms: u32,
     /// How long a connection with no call in flight may stay silent, in ms.
     pub idle_timeout_ms: u32,
+    /// How long a call's request body may take to arrive after its headers, in ms; past it the
+    /// call gets `DEADLINE_EXCEEDED` and frees its slot.
+    pub body_timeout_ms: u32,
+    /// Calls in flight beyond `max_calls_in_flight` that only `Admin` and `Health` may use, so
+    /// that hosts holding every ordinary slot never lock an operator out.
+    pub reserved_admin_calls: u32,
 }
 
 impl Default for HostLimits {
@@ -240,12 +246,16 @@ impl Default for HostLimits {
             max_calls_per_connection: 64,
             handshake_timeout_ms: 5000,
             idle_timeout_ms: 300_000,
+            body_timeout_ms: 5000,
+            reserved_admin_calls: 4,
         }
     }
 }
 
 /// Upper bound of the count limits in [`HostLimits`].
 const MAX_HOST_COUNT: u32 = 65_536;
+/// Most slots reserved for `Admin` and `Health`.
+const MAX_RESERVED_ADMIN_CALLS: u32 = 1024;
 
 /// `[hooks.before_tool_call]`, `[hooks.before_session_create]`, `[hooks.session_created]`.
 #[derive(Debug, Clone, Default)]
@@ -529,6 +539,8 @@ struct RawSupervisor {
     max_calls_per_connection: Option<Spanned<i64>>,
     handshake_timeout_ms: Option<Spanned<i64>>,
     idle_timeout_ms: Option<Spanned<i64>>,
+    body_timeout_ms: Option<Spanned<i64>>,
+    reserved_admin_calls: Option<Spanned<i64>>,
     restart_delay_ms: Option<Spanned<i64>>,
     restart_delay_max_ms: Option<Spanned<i64>>,
     quarantine_after: Option<Spanned<i64>>,
@@ -814,6 +826,25 @@ impl Document<'_> {
                 idle_timeout_ms: self
                     .millis(raw.idle_timeout_ms, "idle_timeout_ms", 1)?
                     .unwrap_or(defaults.host_limits.idle_timeout_ms),
+                body_timeout_ms: self
+                    .millis(raw.body_timeout_ms, "body_timeout_ms", 1)?
+                    .unwrap_or(defaults.host_limits.body_timeout_ms),
+                reserved_admin_calls: match raw.reserved_admin_calls {
+                    None => defaults.host_limits.reserved_admin_calls,
+                    Some(value) => match u32::try_from(*value.get_ref()) {
+                        Ok(n) if n <= MAX_RESERVED_ADMIN_CALLS => n,
+                        _ => {
+                            return Err(self.key_error(
+                                &value,
+                                "reserved_admin_calls",
+                                format!(
+                                    "{} is out of range; expected 0..={MAX_RESERVED_ADMIN_CALLS}",
+                                    value.get_ref()
+                                ),
+                            ));
+                        }
+                    },
+                },
             },
             lifecycle: self.lifecycle(raw_lifecycle, defaults.lifecycle)?,
             sandbox: self.sandbox_mode(raw.sandbox.as_ref())?,
@@ -1243,6 +1274,7 @@ mod tests {
                 max_calls_per_connection: 3,
                 handshake_timeout_ms: 250,
                 idle_timeout_ms: 1000,
+                ..HostLimits::default()
             }
         );
     }

@@ -346,13 +346,13 @@ pub async fn serve_on(
 /// One line per plugin: its phase and its record (and, for a shadow plugin, how often it
 /// answered and disagreed with the verdict).
 fn log_status(plugins: &PluginSet, observers: &Observers) {
-    for plugin in plugins.plugins() {
+    for (config, plugin) in plugins.configured() {
         let snapshot = plugin.snapshot();
         let record = &snapshot.record;
         let (instance, pid) = record.instance.unzip();
         let up_ms = record.started.map(|t| t.elapsed().as_millis() as u64);
         let (shadow_answers, shadow_disagreements) =
-            if plugin.config.mode == crate::config::PluginMode::Shadow {
+            if config.mode == crate::config::PluginMode::Shadow {
                 let (answers, disagreed) = observers.shadow_tally.of(&plugin.name);
                 (Some(answers), Some(disagreed))
             } else {

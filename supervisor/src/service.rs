@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 
 use tracing::Instrument;
 
+use crate::admission::Arrived;
 use crate::audit::{self, Audit};
 use crate::config::HookConfig;
 use crate::drain::{Drain, InFlight};
@@ -152,9 +153,14 @@ fn answer<T>(verdict: T, id: &RequestId) -> Response<T> {
     response
 }
 
-/// The budget of a call: the host's deadline (from `grpc-timeout`) and the hook's timeout.
-fn budget(metadata: &MetadataMap, hook: &HookConfig) -> Budget {
-    Budget::new(host_timeout(metadata), hook)
+/// The budget of a call: the host's deadline (from `grpc-timeout`) and the hook's timeout,
+/// both counted from when the call's headers arrived (the admission layer's [`Arrived`]).
+fn budget<T>(request: &Request<T>, hook: &HookConfig) -> Budget {
+    let host = host_timeout(request.metadata());
+    match request.extensions().get::<Arrived>() {
+        Some(Arrived(at)) => Budget::since(*at, host, hook),
+        None => Budget::new(host, hook),
+    }
 }
 
 /// Parses the `grpc-timeout` header: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -188,7 +194,7 @@ impl Hooks for HooksService {
         // One generation for the whole call, whatever a reload switches meanwhile.
         let generation = self.generation.get();
         let hook = &generation.hooks.before_tool_call;
-        let budget = budget(request.metadata(), hook);
+        let budget = budget(&request, hook);
         // From here on every plugin sees, and the verdict returns, the canonical params text.
         let call = Arc::new(request::tool_call(request.into_inner())?);
         let lineup = generation
@@ -234,7 +240,7 @@ impl Hooks for HooksService {
         let started = Instant::now();
         let id = RequestId::from_host(request.metadata());
         let generation = self.generation.get();
-        let budget = budget(request.metadata(), &generation.hooks.before_session_create);
+        let budget = budget(&request, &generation.hooks.before_session_create);
         let mut request = request.into_inner();
         request::session_create(&mut request)?;
         let request = Arc::new(request);
@@ -279,7 +285,7 @@ impl Hooks for HooksService {
         let started = Instant::now();
         let id = RequestId::from_host(request.metadata());
         let generation = self.generation.get();
-        let budget = budget(request.metadata(), &generation.hooks.session_created);
+        let budget = budget(&request, &generation.hooks.session_created);
         let mut notice = request.into_inner();
         request::session_created(&mut notice)?;
         let lineup = generation.plugins.lineup(Hook::SessionCreated, None);
@@ -481,7 +487,7 @@ mod tests {
             ("5S", 4950),
             ("20S", 10_000),
         ] {
-            let left = budget(&with_timeout(header), &hook).for_plugin(None);
+            let left = Budget::new(host_timeout(&with_timeout(header)), &hook).for_plugin(None);
             assert_eq!(
                 left,
                 Duration::from_millis(left_ms),
@@ -496,7 +502,7 @@ mod tests {
             timeout_ms: 1000,
             revalidate: true,
         };
-        let host = budget(&with_timeout("300m"), &hook);
+        let host = Budget::new(host_timeout(&with_timeout("300m")), &hook);
         let d = host.for_plugin(None);
         assert!(
             d <= Duration::from_millis(295) && d > Duration::from_millis(200),
@@ -506,7 +512,7 @@ mod tests {
             host.for_plugin(Some(Duration::from_millis(50))),
             Duration::from_millis(50)
         );
-        let d = budget(&MetadataMap::new(), &hook).for_plugin(None);
+        let d = Budget::new(host_timeout(&MetadataMap::new()), &hook).for_plugin(None);
         assert!(
             d <= Duration::from_millis(1000) && d > Duration::from_millis(900),
             "{d:?}"

@@ -89,7 +89,12 @@ pub struct Budget {
 impl Budget {
     /// The budget of a call starting now, for a host deadline (if the host sent one) and `hook`.
     pub fn new(host: Option<Duration>, hook: &HookConfig) -> Budget {
-        let now = Instant::now();
+        Budget::since(Instant::now(), host, hook)
+    }
+
+    /// The budget of a call that started at `now` (when its headers arrived: the time its body
+    /// took counts against it).
+    pub fn since(now: Instant, host: Option<Duration>, hook: &HookConfig) -> Budget {
         let hook_ends = now + Duration::from_millis(hook.timeout_ms.into());
         let host_ends = host
             .map(|t| now + t.saturating_sub(host_deadline_margin(t)))

@@ -168,3 +168,32 @@ async fn reflection_lists_the_services() {
         assert!(names.iter().any(|n| n == service), "{names:?}");
     }
 }
+
+/// Issue 18, defect 8: a reload that changes only `mode` (and so keeps the process) showed the
+/// old mode in `status` while routing used the new one. Both read the set's configuration now.
+#[tokio::test]
+async fn a_reload_that_changes_only_the_mode_shows_the_new_mode() {
+    let supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("watched", "fixture-recorder").action("block")
+    ]))
+    .await;
+    let before = status_json(&supervisor);
+    assert_eq!(before[0]["mode"], "enforce");
+    assert_eq!(
+        supervisor.verdict("t", json!({})).await.outcome(),
+        Outcome::Block
+    );
+    supervisor.rewrite_config(&plugins(&[PluginToml::new("watched", "fixture-recorder")
+        .action("block")
+        .key("mode = \"shadow\"")]));
+    let (code, out, err) = admin(&supervisor, &["reload"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let after = status_json(&supervisor);
+    assert_eq!(after[0]["pid"], before[0]["pid"], "the process was kept");
+    assert_eq!(after[0]["mode"], "shadow", "{after:?}");
+    // Routing agrees: a shadow never blocks.
+    assert_eq!(
+        supervisor.verdict("t", json!({})).await.outcome(),
+        Outcome::Allow
+    );
+}

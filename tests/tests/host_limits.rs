@@ -442,3 +442,62 @@ async fn idle_connections_are_closed_but_not_during_a_call() {
         started.elapsed()
     );
 }
+
+/// Issue 18, defect 1: two connections of 64 HEADERS-only streams each (a body that never
+/// comes) held every call slot for as long as they stayed, and `Admin` and `Health` were
+/// refused too. Now operators keep slots of their own (`reserved_admin_calls`), and each stream
+/// ends with `DEADLINE_EXCEEDED` once its body is `body_timeout_ms` late, freeing its slot.
+#[tokio::test]
+async fn headers_only_streams_time_out_and_never_lock_operators_out() {
+    let supervisor =
+        Supervisor::builder(&plugins(&[PluginToml::new("watcher", "fixture-recorder")]))
+            .supervisor_key("body_timeout_ms = 2000")
+            .start()
+            .await;
+    let mut answers = Vec::new();
+    let mut held = Vec::new();
+    let mut connections = Vec::new();
+    for _ in 0..2 {
+        let client = h2_client(supervisor.socket()).await;
+        for _ in 0..64 {
+            let mut ready = client.clone().ready().await.expect("ready");
+            let (response, send) = ready
+                .send_request(grpc_request(), false)
+                .expect("send_request");
+            answers.push(tokio::spawn(async move {
+                tokio::time::timeout(Duration::from_secs(10), grpc_status(response)).await
+            }));
+            held.push(send);
+        }
+        connections.push(client);
+    }
+    let started = Instant::now();
+    // Every ordinary slot is held (128, max_calls_in_flight): a tool call is refused at once.
+    let refused = supervisor
+        .client()
+        .await
+        .before_tool_call(tool_call("exec", json!({})))
+        .await
+        .expect_err("every slot is held");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    // The operators' slots are free.
+    assert_eq!(
+        supervisor.health().await.expect("Health answers"),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    let socket = supervisor.socket().display().to_string();
+    let (status, out, err) =
+        hookvisor_tests::harness::run_hookvisor(&["status", "--socket", &socket]);
+    assert!(status.success(), "Admin answers: {out}{err}");
+    // Each half-sent call ends at its body timeout, counted from its headers.
+    for answer in answers {
+        let (code, message) = answer.await.expect("task").expect("an answer within 10 s");
+        assert_eq!(code, Code::DeadlineExceeded as i32, "{message}");
+        assert!(message.contains("body_timeout_ms"), "{message}");
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(8), "{elapsed:?}");
+    let verdict = supervisor.verdict("exec", json!({})).await;
+    assert_eq!(verdict.outcome(), Outcome::Allow, "{verdict:#?}");
+    drop(held);
+}

@@ -31,7 +31,6 @@ use hookvisor_proto::v1::{
 };
 use tokio::sync::watch;
 
-use crate::config::PluginConfig;
 use crate::merge::Failed;
 use crate::stages::{Answer, Answerer};
 
@@ -175,9 +174,8 @@ impl Snapshot {
 /// One configured plugin, as calls see it.
 #[derive(Debug)]
 pub struct Plugin {
-    /// Its configuration.
-    pub config: PluginConfig,
-    /// Its configured name, shared by every trace entry.
+    /// Its configured name, shared by every trace entry. (Its configuration is the set's: a
+    /// reload that keeps the process changes per-call settings there: `PluginSet::configured`.)
     pub name: Arc<str>,
     snapshot: watch::Receiver<Snapshot>,
     watchdog: Arc<owner::Watchdog>,

@@ -125,7 +125,6 @@ impl PluginSet {
                 stop_grace: Duration::from_millis(config.supervisor.stop_grace_ms.into()),
             };
             let plugin = Arc::new(Plugin {
-                config: plugin_config.clone(),
                 name: Arc::from(plugin_config.name.as_str()),
                 snapshot,
                 watchdog,
@@ -180,6 +179,13 @@ impl PluginSet {
     /// The plugin configured as `name`.
     pub fn find(&self, name: &str) -> Option<&Arc<Plugin>> {
         self.plugins().find(|p| &*p.name == name)
+    }
+
+    /// Every plugin with its configuration in this set (the one source of truth for it: a
+    /// reload that keeps a plugin's process gives it this set's mode, priority and timeout),
+    /// in configuration order.
+    pub fn configured(&self) -> impl Iterator<Item = (&PluginConfig, &Arc<Plugin>)> {
+        self.members.iter().map(|m| (&m.config, &m.plugin))
     }
 
     /// Every plugin, in configuration order.

@@ -151,6 +151,14 @@ pub fn preflight_activated(config: &Config) -> Result<(), LayoutError> {
     if let Some(parent) = runtime_dir.parent() {
         check_directories(parent, "runtime directory", runtime_dir)?;
     }
+    // The owner of each plugin's state directory is the record of its uid: nobody else may be
+    // able to move it aside.
+    let state_dir = &config.supervisor.state_dir;
+    if !config.plugins.is_empty()
+        && let Some(parent) = state_dir.parent()
+    {
+        check_directories(parent, "state directory", state_dir)?;
+    }
     for plugin in &config.plugins {
         check_command(&plugin.name, &plugin.command)?;
     }

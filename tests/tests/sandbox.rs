@@ -736,3 +736,36 @@ fn check_config_refuses_a_command_its_uid_cannot_reach() {
         );
     }
 }
+
+/// The owner of a plugin's state directory is the record of its uid, so a `state_dir` below a
+/// directory another user could write (and so move it aside) is refused, as for the runtime
+/// directory.
+#[test]
+fn a_state_dir_below_a_directory_others_can_write_is_refused() {
+    let dir = TestDir::new();
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = dir.join("hookvisor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[supervisor]\nsocket = {}\nruntime_dir = {}\nstate_dir = {}\n{}",
+            toml_string(&dir.join("h.sock").display().to_string()),
+            toml_string(&dir.join("run").display().to_string()),
+            toml_string(&shared.join("state").display().to_string()),
+            plugins(&[PluginToml::new("p", "fixture-recorder")])
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    for command in ["check-config", "serve"] {
+        let (status, out, err) = run_hookvisor(&[command, "--config", &config]);
+        assert_eq!(status.code(), Some(64), "{command}: {out}{err}");
+        assert!(
+            err.contains("state directory") && err.contains("writable by group or others"),
+            "{command}: {err}"
+        );
+    }
+    assert!(!shared.join("state").exists(), "nothing was created");
+}

@@ -249,11 +249,15 @@ fn ruleset(rules: &Landlock, required: bool) -> Result<RulesetCreated, landlock:
 /// returns the descriptor (close-on-exec) and whether the file is a `#!` script.
 fn verified(program: &OsStr, expected: &str) -> Result<(OwnedFd, bool), String> {
     use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a FIFO put in the command's place must not hang the reaper.
     let mut file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
         .open(program)
         .map_err(|e| format!("cannot open it to check its sha256: {e}"))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err("it is not a regular file; refusing to run it".to_owned());
+    }
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 64 * 1024];
     let mut head = [0u8; 2];

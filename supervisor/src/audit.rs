@@ -2,7 +2,10 @@
 //! so that a slow or stuck disk never slows a decision. Lines go through a queue bounded in lines
 //! (`queue_lines`) and in bytes ([`MAX_QUEUED_BYTES`]); when it is full a line is dropped and
 //! counted (the count is in the metrics, in the supervisor's log,
-//! and in the audit log itself as an `"event":"dropped"` line once the writer catches up).
+//! and in the audit log itself as an `"event":"dropped"` line once the writer catches up). A
+//! line the writer could not write (a full disk, a file size limit) is dropped and counted the
+//! same way; the error is logged at most once a minute, and writing starts again on a line
+//! boundary (a line cut short is ended there, so it never merges with the next).
 //! SIGUSR1 reopens the file, for log rotation.
 //!
 //! A line: `ts`, `request_id`, `hook`, `tool`, `session_key`, `run_id`, `tool_call_id`,
@@ -73,7 +76,14 @@ impl Audit {
         };
         std::thread::Builder::new()
             .name("hookvisor-audit".into())
-            .spawn(move || writer.run(&lines))?;
+            .spawn(move || {
+                // A file size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, and sends
+                // this thread SIGXFSZ, whose default would end the supervisor: blocked here, it
+                // stays pending and the failure is counted like any other.
+                let _ = nix::sys::signal::SigSet::from(nix::sys::signal::Signal::SIGXFSZ)
+                    .thread_block();
+                writer.run(&lines)
+            })?;
         Ok(Audit {
             queue,
             queued_bytes,
@@ -380,10 +390,11 @@ impl Sink {
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// One write: it may write part of `bytes`.
+    fn write_some(&mut self, bytes: &[u8]) -> io::Result<usize> {
         match self {
-            Sink::Stdout => io::stdout().lock().write_all(bytes),
-            Sink::File { file, .. } => file.write_all(bytes),
+            Sink::Stdout => io::stdout().lock().write(bytes),
+            Sink::File { file, .. } => file.write(bytes),
         }
     }
 
@@ -404,9 +415,17 @@ impl Sink {
 /// What is opened must be hookvisor's own: a symlink is refused (`O_NOFOLLOW`: another user
 /// could plant one in a shared directory to make hookvisor append to a file of its choosing),
 /// as is a file owned by another user or that group or others may write (they could forge or
-/// erase lines). Only a regular file or a FIFO is written to.
+/// erase lines), and a file with more than one hard link (another name of it, elsewhere, could
+/// be what the lines really go to). Only a regular file or a FIFO is written to, and every
+/// directory on the way must be one no other user can write (the host socket's rule, see
+/// [`crate::layout`]): another user could otherwise move the log aside or delete it while
+/// hookvisor writes verdicts into a file nobody will read.
 fn open_file(path: &std::path::Path) -> io::Result<File> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+    if let Some(parent) = path.parent() {
+        crate::layout::check_audit_directories(parent, path)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+    }
     let file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -438,6 +457,12 @@ fn open_file(path: &std::path::Path) -> io::Result<File> {
             meta.mode() & 0o7777
         )));
     }
+    if meta.nlink() > 1 {
+        return Err(io::Error::other(format!(
+            "it has {} hard links; the audit log must have one name only",
+            meta.nlink()
+        )));
+    }
     let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
     let blocking = nix::fcntl::OFlag::from_bits_truncate(flags) - nix::fcntl::OFlag::O_NONBLOCK;
     nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(blocking))?;
@@ -452,12 +477,16 @@ struct Writer {
     reopen: Arc<AtomicBool>,
 }
 
+/// How often a failing write is logged at most.
+const WRITE_ERROR_EVERY: Duration = Duration::from_secs(60);
+
 impl Writer {
     /// Writes what comes, batching what is already queued, reopens when asked, and says when
     /// lines were dropped. Ends when every sender is gone.
     fn run(mut self, lines: &Receiver<Message>) {
         let mut reported = 0;
         let mut buffer = Vec::with_capacity(64 * 1024);
+        let mut failing = Failing::default();
         while let Ok(first) = lines.recv() {
             let mut next = Some(first);
             while let Some(message) = next.take() {
@@ -470,8 +499,14 @@ impl Writer {
                     next = lines.try_recv().ok();
                 }
             }
+            let lost = flush(&mut self.sink, &mut buffer, &mut failing);
+            if lost > 0 {
+                self.dropped.fetch_add(lost, Ordering::Relaxed);
+            }
+            // Said once writing works: an event line that cannot be written is no lost verdict,
+            // and is said again with the next.
             let now = self.dropped.load(Ordering::Relaxed);
-            if now > reported {
+            if now > reported && lost == 0 {
                 let line = json!({
                     "ts": rfc3339(SystemTime::now()),
                     "event": "dropped",
@@ -480,9 +515,10 @@ impl Writer {
                 });
                 buffer.extend_from_slice(line.to_string().as_bytes());
                 buffer.push(b'\n');
-                reported = now;
+                if flush(&mut self.sink, &mut buffer, &mut failing) == 0 {
+                    reported = now;
+                }
             }
-            flush(&mut self.sink, &mut buffer);
             if self.reopen.swap(false, Ordering::Relaxed) {
                 self.sink.reopen();
             }
@@ -490,14 +526,69 @@ impl Writer {
     }
 }
 
-fn flush(sink: &mut Sink, buffer: &mut Vec<u8>) {
+/// What the writer remembers of failed writes.
+#[derive(Default)]
+struct Failing {
+    /// A line was cut short: the next write ends it first.
+    cut: bool,
+    /// When the error was last logged, and the lines lost since.
+    logged: Option<std::time::Instant>,
+    lost_since_logged: u64,
+}
+
+/// Writes `buffer` (whole lines) and empties it; returns how many of its lines were not
+/// written in full. After a failure the next write starts on a line boundary.
+fn flush(sink: &mut Sink, buffer: &mut Vec<u8>, failing: &mut Failing) -> u64 {
     if buffer.is_empty() {
-        return;
+        return 0;
     }
-    if let Err(e) = sink.write(buffer) {
-        tracing::error!("cannot write the audit log: {e}");
+    if failing.cut {
+        buffer.insert(0, b'\n');
+    }
+    let mut written = 0;
+    let mut error = None;
+    while written < buffer.len() {
+        match sink.write_some(&buffer[written..]) {
+            Ok(0) => {
+                error = Some(io::Error::from(io::ErrorKind::WriteZero));
+                break;
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    let rest = &buffer[written..];
+    let lost = rest.iter().filter(|&&b| b == b'\n').count() as u64;
+    // The leading newline that ends a cut line is no line of its own.
+    let lost = if failing.cut && written == 0 {
+        lost.saturating_sub(1)
+    } else {
+        lost
+    };
+    if written > 0 {
+        failing.cut = buffer[written - 1] != b'\n';
     }
     buffer.clear();
+    if let Some(e) = error {
+        failing.lost_since_logged += lost;
+        let now = std::time::Instant::now();
+        if failing
+            .logged
+            .is_none_or(|at| now.duration_since(at) >= WRITE_ERROR_EVERY)
+        {
+            tracing::error!(
+                lost_lines = failing.lost_since_logged,
+                "cannot write the audit log ({e}); the lines not written are counted as dropped"
+            );
+            failing.logged = Some(now);
+            failing.lost_since_logged = 0;
+        }
+    }
+    lost
 }
 
 #[cfg(test)]

@@ -435,6 +435,11 @@ fn check_runtime_dir(dir: &Path, meta: &Metadata) -> Result<(), LayoutError> {
     Ok(())
 }
 
+/// The host socket's rule for the directories on the way to the audit log (`dir` holds `log`).
+pub fn check_audit_directories(dir: &Path, log: &Path) -> Result<(), LayoutError> {
+    check_directories(dir, "audit log", log)
+}
+
 /// Checks every existing directory on the way to `dir` (and `dir` itself): owned by root or by
 /// us, not writable by group or others unless sticky. Symlinks on the way are followed, but
 /// each must itself be owned by root or us, and the directories the link leads through are

@@ -350,3 +350,113 @@ fn an_audit_path_that_is_not_hookvisors_own_file_is_refused_at_start() {
     let err = serve_refuses(&dir, &dir.path().display().to_string());
     assert!(err.contains("[audit] path"), "{err}");
 }
+
+/// Issue 18, defect 4: with the audit file in a directory others can write, another user moved
+/// and deleted it while verdicts went into a file nobody would read. The host socket's
+/// directory rule applies to the audit file, and a file with a second hard link is refused.
+#[test]
+fn an_audit_file_others_could_move_or_that_has_another_name_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new();
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = serve_refuses(&dir, &shared.join("decisions.jsonl").display().to_string());
+    assert!(
+        err.contains("audit log") && err.contains("writable by group or others"),
+        "{err}"
+    );
+    assert!(!shared.join("decisions.jsonl").exists(), "it was created");
+
+    let log = dir.join("decisions.jsonl");
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::hard_link(&log, dir.join("elsewhere.jsonl")).unwrap();
+    let err = serve_refuses(&dir, &log.display().to_string());
+    assert!(err.contains("2 hard links"), "{err}");
+}
+
+/// Issue 18, defect 5: on a full disk lines were lost with `dropped=0`, and a line cut short
+/// merged with the next. A file size limit on the running supervisor (`prlimit --fsize`) makes
+/// its writes fail as a full disk would: every line not written is counted as dropped (metric,
+/// and an `"event":"dropped"` line once writes work again), and writing starts again on a line
+/// boundary. The supervisor lives on (the limit's SIGXFSZ is not its end).
+#[tokio::test]
+async fn failed_audit_writes_are_counted_and_lines_never_merge() {
+    let body = plugins(&[PluginToml::new("watcher", "fixture-recorder")])
+        + &audit_table("decisions.jsonl", "")
+        + "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    let supervisor = Supervisor::start(&body).await;
+    let path = supervisor.dir().join("decisions.jsonl");
+    let calls = |n: usize| {
+        let supervisor = &supervisor;
+        async move {
+            for i in 0..n {
+                let verdict = supervisor.verdict(&format!("t{i}"), json!({})).await;
+                assert_eq!(verdict.outcome(), Outcome::Allow);
+            }
+        }
+    };
+    calls(3).await;
+    let written = lines(&path, 3).await.len();
+    let size = std::fs::metadata(&path).unwrap().len();
+    let limit = |soft: String| {
+        // The soft limit alone: raising a hard limit back needs CAP_SYS_RESOURCE.
+        let status = std::process::Command::new("prlimit")
+            .arg(format!("--pid={}", supervisor.pid()))
+            .arg(format!("--fsize={soft}:unlimited"))
+            .status()
+            .expect("prlimit (util-linux)");
+        assert!(status.success());
+    };
+    // Room for about half a line more: the next write is cut short, the rest fail.
+    limit((size + 150).to_string());
+    calls(20).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = supervisor.metrics().await;
+        let dropped =
+            metrics_sample(&metrics, "hookvisor_audit_lines_dropped_total").unwrap_or(0.0);
+        if dropped >= 20.0 || Instant::now() > deadline {
+            assert_eq!(dropped, 20.0, "{metrics}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        supervisor.log_contains("cannot write the audit log").await,
+        "{}",
+        supervisor.log_tail()
+    );
+    limit("unlimited".to_owned());
+    calls(2).await;
+    // Every line is whole JSON but the one cut short, which stands on a line of its own.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (verdicts, dropped_event, cut) = loop {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut verdicts = 0;
+        let mut dropped_event = None;
+        let mut cut = 0;
+        for line in text.lines() {
+            match serde_json::from_str::<Value>(line) {
+                Ok(v) if v["event"] == "dropped" => dropped_event = Some(v),
+                Ok(v) if v.get("request_id").is_some() => verdicts += 1,
+                Ok(v) => panic!("an unexpected line: {v}"),
+                Err(_) => cut += 1,
+            }
+        }
+        if verdicts >= written + 2 && dropped_event.is_some() || Instant::now() > deadline {
+            break (verdicts, dropped_event, cut);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        verdicts,
+        written + 2,
+        "the lines before and after the failure"
+    );
+    assert!(cut <= 1, "{cut} broken lines");
+    let event = dropped_event.expect("an \"event\":\"dropped\" line");
+    assert_eq!(event["dropped_total"], 20, "{event}");
+    assert!(supervisor.health().await.is_ok(), "the supervisor lives on");
+}

@@ -55,7 +55,10 @@ import (
 // Handlers run concurrently, one goroutine per call. A handler's ctx carries the call's deadline
 // and is cancelled when the supervisor gives up on the call or the plugin stops. Returning an
 // error (or panicking) answers the call with a non-OK gRPC status, which the supervisor counts
-// as a failure of the plugin: the call is blocked. A [status] error is passed on as it is.
+// as a failure of the plugin: the call is blocked. A [status] error is passed on as it is. A
+// handler must return a decision made by the helpers ([Allow], [Block], [Rewrite],
+// [RequireApproval]; [AllowSession], [BlockSession], [PatchMetadata]) or an error: a nil decision
+// with a nil error fails the call too, never "no opinion".
 //
 // [status]: https://pkg.go.dev/google.golang.org/grpc/status
 type Plugin interface {
@@ -79,11 +82,14 @@ type SessionCreatedHandler interface {
 	SessionCreated(ctx context.Context, event *SessionCreated) error
 }
 
-// Decision answers before_tool_call. All fields unset (or a nil *Decision) means "no opinion";
-// its fields are public, so a plugin that wants to combine answers (rewrite and ask) can set them.
+// Decision answers before_tool_call. All fields unset ([Allow]) means "no opinion"; its fields
+// are public, so a plugin that wants to combine answers (rewrite and ask) can set them. A nil
+// *Decision with a nil error is not an answer: the call fails with UNKNOWN (logged), which the
+// supervisor counts as a failure of the plugin, so the call is blocked.
 type Decision = pb.ToolCallDecision
 
-// SessionDecision answers before_session_create. All fields unset (or nil) means "no opinion".
+// SessionDecision answers before_session_create. All fields unset ([AllowSession]) means "no
+// opinion"; a nil *SessionDecision with a nil error fails the call, as for [Decision].
 type SessionDecision = pb.SessionDecision
 
 // Hook names an event a plugin can register for.

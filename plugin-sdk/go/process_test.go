@@ -92,11 +92,24 @@ func (testPlugin) BeforeToolCall(ctx context.Context, call *hookvisor.ToolCall) 
 		select {}
 	case "nil":
 		return nil, nil
+	case "async-nil":
+		// The answer computed elsewhere, the channel closed without one.
+		answers := make(chan *hookvisor.Decision)
+		close(answers)
+		return <-answers, nil
 	}
 	return hookvisor.Allow(), nil
 }
 
 func (testPlugin) BeforeSessionCreate(_ context.Context, s *hookvisor.SessionCreate) (*hookvisor.SessionDecision, error) {
+	switch s.AgentID {
+	case "nil":
+		return nil, nil
+	case "unset":
+		// A decision variable left unset on one path: the mistake a nil answer usually is.
+		var d *hookvisor.SessionDecision
+		return d, nil
+	}
 	if s.AgentID == "guest" {
 		return hookvisor.BlockSession("agent 'guest' may not start sessions"), nil
 	}
@@ -340,11 +353,9 @@ func TestDecisionsOverTheSocket(t *testing.T) {
 		a.GetTimeoutMs() != 1000 || len(a.GetAllowedDecisions()) != 2 {
 		t.Errorf("approve: %v, %v", d, err)
 	}
-	for _, tool := range []string{"other", "nil"} {
-		d, err = p.call(t, tool, "{}")
-		if err != nil || d.GetBlock() || d.ParamsJson != nil || d.GetRequireApproval() != nil {
-			t.Errorf("%s: %v, %v", tool, d, err)
-		}
+	d, err = p.call(t, "other", "{}")
+	if err != nil || d.GetBlock() || d.ParamsJson != nil || d.GetRequireApproval() != nil {
+		t.Errorf("other: %v, %v", d, err)
 	}
 	_, err = p.call(t, "other", "[1]")
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "params_json must be a JSON object, got an array") {
@@ -395,6 +406,34 @@ func TestHandlerErrorsAndPanicsAreStatusesNotCrashes(t *testing.T) {
 	// answer did.
 	if !p.stderrContains("before_tool_call handler panicked: boom", 5*time.Second) {
 		t.Errorf("the panic was not logged: %s", p.stderr)
+	}
+}
+
+// A nil decision with a nil error is not "no opinion" (an empty decision, which the supervisor
+// lets through): the call fails with UNKNOWN naming the mistake, and it is logged.
+func TestANilDecisionIsAnErrorNotNoOpinion(t *testing.T) {
+	p := startPlugin(t)
+	const toolWant = "before_tool_call handler returned a nil *hookvisor.Decision and no error; " +
+		"return hookvisor.Allow(), Block(reason), Rewrite(params) or RequireApproval(...)"
+	for _, tool := range []string{"nil", "async-nil"} {
+		d, err := p.call(t, tool, "{}")
+		if s := status.Convert(err); s.Code() != codes.Unknown || s.Message() != toolWant {
+			t.Errorf("%s: %v, %v", tool, d, err)
+		}
+	}
+	const sessionWant = "before_session_create handler returned a nil *hookvisor.SessionDecision and no error; " +
+		"return hookvisor.AllowSession(), BlockSession(reason) or PatchMetadata(value)"
+	for _, agent := range []string{"nil", "unset"} {
+		d, err := p.client.BeforeSessionCreate(context.Background(), &pb.BeforeSessionCreateRequest{AgentId: agent})
+		if s := status.Convert(err); s.Code() != codes.Unknown || s.Message() != sessionWant {
+			t.Errorf("session %s: %v, %v", agent, d, err)
+		}
+	}
+	if d, err := p.call(t, "other", "{}"); err != nil || d.GetBlock() {
+		t.Errorf("after a nil answer: %v, %v", d, err)
+	}
+	if !p.stderrContains(toolWant+"\n", 5*time.Second) || !p.stderrContains(sessionWant+"\n", 5*time.Second) {
+		t.Errorf("not logged: %s", p.stderr)
 	}
 }
 

@@ -223,7 +223,8 @@ func (a *adapter) BeforeToolCall(ctx context.Context, req *pb.BeforeToolCallRequ
 		return a.toolCalls.BeforeToolCall(ctx, call)
 	})
 	if err == nil && d == nil {
-		d = Allow()
+		return nil, noAnswer("before_tool_call", "*hookvisor.Decision",
+			"hookvisor.Allow(), Block(reason), Rewrite(params) or RequireApproval(...)")
 	}
 	return d, err
 }
@@ -239,9 +240,20 @@ func (a *adapter) BeforeSessionCreate(ctx context.Context, req *pb.BeforeSession
 		return a.sessionCreates.BeforeSessionCreate(ctx, session)
 	})
 	if err == nil && d == nil {
-		d = AllowSession()
+		return nil, noAnswer("before_session_create", "*hookvisor.SessionDecision",
+			"hookvisor.AllowSession(), BlockSession(reason) or PatchMetadata(value)")
 	}
 	return d, err
+}
+
+// noAnswer is the status for a handler that returned neither a decision nor an error. The empty
+// decision means "no opinion", which lets the call through, so a nil one (a forgotten branch, a
+// variable never set) is not read as one: the call fails, which the supervisor counts as a
+// failure of the plugin (a block). It is logged on stderr too.
+func noAnswer(hook, decision, helpers string) error {
+	message := fmt.Sprintf("%s handler returned a nil %s and no error; return %s", hook, decision, helpers)
+	fmt.Fprintln(os.Stderr, message)
+	return status.Error(codes.Unknown, message)
 }
 
 func (a *adapter) SessionCreated(ctx context.Context, req *pb.SessionCreatedEvent) (*pb.Ack, error) {

@@ -3,6 +3,7 @@ synchronous and the asyncio server."""
 
 from __future__ import annotations
 
+import inspect
 import sys
 import traceback
 from typing import Any
@@ -16,15 +17,19 @@ from .errors import StatusError
 
 
 def tool_call_answer(result: object) -> pb.ToolCallDecision:
-    """The message for a `before_tool_call` handler's result."""
+    """The message for a `before_tool_call` handler's result.
+
+    Anything but a `ToolCallDecision` (`None` from a forgotten `return`, a dict, a string, the
+    generated message, a `SessionDecision`, a coroutine...) raises `TypeError`: the call fails,
+    which blocks, rather than being read as "no opinion".
+    """
     if not isinstance(result, ToolCallDecision):
-        # Most often a forgotten `return`: fail (which blocks) rather than read it as "allow".
         raise TypeError(f"before_tool_call must return a ToolCallDecision, got {_kind(result)}")
     return result.to_proto()
 
 
 def session_answer(result: object) -> pb.SessionDecision:
-    """The message for a `before_session_create` handler's result."""
+    """The message for a `before_session_create` handler's result (see `tool_call_answer`)."""
     if not isinstance(result, SessionDecision):
         raise TypeError(f"before_session_create must return a SessionDecision, got {_kind(result)}")
     return result.to_proto()
@@ -42,7 +47,17 @@ def failure(hook: str, error: Exception) -> tuple[grpc.StatusCode, str]:
 
 
 def _kind(value: object) -> str:
-    return "None" if value is None else type(value).__name__
+    """`value`'s type, qualified unless built in (the generated `ToolCallDecision` message is not
+    the SDK's)."""
+    if value is None:
+        return "None"
+    if inspect.iscoroutine(value):
+        value.close()  # never awaited on purpose: no "never awaited" warning on stderr
+        return "coroutine (a missing await, or an async def in a synchronous Plugin)"
+    kind = type(value)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def request_id(context: Any) -> str:

@@ -1,10 +1,44 @@
 // Answers to `before_tool_call`: no opinion, block, rewrite the params, or ask for approval.
 //
-// Each returns a plain `ToolCallDecision`; to combine answers (rewrite *and* ask), spread them:
-// `{ ...rewrite(params), require_approval: approvalRequest({ title: "Run it?" }) }`.
+// Each returns a plain object of the generated `ToolCallDecision` type that carries the SDK's
+// mark (a non-enumerable symbol key, `DECISION`, which `deepEqual` and JSON ignore): a handler's
+// answer without it (`undefined`, `{}`, a misspelt `{ blocked: true }`) is refused as an invalid
+// answer instead of read as "no opinion" (see answer.ts). A spread copy loses the mark, so
+// answers combine (rewrite *and* ask) with `combine(rewrite(params), requireApproval(...))`.
 
-import type { ApprovalRequest, ToolCallDecision } from "./generated";
+import type { ApprovalRequest, ToolCallDecision as ToolCallDecisionFields } from "./generated";
 import type { JsonObject } from "./call";
+
+/**
+ * The key that marks an answer as made by the SDK's helpers; its value says which hook it
+ * answers. A registered symbol, so two copies of this package recognise each other's answers.
+ */
+export const DECISION: unique symbol = Symbol.for("hookvisor.plugin.decision");
+
+/** Which hook an answer is for. */
+export type DecisionKind = "tool_call" | "session";
+
+/** An answer to `before_tool_call` (`allow`, `block`, `rewrite`, `requireApproval`, `combine`). */
+export type ToolCallDecision = ToolCallDecisionFields & { readonly [DECISION]: "tool_call" };
+
+/** `fields` marked as an answer of `kind` (the mark is not enumerable: spread drops it). */
+export function marked<T extends object, K extends DecisionKind>(
+  fields: T,
+  kind: K,
+): T & { readonly [DECISION]: K } {
+  return Object.defineProperty(fields, DECISION, { value: kind }) as T & {
+    readonly [DECISION]: K;
+  };
+}
+
+/** The hook `value` answers if one of the SDK's helpers made it, else `undefined`. */
+export function kindOf(value: unknown): DecisionKind | undefined {
+  if (typeof value !== "object" || value === null) {
+    return undefined;
+  }
+  const kind: unknown = Object.getOwnPropertyDescriptor(value, DECISION)?.value;
+  return kind === "tool_call" || kind === "session" ? kind : undefined;
+}
 
 /** Longest approval title the contract accepts, in characters (contract §8). */
 export const MAX_TITLE_CHARS = 80;
@@ -42,12 +76,12 @@ const CHOICES = {
 
 /** No opinion: the call proceeds as far as this plugin is concerned. */
 export function allow(): ToolCallDecision {
-  return {};
+  return marked({}, "tool_call");
 }
 
 /** Block the call; `reason` is shown to the agent and the operator. */
 export function block(reason: string): ToolCallDecision {
-  return { block: true, block_reason: reason };
+  return marked({ block: true, block_reason: reason }, "tool_call");
 }
 
 /** Replace the call's params with `params` (the whole object). */
@@ -55,15 +89,34 @@ export function rewrite(params: JsonObject): ToolCallDecision {
   if (typeof params !== "object" || params === null || Array.isArray(params)) {
     throw new TypeError("rewrite() needs the whole params as a JSON object");
   }
-  return { params_json: JSON.stringify(params) };
+  return marked({ params_json: JSON.stringify(params) }, "tool_call");
 }
 
 /** Ask a human before the call runs. */
 export function requireApproval(options: ApprovalOptions): ToolCallDecision {
-  return { require_approval: approvalRequest(options) };
+  return marked({ require_approval: approvalRequest(options) }, "tool_call");
 }
 
-/** The `ApprovalRequest` for `options`, for decisions that combine it with a rewrite. */
+/**
+ * One answer with the fields of all of `decisions` (a later one's field wins), e.g. rewrite the
+ * params *and* ask: `combine(rewrite(params), requireApproval({ title: "Run it?" }))`. Each must
+ * be an answer to `before_tool_call` made by these helpers.
+ */
+export function combine(...decisions: ToolCallDecision[]): ToolCallDecision {
+  const fields: ToolCallDecisionFields = {};
+  for (const [index, decision] of decisions.entries()) {
+    if (kindOf(decision) !== "tool_call") {
+      throw new TypeError(
+        `combine() takes answers made by allow, block, rewrite or requireApproval; ` +
+          `argument ${index + 1} is not one`,
+      );
+    }
+    Object.assign(fields, decision);
+  }
+  return marked(fields, "tool_call");
+}
+
+/** The `ApprovalRequest` for `options` (the `require_approval` field of a decision). */
 export function approvalRequest(options: ApprovalOptions): ApprovalRequest {
   const title = options.title.trim() === "" ? "Approval required" : options.title;
   return {

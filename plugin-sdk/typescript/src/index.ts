@@ -9,7 +9,8 @@
 // - plugin.ts: the `Plugin` interface; every hook is optional ("no opinion").
 // - info.ts: `Info` and `Registration`, which become `PluginInfo` in `Describe`.
 // - call.ts: `ToolCall`, `SessionCreate`, `SessionCreated`, parsed views of the requests.
-// - decision.ts and session.ts: constructors for answers.
+// - decision.ts and session.ts: constructors for answers, marked as the SDK's own.
+// - answer.ts: checks what a handler returned; anything but a marked answer is refused.
 // - server.ts: `run` (the whole process) and `serve` (the gRPC server alone, for tests).
 // - proto.ts and generated/: the contract's proto for grpc-js and a type for every message,
 //   also for host-side code that calls `hookvisor.v1.Hooks`.
@@ -22,15 +23,22 @@ export {
   allow,
   approvalRequest,
   block,
+  combine,
   requireApproval,
   rewrite,
   truncate,
 } from "./decision";
-export type { ApprovalChoice, ApprovalOptions, ApprovalSeverity } from "./decision";
+export type {
+  ApprovalChoice,
+  ApprovalOptions,
+  ApprovalSeverity,
+  ToolCallDecision,
+} from "./decision";
 export { PROTOCOL_VERSION } from "./info";
 export type { HookName, Info, Registration } from "./info";
 export type { MaybePromise, Plugin } from "./plugin";
-export type { ApprovalRequest, SessionDecision, ToolCallDecision } from "./generated";
+export type { SessionDecision } from "./session";
+export type { ApprovalRequest } from "./generated";
 export { LOADER_OPTIONS, PROTO_PATH, loadHookvisorProto } from "./proto";
 export type { HookvisorV1 } from "./proto";
 export { DRAIN_LIMIT_MS, MAGIC_COOKIE, MAX_CALLS_IN_FLIGHT, run, serve } from "./server";

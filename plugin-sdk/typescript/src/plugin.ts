@@ -1,8 +1,9 @@
 // The interface a plugin implements: every hook is optional and defaults to "no opinion".
 
 import type { SessionCreate, SessionCreated, ToolCall } from "./call";
-import type { SessionDecision, ToolCallDecision } from "./generated";
+import type { ToolCallDecision } from "./decision";
 import type { Info } from "./info";
+import type { SessionDecision } from "./session";
 
 /** A value or a promise of it: handlers may be sync or async. */
 export type MaybePromise<T> = T | Promise<T>;
@@ -13,6 +14,12 @@ export type MaybePromise<T> = T | Promise<T>;
  * Implement only the hooks registered in `info()`; a missing one answers "no opinion". A handler
  * that throws (or rejects) answers the call with a non-OK gRPC status (see `PluginError`), which
  * the supervisor counts as a failure of this plugin: the call is blocked.
+ *
+ * `beforeToolCall` must return (or resolve to) an answer made by `allow`, `block`, `rewrite`,
+ * `requireApproval` or `combine`, and `beforeSessionCreate` one made by `session.allow`,
+ * `session.block` or `session.patch`. Anything else (`undefined` from a forgotten `return`,
+ * `null`, `{}`, a misspelt `{ blocked: true }`...) is an invalid answer: the call gets `UNKNOWN`
+ * naming what came back, which blocks it, never "no opinion".
  */
 export interface Plugin {
   /** Name, version and hooks served; becomes `PluginInfo` in `Describe`. Called once at start. */
@@ -21,6 +28,6 @@ export interface Plugin {
   beforeToolCall?(call: ToolCall): MaybePromise<ToolCallDecision>;
   /** May this session be created? */
   beforeSessionCreate?(session: SessionCreate): MaybePromise<SessionDecision>;
-  /** A session was created (observation only; the answer never blocks). */
+  /** A session was created (observation only; what it returns is ignored, never blocks). */
   sessionCreated?(event: SessionCreated): MaybePromise<void>;
 }

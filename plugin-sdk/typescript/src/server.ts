@@ -6,6 +6,7 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 
+import { sessionAnswer, toolCallAnswer } from "./answer";
 import { PluginError, SessionCreate, SessionCreated, ToolCall, messageOf } from "./call";
 import type { PluginHandlers, PluginInfo } from "./generated";
 import { toPluginInfo } from "./info";
@@ -246,6 +247,7 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
         .then(
           (response) => callback(null, response),
           (err: unknown) => {
+            // An InvalidAnswer (what the handler returned is not an answer) is UNKNOWN too.
             const code = err instanceof PluginError ? err.code : grpc.status.UNKNOWN;
             const details = `${name} failed: ${messageOf(err)}`;
             if (!(err instanceof PluginError && code === grpc.status.INVALID_ARGUMENT)) {
@@ -259,14 +261,23 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
 
   return {
     Describe: (_call, callback) => callback(null, info),
+    // A hook the plugin does not implement has no opinion; one it implements must answer with
+    // the SDK's helpers (answer.ts): anything else is an InvalidAnswer, never "no opinion".
     BeforeToolCall: hook("before_tool_call", async (request, signal, requestId) => {
       const call = new ToolCall(request, signal, requestId);
-      return (await plugin.beforeToolCall?.(call)) ?? {};
+      if (plugin.beforeToolCall == null) {
+        return {};
+      }
+      return toolCallAnswer(await plugin.beforeToolCall(call));
     }),
     BeforeSessionCreate: hook("before_session_create", async (request, signal, requestId) => {
       const session = new SessionCreate(request, signal, requestId);
-      return (await plugin.beforeSessionCreate?.(session)) ?? {};
+      if (plugin.beforeSessionCreate == null) {
+        return {};
+      }
+      return sessionAnswer(await plugin.beforeSessionCreate(session));
     }),
+    // Observation only: whatever the handler returns is ignored (its contract is `void`).
     SessionCreated: hook("session_created", async (request, signal, requestId) => {
       await plugin.sessionCreated?.(new SessionCreated(request, signal, requestId));
       return {};

@@ -1,15 +1,23 @@
 // Answers to `before_session_create`: allow, block, or replace this plugin's metadata namespace.
+//
+// Like the tool call answers (decision.ts), each carries the SDK's mark, so a handler's answer
+// that none of these made is refused as an invalid answer instead of read as "no opinion".
 
-import type { SessionDecision } from "./generated";
+import { marked } from "./decision";
+import type { DECISION } from "./decision";
+import type { SessionDecision as SessionDecisionFields } from "./generated";
+
+/** An answer to `before_session_create`, made by `allow`, `block` or `patch`. */
+export type SessionDecision = SessionDecisionFields & { readonly [DECISION]: "session" };
 
 /** No opinion: the session may be created and this plugin's metadata is left as it is. */
 export function allow(): SessionDecision {
-  return {};
+  return marked({}, "session");
 }
 
 /** Refuse the session; `reason` is shown to the agent and the operator. */
 export function block(reason: string): SessionDecision {
-  return { block: true, block_reason: reason };
+  return marked({ block: true, block_reason: reason }, "session");
 }
 
 /** Replace this plugin's namespace of the session metadata with `value` (any JSON value). */
@@ -18,5 +26,5 @@ export function patch(value: unknown): SessionDecision {
   if (json === undefined) {
     throw new TypeError("patch() needs a JSON value");
   }
-  return { metadata_json: json };
+  return marked({ metadata_json: json }, "session");
 }

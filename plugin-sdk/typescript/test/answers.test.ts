@@ -13,12 +13,15 @@ import {
   allow,
   approvalRequest,
   block,
+  combine,
   requireApproval,
   rewrite,
   session,
   truncate,
 } from "../src";
 import type { HookName } from "../src";
+import { InvalidAnswer, sessionAnswer, toolCallAnswer } from "../src/answer";
+import { DECISION } from "../src/decision";
 import { toPluginInfo } from "../src/info";
 
 test("tool call decisions", () => {
@@ -26,6 +29,62 @@ test("tool call decisions", () => {
   assert.deepEqual(block("no"), { block: true, block_reason: "no" });
   assert.deepEqual(rewrite({ b: 1, a: [null] }), { params_json: '{"b":1,"a":[null]}' });
   assert.throws(() => rewrite([] as unknown as Record<string, unknown>), TypeError);
+});
+
+test("helpers' answers are marked, and become the message they say", () => {
+  for (const decision of [allow(), block("no"), rewrite({}), requireApproval({ title: "t" })]) {
+    assert.equal(decision[DECISION], "tool_call");
+    assert.deepEqual(toolCallAnswer(decision), decision);
+  }
+  for (const decision of [session.allow(), session.block("no"), session.patch(1)]) {
+    assert.equal(decision[DECISION], "session");
+    assert.deepEqual(sessionAnswer(decision), decision);
+  }
+  const combined = combine(rewrite({ a: 1 }), requireApproval({ title: "t" }), block("no"));
+  assert.equal(combined[DECISION], "tool_call");
+  assert.deepEqual(Object.keys(toolCallAnswer(combined)), [
+    "block",
+    "block_reason",
+    "params_json",
+    "require_approval",
+  ]);
+  assert.throws(() => combine(allow(), {} as ReturnType<typeof allow>), /argument 2 is not one/);
+  // The mark is not enumerable: JSON, deepEqual and spread copies never see it.
+  assert.equal(JSON.stringify(block("no")), '{"block":true,"block_reason":"no"}');
+  assert.equal({ ...allow() }[DECISION], undefined);
+});
+
+test("anything else is an InvalidAnswer naming what came back", () => {
+  const refused: [unknown, RegExp][] = [
+    [undefined, /^handler beforeToolCall returned undefined; return allow\(\), block\(reason\)/],
+    [null, /returned null;/],
+    [7, /returned the number 7;/],
+    ["x".repeat(100), /returned the string "x{38}…;/],
+    [{}, /returned an object that none of the SDK's helpers made \(no keys\);/],
+    [{ blocked: true }, /made \(keys "blocked"\);/],
+    [{ ...rewrite({}) }, /made \(keys "params_json"; a spread copy of an answer is not one, join/],
+    [new Map(), /returned an object that is not an answer \(an instance of Map\);/],
+    [Object.assign(allow(), { blockReason: "x", why: 1 }), /unknown keys "blockReason", "why";/],
+    [
+      Object.assign(allow(), { params_json: 1 }),
+      /whose params_json is the number 1, not a string;/,
+    ],
+    [Object.assign(allow(), { require_approval: "yes" }), /require_approval is the string "yes";/],
+    [Object.assign(allow(), { require_approval: { title: 1 } }), /approval.title is the number 1;/],
+    [session.allow(), /returned an answer to a session/],
+  ];
+  for (const [value, message] of refused) {
+    assert.throws(
+      () => toolCallAnswer(value),
+      (err: unknown) => err instanceof InvalidAnswer && message.test(err.message),
+      String(message),
+    );
+  }
+  assert.throws(() => sessionAnswer(allow()), /beforeSessionCreate returned an answer to a tool/);
+  assert.throws(
+    () => sessionAnswer(undefined),
+    /; return session.allow\(\), session.block\(reason\) or session.patch\(value\)$/,
+  );
 });
 
 test("approval requests: defaults, names, limits", () => {

@@ -352,3 +352,105 @@ describe("misbehave fixture", () => {
     }
   });
 });
+
+describe("invalid answers", () => {
+  // What a handler returned that is not one of the SDK's answers: never an empty decision ("no
+  // opinion", which allows), always UNKNOWN naming it, which the supervisor counts as a failure.
+  let plugin: PluginProcess;
+  let clients: Clients;
+
+  before(async () => {
+    plugin = spawnPlugin("invalid.js");
+    clients = new Clients(plugin.socket);
+    await clients.ready(plugin);
+  });
+
+  after(() => {
+    clients.close();
+    plugin.kill();
+  });
+
+  const TOOL_HELPERS = "return allow(), block(reason), rewrite(params) or requireApproval(...)";
+  const SESSION_HELPERS = "return session.allow(), session.block(reason) or session.patch(value)";
+  const TOOL_CASES: Record<string, string> = {
+    undefined: "undefined",
+    null: "null",
+    number: "the number 42",
+    string: 'the string "allow"',
+    boolean: "the boolean true",
+    array: "an array",
+    "empty-object": "an object that none of the SDK's helpers made (no keys)",
+    blocked: 'an object that none of the SDK\'s helpers made (keys "blocked")',
+    block: 'an object that none of the SDK\'s helpers made (keys "block", "block_reason")',
+    spread:
+      'an object that none of the SDK\'s helpers made (keys "params_json", "require_approval"; ' +
+      "a spread copy of an answer is not one, join answers with combine())",
+    "misspelt-key": 'a decision with the unknown key "blocked"',
+    "wrong-type": 'a decision whose block is the string "yes", not a boolean',
+    "approval-typo": 'a decision whose require_approval has the unknown key "tilte"',
+    "session-answer": "an answer to a session (made by session.allow, block or patch)",
+  };
+  const SESSION_CASES: Record<string, string> = {
+    undefined: "undefined",
+    null: "null",
+    number: "the number 42",
+    string: 'the string "allow"',
+    "empty-object": "an object that none of the SDK's helpers made (no keys)",
+    blocked: 'an object that none of the SDK\'s helpers made (keys "blocked")',
+    "session-misspelt": 'a decision with the unknown key "metadata"',
+    "tool-answer": "an answer to a tool call (made by allow, block, rewrite...)",
+  };
+
+  for (const [tool, what] of Object.entries(TOOL_CASES)) {
+    for (const key of [tool, `async-${tool}`]) {
+      test(`beforeToolCall returning ${key === tool ? "" : "a promise of "}${what}: UNKNOWN`, async () => {
+        const err = await failureOf(clients.beforeToolCall({ tool_name: key, params_json: "{}" }));
+        assert.equal(err.code, status.UNKNOWN);
+        assert.equal(
+          err.details,
+          `before_tool_call failed: handler beforeToolCall returned ${what}; ${TOOL_HELPERS}`,
+        );
+      });
+    }
+  }
+
+  for (const [agent, what] of Object.entries(SESSION_CASES)) {
+    for (const key of [agent, `async-${agent}`]) {
+      test(`beforeSessionCreate returning ${key === agent ? "" : "a promise of "}${what}: UNKNOWN`, async () => {
+        const err = await failureOf(clients.beforeSessionCreate({ agent_id: key }));
+        assert.equal(err.code, status.UNKNOWN);
+        assert.equal(
+          err.details,
+          `before_session_create failed: handler beforeSessionCreate returned ${what}; ${SESSION_HELPERS}`,
+        );
+      });
+    }
+  }
+
+  test("each refusal is logged on stderr, and the plugin keeps serving", async () => {
+    await failureOf(clients.beforeToolCall({ tool_name: "undefined", params_json: "{}" }));
+    const logged = new RegExp(
+      `^before_tool_call failed: handler beforeToolCall returned undefined; ${TOOL_HELPERS.replace(/[().]/g, "\\$&")}$`,
+      "m",
+    );
+    assert.match(await plugin.stderrMatching(logged), logged);
+    const allowed = await clients.beforeToolCall({ tool_name: "other", params_json: "{}" });
+    assert.equal(allowed.block, false);
+    assert.equal(allowed.params_json, undefined);
+    assert.equal((await clients.beforeSessionCreate({ agent_id: "main" })).block, false);
+  });
+
+  test("answers joined with combine() are valid", async () => {
+    const decision = await clients.beforeToolCall({
+      tool_name: "combined",
+      params_json: '{"a":1}',
+    });
+    assert.deepEqual(JSON.parse(decision.params_json ?? ""), { a: 1, checked: true });
+    assert.equal(decision.require_approval?.title, "Run it?");
+    assert.equal(decision.block, false);
+  });
+
+  test("sessionCreated's return value is ignored (its contract is void)", async () => {
+    assert.deepEqual(await clients.sessionCreated({ session_id: "s1" }), {});
+  });
+});

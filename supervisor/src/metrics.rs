@@ -353,8 +353,13 @@ const HEADER_LIMIT: Duration = Duration::from_secs(2);
 /// The longest one connection may take, request to response.
 const CONNECTION_LIMIT: Duration = Duration::from_secs(10);
 
-/// Binds `listen` (an error names it).
+/// Binds `listen` (an error names it); warns when it is no loopback address.
 pub async fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
+    if !listen.ip().is_loopback() {
+        tracing::warn!(%listen, "[metrics] listen is not a loopback address: whoever can reach \
+            it reads the plugins' names, states and figures, and can hold its connections; \
+            prefer 127.0.0.1 or ::1 behind a scraper that forwards");
+    }
     TcpListener::bind(listen).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -363,18 +368,48 @@ pub async fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
     })
 }
 
+/// The connections being served, so that an idle one can give its slot to a newcomer.
+#[derive(Default)]
+struct Served {
+    next: u64,
+    /// Each connection: its number, whether its request head has arrived, its task.
+    connections: Vec<(
+        u64,
+        Arc<std::sync::atomic::AtomicBool>,
+        tokio::task::AbortHandle,
+    )>,
+}
+
+impl Served {
+    /// Ends the oldest connection that has not sent its request head yet, if any.
+    fn shed_idle(&mut self) -> bool {
+        self.connections.retain(|(_, _, task)| !task.is_finished());
+        let idle = self
+            .connections
+            .iter()
+            .position(|(_, asked, _)| !asked.load(Ordering::Relaxed));
+        match idle {
+            Some(i) => {
+                let (_, _, task) = self.connections.remove(i);
+                task.abort();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Serves `GET /metrics` on `listener` with what `render` returns, until the task is dropped:
 /// HTTP/1.1, one request per connection, at most [`MAX_CONNECTIONS`] at once, each within
-/// [`CONNECTION_LIMIT`].
+/// [`CONNECTION_LIMIT`]. When every slot is held, a newcomer takes the slot of the oldest
+/// connection that has not sent its request yet: idle clients cannot starve a scrape.
 pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync>) {
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "serving metrics on http://{address}/metrics");
     }
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let served = Arc::new(std::sync::Mutex::new(Served::default()));
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -383,10 +418,43 @@ pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send 
                 continue;
             }
         };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let shed = served
+                    .lock()
+                    .map(|mut served| served.shed_idle())
+                    .unwrap_or(false);
+                // An aborted task gives its slot back when it is dropped, at once; without
+                // an idle one to shed, wait for a connection to finish (each is bounded).
+                let waited = if shed {
+                    tokio::time::timeout(Duration::from_secs(1), slots.clone().acquire_owned())
+                        .await
+                        .ok()
+                } else {
+                    Some(slots.clone().acquire_owned().await)
+                };
+                match waited {
+                    Some(Ok(permit)) => permit,
+                    Some(Err(_)) => return,
+                    None => continue,
+                }
+            }
+        };
         let render = render.clone();
-        tokio::spawn(async move {
+        let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = asked.clone();
+        // Held until the connection is listed: its task cannot forget it before.
+        let Ok(mut listed) = served.lock() else {
+            return;
+        };
+        listed.next += 1;
+        let id = listed.next;
+        let forget = served.clone();
+        let task = tokio::spawn(async move {
             let _permit = permit;
             let service = hyper::service::service_fn(move |request: Request<_>| {
+                seen.store(true, Ordering::Relaxed);
                 let render = render.clone();
                 async move { Ok::<_, Infallible>(respond(&request, &*render)) }
             });
@@ -396,7 +464,11 @@ pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send 
                 .keep_alive(false)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             let _ = tokio::time::timeout(CONNECTION_LIMIT, connection).await;
+            if let Ok(mut served) = forget.lock() {
+                served.connections.retain(|(n, _, _)| *n != id);
+            }
         });
+        listed.connections.push((id, asked, task.abort_handle()));
     }
 }
 

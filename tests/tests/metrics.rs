@@ -1,7 +1,7 @@
 //! `[metrics]`: scraped over HTTP after real traffic, the counters, histograms and plugin states
 //! say what happened.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::Outcome;
 use hookvisor_tests::harness::{
@@ -118,5 +118,51 @@ fn a_metrics_address_in_use_is_refused_at_start() {
     assert!(
         err.contains("[metrics] listen") && err.contains(&address.to_string()),
         "{err}"
+    );
+}
+
+/// Issue 18, defect 9: 32 idle clients held all 16 slots and no scrape was answered for a
+/// second (until their header timeout). A newcomer now takes the slot of the oldest connection
+/// that has sent nothing: the scrape is answered at once, and the idle ones are closed.
+#[tokio::test]
+async fn idle_clients_cannot_starve_a_scrape() {
+    let body = plugins(&[PluginToml::new("p", "fixture-recorder")])
+        + "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    let supervisor = Supervisor::start(&body).await;
+    let address = supervisor.metrics_address().await;
+    let idle: Vec<_> = (0..32)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    // Let the server take up the idle ones first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for attempt in 0..3 {
+        let address = address.clone();
+        let started = Instant::now();
+        let (status, _) = tokio::task::spawn_blocking(move || http_get(&address, "/metrics"))
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        assert!(status.contains(" 200 "), "{status}");
+        // Well under the 2 s an idle client may take to send its request.
+        assert!(
+            took < Duration::from_millis(1000),
+            "scrape {attempt} took {took:?}"
+        );
+    }
+    drop(idle);
+}
+
+/// A `listen` address that is not loopback is said at start.
+#[tokio::test]
+async fn a_metrics_address_that_is_not_loopback_is_warned_about() {
+    let body = plugins(&[PluginToml::new("p", "fixture-recorder")])
+        + "\n[metrics]\nlisten = \"0.0.0.0:0\"\n";
+    let supervisor = Supervisor::start(&body).await;
+    assert!(
+        supervisor
+            .log_contains("[metrics] listen is not a loopback address")
+            .await,
+        "{}",
+        supervisor.log_tail()
     );
 }

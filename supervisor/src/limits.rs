@@ -309,10 +309,28 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let state = self.state;
+        let first = map.next_key::<String>()?;
+        // With `arbitrary_precision`, serde_json hands a number over as a map of one entry
+        // under its private token, the number's text as the value (given as an owned string,
+        // [`NumberText`]); a JSON object that spells that key itself is refused, never taken
+        // for a number.
+        if first.as_deref() == Some(NUMBER_TOKEN) {
+            let text = map.next_value_seed(NumberText)?.ok_or_else(|| {
+                state.fail(JsonError::Syntax(format!(
+                    "the key {NUMBER_TOKEN:?} is reserved"
+                )))
+            })?;
+            state.count_node()?;
+            let number = text
+                .parse::<Number>()
+                .map_err(|e| state.fail(JsonError::Syntax(e.to_string())))?;
+            return Ok(Value::Number(number));
+        }
         state.count_node()?;
         check_depth(self.depth).map_err(|e| state.fail(e))?;
         let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
+        let mut next = first;
+        while let Some(key) = next.take() {
             if object.len() >= MAX_KEYS {
                 return Err(state.fail(too_large(
                     "keys in one object",
@@ -340,8 +358,76 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                     return Err(e);
                 }
             }
+            next = map.next_key::<String>()?;
         }
         Ok(Value::Object(object))
+    }
+}
+
+/// serde_json's private key under which `arbitrary_precision` passes a number as a map.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// The value under [`NUMBER_TOKEN`]: `Some(text)` when serde_json passes a number (it gives the
+/// text as an owned `String`), `None` when the JSON text itself holds an object with that key
+/// (its value then comes as a borrowed or escaped string, or as anything else).
+struct NumberText;
+
+impl<'de> DeserializeSeed<'de> for NumberText {
+    type Value = Option<String>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NumberText {
+    type Value = Option<String>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a number")
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+        Ok(Some(text))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
 }
 
@@ -807,7 +893,6 @@ mod tests {
             r#"{"a" 1}"#,
             r#"{"a": "\ud800"}"#,
             "{\"a\": \"\u{1}\"}",
-            "[1e400]",
             "[NaN]",
             "{\"a\": 01}",
         ] {
@@ -818,25 +903,98 @@ mod tests {
     }
 
     #[test]
-    fn serialized_size_is_measured_even_for_short_texts() {
-        // `1e15` (4 bytes) serializes as `1000000000000000.0` (18): a text under the size limit
-        // can serialize over it, so no "short text" fast path may skip the measurement.
-        let text = format!(
-            "{{\"s\": [\"{x}\", \"{x}\", \"{x}\"], \"n\": [{}]}}",
-            vec!["1e15"; 4000].join(","),
+    fn serialized_size_is_measured_not_the_texts() {
+        // Numbers keep their text, so the canonical form is never longer than the text; what
+        // counts is still the canonical size: a text with room to spare in whitespace passes,
+        // one whose content is over the limit does not, whatever the text's length.
+        let content = format!(
+            "{{\"s\": [\"{x}\", \"{x}\", \"{x}\", \"{x}\", \"{x}\"]}}",
             x = "x".repeat(65_000),
         );
-        assert!(text.len() < MAX_SERIALIZED_BYTES);
-        assert!(
-            canonical(&serde_json::from_str(&text).expect("valid")).len() > MAX_SERIALIZED_BYTES
-        );
-        let err = parse_value(&text).expect_err("over the serialized size");
+        assert!(content.len() > MAX_SERIALIZED_BYTES);
+        let err = parse_value(&content).expect_err("over the serialized size");
         assert!(
             err.to_string().starts_with("serialized size (bytes) "),
             "{err}"
         );
-        let value: Value = serde_json::from_str(&text).expect("valid");
-        assert!(check_value(&value, text.len()).is_err());
+        let value: Value = serde_json::from_str(&content).expect("valid");
+        assert!(check_value(&value, content.len()).is_err());
+        let spaced = format!(
+            "{{\"s\": [\"{x}\", {pad}\"{x}\"]}}",
+            x = "x".repeat(65_000),
+            pad = " ".repeat(MAX_SERIALIZED_BYTES),
+        );
+        assert!(spaced.len() > MAX_SERIALIZED_BYTES);
+        assert!(parse_value(&spaced).is_ok());
+    }
+
+    /// Every number keeps its value exactly and its digits as written (no rounding to a
+    /// double); the canonical form spells an exponent `e+N` or `e-N`.
+    #[test]
+    fn numbers_keep_their_digits_exactly() {
+        for (number, canonical_text) in [
+            ("12345678901234567890", "12345678901234567890"),
+            ("-12345678901234567890123", "-12345678901234567890123"),
+            (
+                "0.1000000000000000000000000001",
+                "0.1000000000000000000000000001",
+            ),
+            ("-0.0", "-0.0"),
+            ("-0", "-0"),
+            ("1.50", "1.50"),
+            ("1e3", "1e+3"),
+            ("1E3", "1e+3"),
+            ("1e+3", "1e+3"),
+            ("1e400", "1e+400"),
+            ("-1e-400", "-1e-400"),
+            (
+                "123456789012345678901234567890.123456789e-5",
+                "123456789012345678901234567890.123456789e-5",
+            ),
+            ("0", "0"),
+            ("5e-324", "5e-324"),
+        ] {
+            let text = format!("{{\"n\":{number},\"a\":[{number}]}}");
+            let value = parse_value(&text).unwrap_or_else(|e| panic!("{number}: {e}"));
+            assert_eq!(
+                canonical(&value),
+                format!("{{\"a\":[{canonical_text}],\"n\":{canonical_text}}}"),
+                "{number}"
+            );
+        }
+    }
+
+    /// The private key under which serde_json passes a number to a visitor is refused when a
+    /// JSON text spells it, in any form: a host cannot make plugins see a number where its
+    /// own copy holds an object.
+    #[test]
+    fn an_object_that_spells_the_number_key_is_refused() {
+        for text in [
+            r#"{"n": {"$serde_json::private::Number": "1"}}"#,
+            r#"{"n": {"\u0024serde_json::private::Number": "1"}}"#,
+            r#"{"n": {"$serde_json::private::Number": "1", "b": 2}}"#,
+            r#"{"n": {"$serde_json::private::Number": 1}}"#,
+            r#"{"n": {"$serde_json::private::Number": {"a": 1}}}"#,
+            r#"{"$serde_json::private::Number": "1"}"#,
+        ] {
+            let err = parse_value(text).expect_err(text);
+            assert!(matches!(err, JsonError::Syntax(_)), "{text}: {err:?}");
+        }
+        // As any other key in an object, it is just a key.
+        let text = r#"{"n": {"a": 1, "$serde_json::private::Number": "1"}}"#;
+        let value = parse_value(text).expect("a key like any other past the first");
+        assert_eq!(
+            canonical(&value),
+            r#"{"n":{"$serde_json::private::Number":"1","a":1}}"#
+        );
+    }
+
+    /// The duplicate-key rule holds with numbers as maps under the hood.
+    #[test]
+    fn duplicate_keys_are_still_refused_next_to_numbers() {
+        let err = parse_value(r#"{"a": 1e400, "b": [12345678901234567890], "a": -0.0}"#)
+            .expect_err("duplicate");
+        assert!(matches!(err, JsonError::DuplicateKey { .. }), "{err:?}");
     }
 
     #[test]

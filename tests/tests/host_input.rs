@@ -261,6 +261,58 @@ async fn every_plugin_gets_the_same_canonical_params() {
     assert_eq!(seen, vec![canonical.to_owned(), canonical.to_owned()]);
 }
 
+/// Issue 18, defect 2: every number was rounded to an f64, so `12345678901234567890` reached
+/// plugins as `12345678901234567000` while the verdict said `params_changed = false`, and a host
+/// that honours that flag ran a value the plugins never judged. Each number now keeps its value
+/// and its digits, at every plugin and in the verdict (the canonical form writes an exponent as
+/// `e+N`); and a rewrite keeps the numbers a plugin returns.
+#[tokio::test]
+async fn numbers_reach_plugins_and_the_verdict_exactly() {
+    let recording = Recording::new();
+    let supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("policy", "fixture-recorder")
+            .policy()
+            .record(&recording),
+        PluginToml::new("hook", "fixture-recorder").record(&recording),
+    ]))
+    .await;
+    let numbers = r#"{"big": 12345678901234567890, "neg": -12345678901234567890123,
+        "long": 0.1000000000000000000000000001, "zero": -0.0, "exp": 1E3, "huge": 1e400,
+        "tiny": 5e-324, "list": [1.50, 0, -0]}"#;
+    let verdict = supervisor
+        .client()
+        .await
+        .before_tool_call(tool_call_raw("exec", numbers))
+        .await
+        .expect("a valid call")
+        .into_inner();
+    let canonical = r#"{"big":12345678901234567890,"exp":1e+3,"huge":1e+400,"list":[1.50,0,-0],"long":0.1000000000000000000000000001,"neg":-12345678901234567890123,"tiny":5e-324,"zero":-0.0}"#;
+    assert_eq!(verdict.params_json, canonical);
+    assert!(!verdict.params_changed);
+    let seen: Vec<String> = recording
+        .calls()
+        .iter()
+        .map(|c| c["params_json"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(seen, vec![canonical.to_owned(), canonical.to_owned()]);
+
+    // A policy's rewrite keeps its numbers too, and the hook after it sees them.
+    drop(supervisor);
+    let recording = Recording::new();
+    let supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("policy", "fixture-recorder")
+            .policy()
+            .action(r#"rewrite:{"id": 98765432109876543210, "ratio": 0.30000000000000000001}"#),
+        PluginToml::new("hook", "fixture-recorder").record(&recording),
+    ]))
+    .await;
+    let verdict = supervisor.verdict("exec", serde_json::json!({})).await;
+    let rewritten = r#"{"id":98765432109876543210,"ratio":0.30000000000000000001}"#;
+    assert_eq!(verdict.params_json, rewritten);
+    assert!(verdict.params_changed);
+    assert_eq!(recording.calls()[0]["params_json"], rewritten);
+}
+
 // Issue 5, item 7: the byte size is checked before parsing.
 
 #[tokio::test]

@@ -165,6 +165,15 @@ pub fn preflight_activated(config: &Config) -> Result<(), LayoutError> {
     Ok(())
 }
 
+/// [`preflight_activated`], and the host socket's rule for the directories on the way to the
+/// socket systemd passed in (`socket`, its path): whoever could write one of them could move the
+/// socket aside and answer in hookvisor's place.
+pub fn preflight_activated_at(config: &Config, socket: &Path) -> Result<(), LayoutError> {
+    let dir = socket.parent().unwrap_or(Path::new("/"));
+    check_directories(dir, "host socket", socket)?;
+    preflight_activated(config)
+}
+
 /// The checks on the configured host socket path and the directories above it.
 fn check_host_socket_path(config: &Config) -> Result<(), LayoutError> {
     let supervisor = &config.supervisor;

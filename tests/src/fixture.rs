@@ -9,6 +9,7 @@
 //!   `session_created` (default `before_tool_call`);
 //! - `FIXTURE_TOOLS`: comma list of tool names (default empty: every tool);
 //! - `FIXTURE_PRIORITY`, `FIXTURE_TIMEOUT_MS`: the plugin's own priority and timeout;
+//! - `FIXTURE_VERSION`: the version `Describe` reports (default `0.0.0-test`);
 //! - `FIXTURE_IGNORE_DEADLINE`: set to serve without tonic's `grpc-timeout` handling, like a
 //!   plugin that does not honour the header (by default a tonic server answers `CANCELLED`
 //!   "Timeout expired" when the header's budget runs out);
@@ -107,7 +108,7 @@ pub fn registrations() -> Vec<HookRegistration> {
 pub fn plugin_info(protocol_version: u32) -> PluginInfo {
     PluginInfo {
         name: format!("fixture-{}", std::process::id()),
-        version: "0.0.0-test".to_owned(),
+        version: env_var("FIXTURE_VERSION").unwrap_or_else(|| "0.0.0-test".to_owned()),
         protocol_version,
         hooks: registrations(),
     }

@@ -769,3 +769,71 @@ fn a_state_dir_below_a_directory_others_can_write_is_refused() {
     }
     assert!(!shared.join("state").exists(), "nothing was created");
 }
+
+/// The descriptor leak at its root: a descriptor the supervisor holds without close-on-exec
+/// (as a socket passed in by systemd is, or one its parent left open) never reaches a plugin,
+/// sandboxed or not: every descriptor past stderr is closed on exec before the reaper and the
+/// plugin start.
+#[tokio::test]
+async fn no_descriptor_the_supervisor_inherited_reaches_a_plugin() {
+    use hookvisor_proto::v1::hooks_client::HooksClient;
+    let dir = TestDir::new();
+    let socket = dir.join("h.sock");
+    let config = dir.join("hookvisor.toml");
+    let held = dir.join("held.txt");
+    std::fs::write(&held, "a descriptor of the supervisor's").unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[supervisor]\nsocket = {}\nruntime_dir = {}\n{}{}",
+            toml_string(&socket.display().to_string()),
+            toml_string(&dir.join("run").display().to_string()),
+            hookvisor_tests::harness::sandbox_keys(dir.path()),
+            plugins(&[
+                PluginToml::new("boxed", "fixture-escape").env("FIXTURE_TOOLS", "boxed"),
+                PluginToml::new("loose", "fixture-escape")
+                    .env("FIXTURE_TOOLS", "loose")
+                    .unsandboxed(),
+            ])
+        ),
+    )
+    .unwrap();
+    // The shell opens descriptor 7 without close-on-exec and hands it to hookvisor.
+    let _serving = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(r#"exec "$0" serve --config "$1" 7<"$2""#)
+        .arg(hookvisor_tests::harness::hookvisor())
+        .arg(&config)
+        .arg(&held)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sh");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let channel = loop {
+        if let Ok(channel) = hookvisor_tests::harness::connect(&socket).await {
+            break channel;
+        }
+        assert!(Instant::now() < deadline, "hookvisor never served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Each plugin takes the calls for its own tool.
+    for plugin in ["boxed", "loose"] {
+        let verdict = HooksClient::new(channel.clone())
+            .before_tool_call(hookvisor_tests::harness::tool_call(
+                plugin,
+                json!({"attack": "fds"}),
+            ))
+            .await
+            .expect("a verdict")
+            .into_inner();
+        assert_eq!(verdict.decided_by, plugin, "{verdict:?}");
+        assert!(
+            verdict.block_reason.contains(r#""ok":false"#),
+            "{plugin} inherited a descriptor: {}",
+            verdict.block_reason
+        );
+    }
+}

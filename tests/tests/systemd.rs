@@ -243,10 +243,12 @@ async fn log_lines_for_the_journal_carry_their_priority() {
 }
 
 /// Issue 17's descriptor leak: a socket unit passing two sockets (`LISTEN_FDS=2`). The
-/// supervisor serves the first; the second stayed open in it, and every plugin inherited it:
+/// supervisor served the first; the second stayed open in it, and every plugin inherited it:
 /// a hostile plugin served a fake `Hooks` on it and the host got ALLOW for `rm -rf /` with no
-/// plugin in the trace. Now no descriptor past stderr reaches a plugin (`close_range` before
-/// exec): the fixture finds nothing to serve, and a call on the second socket gets no verdict.
+/// plugin in the trace. No descriptor past stderr reaches a plugin any more (`close_range`
+/// before exec, `sandbox::a_plugin_inherits_no_descriptor_and_cannot_gain_privileges`), and
+/// the supervisor now refuses to start with more than one socket passed in (exit 64, see
+/// `activation.rs`): the hostile plugin never runs, and neither socket gets a verdict.
 #[tokio::test]
 async fn a_second_activation_socket_never_reaches_a_plugin() {
     use hookvisor_proto::v1::Outcome;
@@ -269,7 +271,7 @@ async fn a_second_activation_socket_never_reaches_a_plugin() {
     std::fs::write(&config, text).expect("writing the configuration");
     let log_path = dir.join("log");
     let log = std::fs::File::create(&log_path).expect("log file");
-    let _child = tokio::process::Command::new("systemd-socket-activate")
+    let mut child = tokio::process::Command::new("systemd-socket-activate")
         .arg("-l")
         .arg(&first)
         .arg("-l")
@@ -303,30 +305,19 @@ async fn a_second_activation_socket_never_reaches_a_plugin() {
             .map(|v| v.into_inner())
             .map_err(|e| e.to_string())
     };
-    // The first socket starts hookvisor and gets the attacker's verdict (it blocks every call).
-    let verdict = tokio::time::timeout(Duration::from_secs(30), call(first.clone()))
-        .await
-        .expect("a verdict within 30 s")
-        .unwrap_or_else(|e| panic!("{e}\n{}", log()));
-    assert_eq!(verdict.outcome(), Outcome::Block, "{}", log());
-    assert_eq!(verdict.decided_by, "attacker");
-    // The attacker inherited nothing to serve on.
-    assert!(!log().contains("serving a fake Hooks"), "{}", log());
-    let fds = tokio::time::timeout(Duration::from_secs(10), async {
-        let channel = connect(&first).await.expect("connect");
-        HooksClient::new(channel)
-            .before_tool_call(tool_call("t", serde_json::json!({"attack": "fds"})))
-            .await
-    })
-    .await
-    .expect("an answer")
-    .expect("BeforeToolCall")
-    .into_inner();
+    // The first connection starts hookvisor, which refuses both sockets.
+    let verdict = tokio::time::timeout(Duration::from_secs(30), call(first.clone())).await;
     assert!(
-        fds.block_reason.contains(r#""ok":false"#),
-        "a plugin inherited descriptors: {}",
-        fds.block_reason
+        matches!(&verdict, Ok(Err(_))),
+        "the first socket answered: {verdict:?}\n{}",
+        log()
     );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("hookvisor exits")
+        .expect("wait");
+    assert_eq!(status.code(), Some(64), "{}", log());
+    assert!(log().contains("LISTEN_FDS=2"), "{}", log());
     // Nobody serves the second socket: no verdict at all, let alone a fake ALLOW.
     let fake = tokio::time::timeout(Duration::from_secs(2), call(second.clone())).await;
     assert!(
@@ -334,4 +325,5 @@ async fn a_second_activation_socket_never_reaches_a_plugin() {
         "the second socket answered: {fake:?}\n{}",
         log()
     );
+    assert!(!log().contains("serving a fake Hooks"), "{}", log());
 }

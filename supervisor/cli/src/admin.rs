@@ -14,6 +14,8 @@ use hookvisor_proto::v1::{
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
+use crate::output::{escaped, json_text, out};
+
 /// Where the supervisor is, and how to print.
 #[derive(Debug, Args)]
 pub(crate) struct Target {
@@ -54,7 +56,7 @@ pub(crate) async fn status(target: Target) -> anyhow::Result<ExitCode> {
         .plugins;
     if target.json {
         let list: Vec<Value> = plugins.iter().map(plugin_json).collect();
-        println!("{}", json!({ "plugins": list }));
+        out!("{}", json_text(&json!({ "plugins": list })));
     } else {
         print_table(&plugins);
     }
@@ -72,9 +74,9 @@ pub(crate) async fn reload(target: Target) -> anyhow::Result<ExitCode> {
         .map_err(status_error)?
         .into_inner();
     if target.json {
-        println!("{}", json!({ "reloaded": true, "plugins": answer.plugins }));
+        out!("{}", json!({ "reloaded": true, "plugins": answer.plugins }));
     } else {
-        println!("reloaded: {} plugins", answer.plugins);
+        out!("reloaded: {} plugins", answer.plugins);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -90,12 +92,17 @@ pub(crate) async fn restart(target: Target, name: String) -> anyhow::Result<Exit
         .map_err(status_error)?
         .into_inner();
     if target.json {
-        println!(
+        out!(
             "{}",
-            json!({ "plugin": name, "state": answer.state, "pid": answer.pid })
+            json_text(&json!({ "plugin": name, "state": answer.state, "pid": answer.pid }))
         );
     } else {
-        println!("{name}: {} (pid {})", answer.state, answer.pid);
+        out!(
+            "{}: {} (pid {})",
+            escaped(&name),
+            escaped(&answer.state),
+            answer.pid
+        );
     }
     Ok(if answer.state == "ready" {
         ExitCode::SUCCESS
@@ -172,6 +179,7 @@ fn print_table(plugins: &[PluginStatus]) {
         "heartbeat",
         "hooks",
     ];
+    // Every cell escaped: the version and the tools are the plugin's own words.
     let rows: Vec<[String; 14]> = plugins
         .iter()
         .map(|p| {
@@ -192,7 +200,7 @@ fn print_table(plugins: &[PluginStatus]) {
                     p.heartbeat_round_trip_us
                 )
             };
-            [
+            let row = [
                 p.name.clone(),
                 p.version.clone(),
                 p.state.clone(),
@@ -215,7 +223,8 @@ fn print_table(plugins: &[PluginStatus]) {
                 format!("{} µs", p.p99_latency_us),
                 heartbeat,
                 hooks_of(p),
-            ]
+            ];
+            row.map(|cell| escaped(&cell).into_owned())
         })
         .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -230,27 +239,34 @@ fn print_table(plugins: &[PluginStatus]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        out!("{}", padded.join("  ").trim_end());
     };
     line(header.iter().map(|h| (*h).to_owned()).collect());
     for row in rows {
         line(row.to_vec());
     }
     for p in plugins {
+        let name = escaped(&p.name);
         if !p.sandboxed {
-            println!("{}: sandbox: off", p.name);
+            out!("{name}: sandbox: off");
         } else if p.sandbox_missing.is_empty() {
-            println!("{}: sandbox: {}", p.name, p.sandbox_enforced.join(", "));
+            out!(
+                "{name}: sandbox: {}",
+                escaped(&p.sandbox_enforced.join(", "))
+            );
         } else {
-            println!(
-                "{}: sandbox: {}; not enforced: {}",
-                p.name,
-                p.sandbox_enforced.join(", "),
-                p.sandbox_missing.join("; ")
+            out!(
+                "{name}: sandbox: {}; not enforced: {}",
+                escaped(&p.sandbox_enforced.join(", ")),
+                escaped(&p.sandbox_missing.join("; "))
             );
         }
     }
     for p in plugins.iter().filter(|p| !p.last_error.is_empty()) {
-        println!("{}: last error: {}", p.name, p.last_error);
+        out!(
+            "{}: last error: {}",
+            escaped(&p.name),
+            escaped(&p.last_error)
+        );
     }
 }

@@ -33,6 +33,7 @@ use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
 use crate::demo::{TempDir, connect_channel, toml_string};
+use crate::output::out;
 
 /// What to run (the command line of `hookvisor bench`).
 #[derive(Debug, Clone, clap::Args)]
@@ -236,7 +237,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     );
 
     if options.json {
-        println!("{}", serde_json::to_string(&figures.0)?);
+        out!("{}", serde_json::to_string(&figures.0)?);
     } else {
         print_table(&figures);
     }
@@ -1129,12 +1130,12 @@ const TARGETS: [(&str, &str, f64); 9] = [
 ];
 
 fn print_table(figures: &Figures) {
-    println!("{:<28} {:>12}", "figure", "value");
+    out!("{:<28} {:>12}", "figure", "value");
     for (key, value) in &figures.0 {
-        println!("{key:<28} {:>12}", value.to_string());
+        out!("{key:<28} {:>12}", value.to_string());
     }
-    println!();
-    println!("{:<28} {:>12}  {:<10} met", "target", "value", "bound");
+    out!("");
+    out!("{:<28} {:>12}  {:<10} met", "target", "value", "bound");
     for (key, op, bound) in TARGETS {
         let value = match key.split_once('.') {
             Some((object, field)) => figures
@@ -1151,6 +1152,6 @@ fn print_table(figures: &Figures) {
             }
             None => ("-".to_owned(), "not measured"),
         };
-        println!("{key:<28} {shown:>12}  {op} {bound:<8} {met}");
+        out!("{key:<28} {shown:>12}  {op} {bound:<8} {met}");
     }
 }

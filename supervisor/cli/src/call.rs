@@ -17,6 +17,8 @@ use hookvisor_proto::v1::{
 };
 use serde_json::{Value, json};
 
+use crate::output::{escaped, json_text, out};
+
 /// `hookvisor call [--socket PATH] [--json] tool|session ...`
 #[derive(Debug, Args)]
 pub(crate) struct Options {
@@ -188,7 +190,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         }
     };
     if options.json {
-        println!("{printed}");
+        out!("{}", json_text(&printed));
     } else {
         print_human(&printed);
     }
@@ -234,61 +236,62 @@ fn result_json(r: &PluginResult) -> Value {
     })
 }
 
-/// The verdict for a person: the outcome line, then one line per plugin.
+/// The verdict for a person: the outcome line, then one line per plugin. Every text is
+/// escaped: reasons, params, metadata, titles and details are the plugins' own words.
 fn print_human(verdict: &Value) {
-    let text = |key: &str| verdict[key].as_str().unwrap_or_default().to_owned();
-    let mut head = text("outcome");
+    let text = |value: &Value| escaped(value.as_str().unwrap_or_default()).into_owned();
+    let mut head = text(&verdict["outcome"]);
     if head == "block" {
         head = format!(
             "block ({}) by {}: {}",
-            text("block_kind"),
-            text("decided_by"),
-            text("block_reason")
+            text(&verdict["block_kind"]),
+            text(&verdict["decided_by"]),
+            text(&verdict["block_reason"])
         );
     } else if head == "require_approval" {
         head = format!(
             "require_approval by {}: {}",
-            text("approval_plugin"),
-            verdict["approval"]["title"].as_str().unwrap_or_default()
+            text(&verdict["approval_plugin"]),
+            text(&verdict["approval"]["title"])
         );
     }
-    println!("outcome: {head}");
+    out!("outcome: {head}");
     if let Some(params) = verdict["params_json"].as_str() {
         let changed = if verdict["params_changed"] == json!(true) {
             " (changed)"
         } else {
             ""
         };
-        println!("params:  {params}{changed}");
+        out!("params:  {}{changed}", escaped(params));
     }
     if let Some(metadata) = verdict.get("session_metadata") {
-        println!("metadata: {metadata}");
+        out!("metadata: {}", json_text(metadata));
     }
     let trace = verdict["trace"].as_array().cloned().unwrap_or_default();
     if trace.is_empty() {
-        println!("trace:   (no plugin took part)");
+        out!("trace:   (no plugin took part)");
         return;
     }
-    println!("trace:");
+    out!("trace:");
     let width = trace
         .iter()
-        .map(|r| r["plugin"].as_str().map_or(0, str::len))
+        .map(|r| text(&r["plugin"]).chars().count())
         .max()
         .unwrap_or(0);
     for r in &trace {
-        let name = r["plugin"].as_str().unwrap_or_default();
-        let stage = r["stage"].as_str().unwrap_or_default();
+        let name = text(&r["plugin"]);
+        let stage = text(&r["stage"]);
         let stage = if r["revalidation"] == json!(true) {
             format!("{stage}*")
         } else {
-            stage.to_owned()
+            stage
         };
         let outcome = match r["failure"].as_str() {
-            Some(failure) if !failure.is_empty() => failure,
-            _ => r["outcome"].as_str().unwrap_or_default(),
+            Some(failure) if !failure.is_empty() => text(&r["failure"]),
+            _ => text(&r["outcome"]),
         };
-        let detail = r["detail"].as_str().unwrap_or_default();
-        println!(
+        let detail = text(&r["detail"]);
+        out!(
             "  {name:<width$}  {stage:<7} {outcome:<17} {:>8} µs  {detail}",
             r["latency_us"].as_u64().unwrap_or_default()
         );

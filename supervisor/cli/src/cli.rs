@@ -1,6 +1,7 @@
 //! The command line: `serve`, `check-config` and `demo`. Configuration errors, and everything
 //! [`hookvisor::layout::preflight`] refuses, are reported in one line and exit with 64 (EX_USAGE)
-//! before any runtime starts; `check-config` and `serve` refuse exactly the same things.
+//! before any runtime starts; `check-config` and `serve` refuse exactly the same things, and
+//! `serve` refuses a socket passed in that [`crate::activation`] will not take.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,6 +16,8 @@ use tracing_subscriber::registry::LookupSpan;
 
 use hookvisor::config::Config;
 use hookvisor::server::{Control, HostSocket, Reload};
+
+use crate::output::{self, out};
 
 /// Exit status for a bad configuration or command line (sysexits' EX_USAGE).
 pub(crate) const EX_USAGE: u8 = 64;
@@ -99,11 +102,15 @@ pub(crate) fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config, socket } => match load_checked(&config, socket.as_deref()) {
             Ok(_) => {
-                println!("ok");
-                ExitCode::SUCCESS
+                out!("ok");
+                if output::output_lost() {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(e) => {
-                eprintln!("{e}");
+                output::error_line(format_args!("{e}"));
                 ExitCode::from(EX_USAGE)
             }
         },
@@ -113,25 +120,28 @@ pub(crate) fn main() -> ExitCode {
             log_format,
         } => {
             let config_path = config;
-            let loaded = activated_socket().and_then(|activated| {
-                let config = load(&config_path, socket.as_deref(), activated.is_some())?;
+            let loaded = crate::activation::host_socket().and_then(|activated| {
+                let path = activated.as_ref().map(|a| a.path.as_path());
+                let config = load(&config_path, socket.as_deref(), path)?;
                 Ok((config, activated))
             });
             let (config, activated) = match loaded {
                 Ok(loaded) => loaded,
                 Err(e) => {
-                    eprintln!("hookvisor: {e}");
+                    output::error_line(format_args!("hookvisor: {e}"));
                     return ExitCode::from(EX_USAGE);
                 }
             };
             init_logging_as("info", log_format);
-            let activated_host = activated.is_some();
-            let host = match activated {
-                Some(listener) => HostSocket::Activated(listener),
-                None => HostSocket::Bind,
+            let (host, activated_path) = match activated {
+                Some(activated) => (
+                    HostSocket::Activated(activated.listener),
+                    Some(activated.path),
+                ),
+                None => (HostSocket::Bind, None),
             };
             let source = (config_path, socket);
-            let reload = move || load(&source.0, source.1.as_deref(), activated_host);
+            let reload = move || load(&source.0, source.1.as_deref(), activated_path.as_deref());
             // `worker_threads` is read once: a reload cannot change the runtime.
             let flavour = match config.supervisor.worker_threads {
                 1 => Runtime::CurrentThread,
@@ -146,7 +156,9 @@ pub(crate) fn main() -> ExitCode {
         Command::Bench(options) => {
             init_logging("error");
             if options.plugins.iter().any(|&n| n == 0 || n > 64) {
-                eprintln!("hookvisor: --plugins takes counts from 1 to 64");
+                output::error_line(format_args!(
+                    "hookvisor: --plugins takes counts from 1 to 64"
+                ));
                 return ExitCode::from(EX_USAGE);
             }
             // One thread for the client, as a host's own client would typically be: on a small
@@ -181,12 +193,13 @@ pub(crate) fn main() -> ExitCode {
 /// The configuration `serve` would run, with `--socket` applied, checked by
 /// [`hookvisor::layout::preflight`] (which creates nothing).
 fn load_checked(path: &Path, socket: Option<&Path>) -> Result<Config, String> {
-    load(path, socket, false)
+    load(path, socket, None)
 }
 
-/// Loads the configuration and runs the preflight `serve` will run: for an `activated` host
-/// socket (passed in by systemd) the configured socket path is not checked.
-fn load(path: &Path, socket: Option<&Path>, activated: bool) -> Result<Config, String> {
+/// Loads the configuration and runs the preflight `serve` will run: for a host socket passed
+/// in by systemd (`activated`, its path) the configured socket path is not checked, the
+/// activated one is ([`check_activated_socket`]).
+fn load(path: &Path, socket: Option<&Path>, activated: Option<&Path>) -> Result<Config, String> {
     let mut config = Config::load(path).map_err(|e| e.to_string())?;
     if let Some(socket) = socket {
         let absolute = std::path::absolute(socket)
@@ -196,23 +209,43 @@ fn load(path: &Path, socket: Option<&Path>, activated: bool) -> Result<Config, S
         }
         config.supervisor.socket = absolute;
     }
-    if activated {
-        hookvisor::layout::preflight_activated(&config).map_err(|e| e.to_string())?;
-    } else {
-        hookvisor::layout::preflight(&config).map_err(|e| e.to_string())?;
+    match activated {
+        Some(socket) => check_activated_socket(&config, socket)?,
+        None => hookvisor::layout::preflight(&config).map_err(|e| e.to_string())?,
     }
     hookvisor::sandbox::preflight(&config).map_err(|e| e.to_string())?;
     Ok(config)
 }
 
-/// The host socket systemd passed in (`LISTEN_FDS`, socket activation), if any. Read before any
-/// thread starts: it clears the variables from the environment.
-fn activated_socket() -> Result<Option<std::os::unix::net::UnixListener>, String> {
-    listenfd::ListenFd::from_env()
-        .take_unix_listener(0)
-        .map_err(|e| {
-            format!("LISTEN_FDS: the first socket passed in is not a listening Unix socket: {e}")
-        })
+/// The preflight for a host socket passed in at `socket`: the socket is hookvisor's user's and
+/// its directories may be written by no one but root and hookvisor's user (unless sticky), as
+/// for a configured one ([`hookvisor::layout::preflight_activated_at`]); then the runtime
+/// directory and the plugins as always.
+fn check_activated_socket(config: &Config, socket: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    match std::fs::symlink_metadata(socket) {
+        Ok(meta) => {
+            let ours = nix::unistd::geteuid().as_raw();
+            if meta.file_type().is_socket() && meta.uid() != ours {
+                return Err(format!(
+                    "the socket passed in (LISTEN_FDS), {}, is owned by uid {}, not by \
+                     hookvisor's uid {ours}: its owner could change who may call it; refusing \
+                     to start (set SocketUser= to hookvisor's user)",
+                    socket.display(),
+                    meta.uid()
+                ));
+            }
+        }
+        // Unlinked since it was bound: only the directories on its way are left to check.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(format!(
+                "the socket passed in (LISTEN_FDS), {}: cannot inspect it: {e}",
+                socket.display()
+            ));
+        }
+    }
+    hookvisor::layout::preflight_activated_at(config, socket).map_err(|e| e.to_string())
 }
 
 /// The log's format (`serve --log-format`).
@@ -236,6 +269,7 @@ fn init_logging_as(default: &str, format: LogFormat) {
         .with_writer(std::io::stderr);
     if format == LogFormat::Json {
         // The journal reads JSON lines as they are (no priority prefix: the level is a field).
+        // JSON lines are for programs: serde_json escapes C0 in them and leaves the rest.
         builder
             .json()
             .with_current_span(true)
@@ -247,6 +281,7 @@ fn init_logging_as(default: &str, format: LogFormat) {
         // plugins' alike.
         builder
             .with_ansi(false)
+            .fmt_fields(EscapedFields::default())
             .event_format(JournalPrefix(
                 tracing_subscriber::fmt::format().without_time(),
             ))
@@ -255,6 +290,7 @@ fn init_logging_as(default: &str, format: LogFormat) {
         // Colour only on a terminal: a file gets plain lines.
         builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .fmt_fields(EscapedFields::default())
             .init();
     }
 }
@@ -276,6 +312,23 @@ fn stderr_is_the_journal() -> bool {
     stderr
         .and_then(|f| f.metadata())
         .is_ok_and(|meta| device.parse() == Ok(meta.dev()) && inode.parse() == Ok(meta.ino()))
+}
+
+/// Log fields with their control characters escaped ([`output::escaped`]): a field may hold a
+/// plugin's words (its version, say), and tracing-subscriber escapes only the message.
+#[derive(Default)]
+struct EscapedFields(tracing_subscriber::fmt::format::DefaultFields);
+
+impl<'writer> FormatFields<'writer> for EscapedFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut text = String::new();
+        self.0.format_fields(Writer::new(&mut text), fields)?;
+        writer.write_str(&output::escaped(&text))
+    }
 }
 
 /// A log line with the sd-daemon priority prefix of its level (`<3>` error … `<7>` debug).
@@ -313,17 +366,25 @@ enum Runtime {
     MultiThread(Option<usize>),
 }
 
-/// Runs a command whose work decides its exit status, on one thread.
+/// Runs a command whose work decides its exit status, on one thread. When stdout goes away
+/// (a reader that closed its end) the work stops at its next await and the status says so
+/// ([`output::stopped_status`]); work that finished keeps its own status, as its output was all
+/// written or refused by its reader.
 fn run_for_status(work: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
     let mut status = ExitCode::FAILURE;
     let code = run_on(Runtime::CurrentThread, async {
-        status = work.await?;
+        tokio::select! {
+            done = work => status = done?,
+            () = output::stopped() => status = output::stopped_status(),
+        }
         Ok(())
     });
-    if code == ExitCode::SUCCESS {
-        status
-    } else {
+    if code != ExitCode::SUCCESS {
         code
+    } else if output::output_lost() {
+        ExitCode::FAILURE
+    } else {
+        status
     }
 }
 
@@ -350,14 +411,16 @@ fn run_on(
     let runtime = match built {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("hookvisor: cannot start the async runtime: {e}");
+            output::error_line(format_args!(
+                "hookvisor: cannot start the async runtime: {e}"
+            ));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hookvisor: {}", one_line(&e));
+            output::error_line(format_args!("hookvisor: {}", one_line(&e)));
             ExitCode::FAILURE
         }
     }

@@ -42,6 +42,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::output::{escaped, out};
+
 /// `hookvisor conformance [OPTIONS] -- COMMAND [ARGS]...`
 #[derive(Debug, Args)]
 pub(crate) struct Options {
@@ -113,7 +115,8 @@ fn parse_name(text: &str) -> Result<String, String> {
     }
 }
 
-/// The results so far, printed as they come.
+/// The results so far, printed as they come. Details and reasons are escaped: they quote the
+/// plugin (its name, version, tools, block reasons, error messages, stderr).
 #[derive(Default)]
 struct Report {
     passed: usize,
@@ -123,12 +126,12 @@ struct Report {
 impl Report {
     fn pass(&mut self, check: &str, detail: impl AsRef<str>) {
         self.passed += 1;
-        println!("pass  {check}: {}", detail.as_ref());
+        out!("pass  {check}: {}", escaped(detail.as_ref()));
     }
 
     fn fail(&mut self, check: &str, reason: impl AsRef<str>) {
         self.failed += 1;
-        println!("FAIL  {check}: {}", reason.as_ref());
+        out!("FAIL  {check}: {}", escaped(reason.as_ref()));
     }
 
     fn record(&mut self, check: &str, result: Result<String, String>) -> bool {
@@ -182,14 +185,13 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let spawner = Spawner::start(tokio::runtime::Handle::current())?;
     let mut tasks = JoinSet::new();
     let mut report = Report::default();
-    println!(
-        "hookvisor conformance: {}{}",
-        config.command.display(),
-        args.iter().fold(String::new(), |mut s, a| {
+    let command_line = args
+        .iter()
+        .fold(config.command.display().to_string(), |mut s, a| {
             let _ = write!(s, " {a}");
             s
-        })
-    );
+        });
+    out!("hookvisor conformance: {}", escaped(&command_line));
 
     let cookie = check_cookie(&spawner, &config, &placement, &workdir, &options).await;
     report.record("cookie", cookie);
@@ -270,9 +272,10 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
 }
 
 fn finish(report: Report) -> ExitCode {
-    println!(
+    out!(
         "conformance: {} passed, {} failed",
-        report.passed, report.failed
+        report.passed,
+        report.failed
     );
     if report.failed == 0 {
         ExitCode::SUCCESS

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::output::out;
 use anyhow::{Context, bail};
 use hookvisor_proto::v1::hooks_client::HooksClient;
 use hookvisor_proto::v1::{
@@ -63,7 +64,7 @@ async fn run_in(bin_dir: &Path, dir: &Path) -> anyhow::Result<()> {
         .context("the built-in demo configuration is invalid")?;
     let socket = config.supervisor.socket.clone();
 
-    println!(
+    out!(
         "hookvisor demo: starting {} example plugins in {}",
         PLUGINS.len(),
         dir.display()
@@ -89,9 +90,9 @@ async fn run_in(bin_dir: &Path, dir: &Path) -> anyhow::Result<()> {
         }
     };
     for (name, status) in &statuses {
-        println!("  plugin {name:<15} {status}");
+        out!("  plugin {name:<15} {status}");
     }
-    println!();
+    out!("");
 
     let mut client = connect(&socket).await?;
     let rows = script(&mut client).await?;
@@ -99,7 +100,7 @@ async fn run_in(bin_dir: &Path, dir: &Path) -> anyhow::Result<()> {
 
     let _ = stop_tx.send(());
     server.await.context("the supervisor task failed")??;
-    println!(
+    out!(
         "\nhookvisor demo: stopped the supervisor and its plugins; removed {}",
         dir.display()
     );
@@ -393,7 +394,7 @@ fn print_table(rows: &[Row]) {
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        out!("{}", crate::output::escaped(padded.join("  ").trim_end()));
     };
     line(&header.map(String::from));
     line(&widths.map(|w| "-".repeat(w)));

@@ -10,12 +10,14 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod activation;
 mod admin;
 mod bench;
 mod call;
 mod cli;
 mod conformance;
 mod demo;
+mod output;
 mod systemd;
 
 fn main() -> std::process::ExitCode {

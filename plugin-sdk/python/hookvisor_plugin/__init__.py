@@ -13,12 +13,13 @@ Layout:
 - `info`: `Info`, `Registration`, `Hook`, `Stage`, which become `PluginInfo` in `Describe`.
 - `call`: `ToolCall`, `SessionCreate`, `SessionCreated`, parsed views of the requests.
 - `decision`: the answers and their constructors (`allow`, `block`, `rewrite`, ...).
+- `jsontext`: `loads` and `dumps`, JSON with every number kept exactly (`int`, `Decimal`).
 - `server`: `run`, the whole process for a synchronous plugin.
 - `errors`: `StatusError` (answer with a chosen gRPC status) and `ConfigError` (init failed).
 - `proto`: the generated messages, for code that needs them raw.
 """
 
-from . import decision
+from . import decision, jsontext
 from .call import JSONObject, Requester, SessionCreate, SessionCreated, ToolCall, ToolCallContext
 from .decision import (
     Approval,
@@ -56,5 +57,6 @@ __all__ = [
     "ToolCallDecision",
     "__version__",
     "decision",
+    "jsontext",
     "run",
 ]

@@ -1,5 +1,8 @@
 """Parsed views of the requests a plugin answers: JSON decoded, context as plain dataclasses.
 
+JSON is decoded by `jsontext.loads`, which keeps every number exactly: an integer is an `int`, a
+number with a fraction or an exponent a `decimal.Decimal` (never a `float`).
+
 Each view is built from its request by `from_proto`; a request whose JSON does not parse is the
 supervisor's bug, answered with `INVALID_ARGUMENT` naming the field (the supervisor counts that as
 a failure, which blocks).
@@ -7,17 +10,18 @@ a failure, which blocks).
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import grpc
 
+from . import jsontext
 from ._proto.hookvisor.v1 import hookvisor_pb2 as pb
 from .errors import StatusError
 
-#: A JSON object as Python sees it.
+#: A JSON object as Python sees it (numbers: `int` or `decimal.Decimal`, see `jsontext`).
 JSONObject = dict[str, Any]
 
 
@@ -79,7 +83,8 @@ class ToolCall:
 
     #: The tool's name, e.g. `exec`.
     tool_name: str
-    #: The params, a JSON object (for policies: as left by the previous policy).
+    #: The params, a JSON object (for policies: as left by the previous policy). Numbers are kept
+    #: exactly: `int` for an integer, `decimal.Decimal` for one with a fraction or an exponent.
     params: JSONObject
     #: Who is calling and where.
     context: ToolCallContext = field(default_factory=ToolCallContext)
@@ -118,7 +123,7 @@ class ToolCall:
     def from_proto(cls, msg: pb.BeforeToolCallRequest, request_id: str = "") -> ToolCall:
         """The view of a request; raises `StatusError(INVALID_ARGUMENT)` for bad JSON."""
         try:
-            params = json.loads(msg.params_json)
+            params = jsontext.loads(msg.params_json)
         except ValueError as e:
             raise _invalid(f"params_json is not valid JSON: {e}") from None
         if not isinstance(params, dict):
@@ -204,7 +209,7 @@ def parse_metadata(text: str) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text)
+        return jsontext.loads(text)
     except ValueError as e:
         raise _invalid(f"session_metadata_json is not valid JSON: {e}") from None
 
@@ -218,7 +223,7 @@ def _json_kind(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, Decimal)):
         return "a number"
     if isinstance(value, str):
         return "a string"

@@ -8,11 +8,11 @@ a plugin that wants to combine answers (rewrite *and* ask) can use `dataclasses.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import jsontext
 from ._proto.hookvisor.v1 import hookvisor_pb2 as pb
 from .call import JSONObject
 
@@ -165,5 +165,6 @@ def truncate(text: str, max_chars: int) -> str:
 
 
 def _dumps(value: Any) -> str:
-    # Compact, and no NaN/Infinity: those are not JSON and the supervisor would refuse them.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # Compact, no NaN/Infinity (not JSON: the supervisor would refuse them), and a Decimal written
+    # with its digits, so the numbers of the params a plugin got go back exactly.
+    return jsontext.dumps(value)

@@ -1,5 +1,8 @@
 // Parsed views of the requests a plugin answers: JSON decoded, context flattened a little.
 //
+// JSON is decoded by `parseJson` (json.ts), which keeps every number exactly: a `number` when
+// JavaScript writes that double as the same text, a `LosslessNumber` holding the text otherwise.
+//
 // A request whose JSON does not parse is the supervisor's bug; it is answered with
 // INVALID_ARGUMENT naming the field (which the supervisor counts as a failure, so it blocks).
 
@@ -12,8 +15,12 @@ import type {
   SessionCreatedEvent__Output,
   ToolCallContext__Output,
 } from "./generated";
+import { parseJson } from "./json";
 
-/** A JSON object, as `JSON.parse` returns one. */
+/**
+ * A JSON object, as `parseJson` returns one: like `JSON.parse`'s, except that a number whose text
+ * a double would not give back is a `LosslessNumber` (see json.ts).
+ */
 export type JsonObject = Record<string, unknown>;
 
 /**
@@ -34,7 +41,11 @@ export class PluginError extends Error {
 export class ToolCall {
   /** The tool's name, e.g. `exec`. */
   readonly toolName: string;
-  /** The params, as left by the policy stage. */
+  /**
+   * The params, as left by the policy stage. A number is a `number` when JavaScript writes that
+   * double as the very text received (`42`, `1.5`), else a `LosslessNumber` holding the text
+   * (`12345678901234567890`, `1.50`, `-0.0`, `1e+3`), which `rewrite` sends back unchanged.
+   */
   readonly params: JsonObject;
   /** Who is calling and where (agent, session, workspace directory…); `null` when not sent. */
   readonly context: ToolCallContext__Output | null;
@@ -135,7 +146,7 @@ export class SessionCreated {
 function parseParams(json: string): JsonObject {
   let value: unknown;
   try {
-    value = JSON.parse(json);
+    value = parseJson(json);
   } catch (err) {
     throw invalidArgument(`params_json is not valid JSON: ${messageOf(err)}`);
   }
@@ -151,7 +162,7 @@ function parseMetadata(json: string): unknown {
     return undefined;
   }
   try {
-    return JSON.parse(json);
+    return parseJson(json);
   } catch (err) {
     throw invalidArgument(`session_metadata_json is not valid JSON: ${messageOf(err)}`);
   }

@@ -8,6 +8,7 @@
 
 import type { ApprovalRequest, ToolCallDecision as ToolCallDecisionFields } from "./generated";
 import type { JsonObject } from "./call";
+import { stringifyJson } from "./json";
 
 /**
  * The key that marks an answer as made by the SDK's helpers; its value says which hook it
@@ -84,12 +85,20 @@ export function block(reason: string): ToolCallDecision {
   return marked({ block: true, block_reason: reason }, "tool_call");
 }
 
-/** Replace the call's params with `params` (the whole object). */
+/**
+ * Replace the call's params with `params` (the whole object), written like `JSON.stringify` but
+ * with each `LosslessNumber` as its text: the numbers of `{ ...call.params, key }` go back exactly
+ * as they came.
+ */
 export function rewrite(params: JsonObject): ToolCallDecision {
   if (typeof params !== "object" || params === null || Array.isArray(params)) {
     throw new TypeError("rewrite() needs the whole params as a JSON object");
   }
-  return marked({ params_json: JSON.stringify(params) }, "tool_call");
+  const json = stringifyJson(params);
+  if (json === undefined) {
+    throw new TypeError("rewrite() needs the whole params as a JSON object");
+  }
+  return marked({ params_json: json }, "tool_call");
 }
 
 /** Ask a human before the call runs. */

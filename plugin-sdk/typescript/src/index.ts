@@ -9,6 +9,8 @@
 // - plugin.ts: the `Plugin` interface; every hook is optional ("no opinion").
 // - info.ts: `Info` and `Registration`, which become `PluginInfo` in `Describe`.
 // - call.ts: `ToolCall`, `SessionCreate`, `SessionCreated`, parsed views of the requests.
+// - json.ts: `parseJson` and `stringifyJson`, JSON with every number kept exactly
+//   (`LosslessNumber` for a number a double would not give back as written).
 // - decision.ts and session.ts: constructors for answers, marked as the SDK's own.
 // - answer.ts: checks what a handler returned; anything but a marked answer is refused.
 // - server.ts: `run` (the whole process) and `serve` (the gRPC server alone, for tests).
@@ -17,6 +19,7 @@
 
 export { PluginError, SessionCreate, SessionCreated, ToolCall } from "./call";
 export type { JsonObject } from "./call";
+export { LosslessNumber, isLosslessNumber, parseJson, stringifyJson } from "./json";
 export {
   MAX_DESCRIPTION_CHARS,
   MAX_TITLE_CHARS,

@@ -6,6 +6,7 @@
 import { marked } from "./decision";
 import type { DECISION } from "./decision";
 import type { SessionDecision as SessionDecisionFields } from "./generated";
+import { stringifyJson } from "./json";
 
 /** An answer to `before_session_create`, made by `allow`, `block` or `patch`. */
 export type SessionDecision = SessionDecisionFields & { readonly [DECISION]: "session" };
@@ -20,9 +21,12 @@ export function block(reason: string): SessionDecision {
   return marked({ block: true, block_reason: reason }, "session");
 }
 
-/** Replace this plugin's namespace of the session metadata with `value` (any JSON value). */
+/**
+ * Replace this plugin's namespace of the session metadata with `value` (any JSON value; a
+ * `LosslessNumber` is written as its text).
+ */
 export function patch(value: unknown): SessionDecision {
-  const json = JSON.stringify(value);
+  const json = stringifyJson(value);
   if (json === undefined) {
     throw new TypeError("patch() needs a JSON value");
   }

@@ -4,7 +4,7 @@
 #               and run every test
 # and, for the performance figures (README, "Performance"):
 #   make bench  build in release (and the go-plugin peer, with Go) and run `hookvisor bench`
-.PHONY: demo test lint venv tools reachable bench sdks
+.PHONY: demo test lint venv tools reachable bench sdks fuzz
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -86,3 +86,17 @@ test: venv tools reachable sdks lint
 	@# cargo prints one summary per test binary; close with the total.
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
 		target/test-output.log
+
+# Coverage-guided fuzzing of everything that parses outside input (fuzz/: cargo-fuzz, libFuzzer,
+# the nightly toolchain): FUZZ_SECONDS per target. What the fuzzer keeps goes to
+# fuzz/corpus/TARGET/ (minimise with `cd fuzz && cargo +nightly fuzz cmin TARGET` before
+# committing); `make test` replays those corpora on the stable toolchain. Not part of `make test`.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := json plugin_response config audit_line
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
+	@for target in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$target ($(FUZZ_SECONDS) s)"; \
+	  (cd fuzz && cargo +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done

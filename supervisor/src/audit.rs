@@ -144,29 +144,16 @@ impl Audit {
         shadow: &[PluginResult],
         versions: &dyn Fn(&str) -> Option<Arc<str>>,
     ) {
-        let context = request.context.clone().unwrap_or_default();
-        let mut line = head(id, Hook::BeforeToolCall);
-        line.insert("tool".into(), json!(request.tool_name));
-        line.insert("session_key".into(), json!(context.session_key));
-        line.insert("run_id".into(), json!(context.run_id));
-        line.insert("tool_call_id".into(), json!(context.tool_call_id));
-        verdict_fields(
-            &mut line,
-            verdict.outcome,
-            verdict.block_kind,
-            &verdict.decided_by,
-            &verdict.block_reason,
+        let line = tool_call_line(
+            self.log_params,
+            id,
+            request,
+            verdict,
+            latency,
+            shadow,
+            versions,
         );
-        line.insert("params_changed".into(), json!(verdict.params_changed));
-        if self.log_params {
-            line.insert("params".into(), raw_json(&request.params_json));
-            if verdict.params_changed {
-                line.insert("final_params".into(), raw_json(&verdict.params_json));
-            }
-        }
-        tail(&mut line, latency, &verdict.trace, versions);
-        shadows(&mut line, verdict.outcome, shadow, versions);
-        self.submit(Value::Object(line));
+        self.submit(line);
     }
 
     /// The line of a `BeforeSessionCreate` verdict.
@@ -210,6 +197,41 @@ impl Audit {
         tail(&mut line, latency, &receipt.trace, versions);
         self.submit(Value::Object(line));
     }
+}
+
+/// The audit line of a `BeforeToolCall` verdict (with the params only when `log_params`).
+pub fn tool_call_line(
+    log_params: bool,
+    id: &RequestId,
+    request: &ToolCallRequest,
+    verdict: &ToolCallVerdict,
+    latency: Duration,
+    shadow: &[PluginResult],
+    versions: &dyn Fn(&str) -> Option<Arc<str>>,
+) -> Value {
+    let context = request.context.clone().unwrap_or_default();
+    let mut line = head(id, Hook::BeforeToolCall);
+    line.insert("tool".into(), json!(request.tool_name));
+    line.insert("session_key".into(), json!(context.session_key));
+    line.insert("run_id".into(), json!(context.run_id));
+    line.insert("tool_call_id".into(), json!(context.tool_call_id));
+    verdict_fields(
+        &mut line,
+        verdict.outcome,
+        verdict.block_kind,
+        &verdict.decided_by,
+        &verdict.block_reason,
+    );
+    line.insert("params_changed".into(), json!(verdict.params_changed));
+    if log_params {
+        line.insert("params".into(), raw_json(&request.params_json));
+        if verdict.params_changed {
+            line.insert("final_params".into(), raw_json(&verdict.params_json));
+        }
+    }
+    tail(&mut line, latency, &verdict.trace, versions);
+    shadows(&mut line, verdict.outcome, shadow, versions);
+    Value::Object(line)
 }
 
 fn head(id: &RequestId, hook: Hook) -> Map<String, Value> {

@@ -41,6 +41,8 @@
 //!   their calls and the tally of their disagreements.
 //! - [`generation`]: one configuration's plugins and hook settings as one value, swapped whole.
 //! - [`drain`]: the shutdown drain of §6 (new calls refused, calls in flight counted).
+//! - [`fuzzing`]: the checks the fuzz targets (`fuzz/`) and the corpus replay make on arbitrary
+//!   input: the §8 parser, a plugin's response, the configuration, the audit line.
 //! - [`service`]: the host-facing `hookvisor.v1.Hooks` service, a thin adapter over `stages`.
 //! - [`server`]: `hookvisor serve`: sockets, health, drain and shutdown.
 //!
@@ -57,6 +59,8 @@ pub mod audit;
 pub mod config;
 pub mod connections;
 pub mod drain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generation;
 pub mod layout;
 pub mod limits;

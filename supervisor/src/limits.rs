@@ -339,6 +339,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                 )));
             }
             check_string(&key).map_err(|e| state.fail(e))?;
+            // Anywhere in an object: sorted first in the canonical text, it would turn the
+            // object into a number for the next reader.
+            if key == NUMBER_TOKEN {
+                return Err(state.fail(JsonError::Syntax(format!(
+                    "the key {NUMBER_TOKEN:?} is reserved"
+                ))));
+            }
             if object.contains_key(&key) {
                 return Err(state.fail(JsonError::DuplicateKey {
                     key,
@@ -965,8 +972,8 @@ mod tests {
     }
 
     /// The private key under which serde_json passes a number to a visitor is refused when a
-    /// JSON text spells it, in any form: a host cannot make plugins see a number where its
-    /// own copy holds an object.
+    /// JSON text spells it, in any form and at any place: a host cannot make plugins see a
+    /// number where its own copy holds an object.
     #[test]
     fn an_object_that_spells_the_number_key_is_refused() {
         for text in [
@@ -980,13 +987,15 @@ mod tests {
             let err = parse_value(text).expect_err(text);
             assert!(matches!(err, JsonError::Syntax(_)), "{text}: {err:?}");
         }
-        // As any other key in an object, it is just a key.
-        let text = r#"{"n": {"a": 1, "$serde_json::private::Number": "1"}}"#;
-        let value = parse_value(text).expect("a key like any other past the first");
-        assert_eq!(
-            canonical(&value),
-            r#"{"n":{"$serde_json::private::Number":"1","a":1}}"#
-        );
+        // Not first either: sorted first in the canonical text, it would make the object a
+        // number for the next reader (found by the fuzzer, `fuzz/corpus/json/`).
+        for text in [
+            r#"{"n": {"a": 1, "$serde_json::private::Number": "1"}}"#,
+            r#"{"n":34567890,"$serde_json::private::Number":5e-324,"d":0.1e+4}"#,
+        ] {
+            let err = parse_value(text).expect_err(text);
+            assert!(matches!(err, JsonError::Syntax(_)), "{text}: {err:?}");
+        }
     }
 
     /// The duplicate-key rule holds with numbers as maps under the hood.

@@ -157,6 +157,27 @@ impl Scene {
     }
 }
 
+/// Writes `hookvisor.toml` in `dir`: the host socket `dir/h.sock`, the runtime directory
+/// `dir/run`, `keys` (the rest of `[supervisor]`; [`sandbox_keys`] when empty) and `body`.
+fn write_config(dir: &TestDir, keys: &str, body: &str) -> PathBuf {
+    let keys = if keys.is_empty() {
+        hookvisor_tests::harness::sandbox_keys(dir.path())
+    } else {
+        keys.to_owned()
+    };
+    let config = dir.join("hookvisor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[supervisor]\nsocket = {}\nruntime_dir = {}\n{keys}\n{body}",
+            toml_string(&dir.join("h.sock").display().to_string()),
+            toml_string(&dir.join("run").display().to_string()),
+        ),
+    )
+    .expect("writing hookvisor.toml");
+    config
+}
+
 #[tokio::test]
 async fn each_plugin_runs_under_a_uid_of_its_own_with_its_state_directory() {
     let scene = Scene::start_with(attacker(), "\n[metrics]\nlisten = \"127.0.0.1:0\"\n").await;
@@ -301,18 +322,15 @@ async fn without_root_the_sandbox_says_what_it_lacks_and_landlock_still_holds() 
 #[test]
 fn required_refuses_to_start_without_what_it_requires() {
     let dir = TestDir::new();
-    let config = dir.join("hookvisor.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[supervisor]\nsocket = {}\nruntime_dir = {}\nsandbox = \"required\"\n{}{}",
-            toml_string(&dir.join("h.sock").display().to_string()),
-            toml_string(&dir.join("run").display().to_string()),
-            hookvisor_tests::harness::sandbox_keys(dir.path()),
-            plugins(&[PluginToml::new("strict", "fixture-recorder")])
-        ),
-    )
-    .unwrap();
+    let keys = format!(
+        "sandbox = \"required\"\n{}",
+        hookvisor_tests::harness::sandbox_keys(dir.path())
+    );
+    let config = write_config(
+        &dir,
+        &keys,
+        &plugins(&[PluginToml::new("strict", "fixture-recorder")]),
+    );
     std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
     let output = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -712,18 +730,11 @@ fn check_config_refuses_a_command_its_uid_cannot_reach() {
         &command,
     )
     .unwrap();
-    let config = dir.join("hookvisor.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[supervisor]\nsocket = {}\nruntime_dir = {}\n{}{}",
-            toml_string(&dir.join("h.sock").display().to_string()),
-            toml_string(&dir.join("run").display().to_string()),
-            hookvisor_tests::harness::sandbox_keys(dir.path()),
-            plugins(&[PluginToml::program("hidden", &command)])
-        ),
-    )
-    .unwrap();
+    let config = write_config(
+        &dir,
+        "",
+        &plugins(&[PluginToml::program("hidden", &command)]),
+    );
     let config = config.display().to_string();
     for command in ["check-config", "serve"] {
         let (status, out, err) = run_hookvisor(&[command, "--config", &config]);
@@ -746,18 +757,15 @@ fn a_state_dir_below_a_directory_others_can_write_is_refused() {
     let shared = dir.join("shared");
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let config = dir.join("hookvisor.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[supervisor]\nsocket = {}\nruntime_dir = {}\nstate_dir = {}\n{}",
-            toml_string(&dir.join("h.sock").display().to_string()),
-            toml_string(&dir.join("run").display().to_string()),
-            toml_string(&shared.join("state").display().to_string()),
-            plugins(&[PluginToml::new("p", "fixture-recorder")])
-        ),
-    )
-    .unwrap();
+    let keys = format!(
+        "state_dir = {}",
+        toml_string(&shared.join("state").display().to_string())
+    );
+    let config = write_config(
+        &dir,
+        &keys,
+        &plugins(&[PluginToml::new("p", "fixture-recorder")]),
+    );
     let config = config.display().to_string();
     for command in ["check-config", "serve"] {
         let (status, out, err) = run_hookvisor(&[command, "--config", &config]);
@@ -779,25 +787,18 @@ async fn no_descriptor_the_supervisor_inherited_reaches_a_plugin() {
     use hookvisor_proto::v1::hooks_client::HooksClient;
     let dir = TestDir::new();
     let socket = dir.join("h.sock");
-    let config = dir.join("hookvisor.toml");
     let held = dir.join("held.txt");
     std::fs::write(&held, "a descriptor of the supervisor's").unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[supervisor]\nsocket = {}\nruntime_dir = {}\n{}{}",
-            toml_string(&socket.display().to_string()),
-            toml_string(&dir.join("run").display().to_string()),
-            hookvisor_tests::harness::sandbox_keys(dir.path()),
-            plugins(&[
-                PluginToml::new("boxed", "fixture-escape").env("FIXTURE_TOOLS", "boxed"),
-                PluginToml::new("loose", "fixture-escape")
-                    .env("FIXTURE_TOOLS", "loose")
-                    .unsandboxed(),
-            ])
-        ),
-    )
-    .unwrap();
+    let config = write_config(
+        &dir,
+        "",
+        &plugins(&[
+            PluginToml::new("boxed", "fixture-escape").env("FIXTURE_TOOLS", "boxed"),
+            PluginToml::new("loose", "fixture-escape")
+                .env("FIXTURE_TOOLS", "loose")
+                .unsandboxed(),
+        ]),
+    );
     // The shell opens descriptor 7 without close-on-exec and hands it to hookvisor.
     let _serving = tokio::process::Command::new("/bin/sh")
         .arg("-c")

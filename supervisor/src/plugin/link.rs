@@ -173,30 +173,59 @@ impl Link {
         stream.send_data(body, true).map_err(h2_status)?;
         let response = response.await.map_err(h2_status)?;
         let (parts, mut body) = response.into_parts();
-        // A trailers-only response: the status is in the headers, and there is no body.
-        if let Some(status) = grpc_status(&parts.headers) {
-            return match status {
-                Ok(()) => Err(malformed("the response has no message")),
-                Err(status) => Err(status),
-            };
-        }
-        if parts.status != StatusCode::OK {
-            return Err(http_status(parts.status));
+        if let Some(status) = ended_early(parts.status, &parts.headers) {
+            return Err(status);
         }
         let message = read_message(&mut body).await?;
         let trailers = body.trailers().await.map_err(h2_status)?;
-        match trailers.as_ref().and_then(grpc_status) {
-            Some(Ok(())) => match message {
-                Some(message) => Resp::decode(message)
-                    .map_err(|e| malformed(format!("the message does not decode: {e}"))),
-                None => Err(malformed("the response has no message")),
-            },
-            Some(Err(status)) => Err(status),
-            None => Err(malformed(
-                "the response ended without a grpc-status trailer",
-            )),
-        }
+        decode(the_message(message, trailers.as_ref())?)
     }
+}
+
+/// The status of a response that ends with its headers: a trailers-only response (the status
+/// is in the headers, and there is no body), or an HTTP status other than 200.
+fn ended_early(status: StatusCode, headers: &HeaderMap) -> Option<Status> {
+    if let Some(status) = grpc_status(headers) {
+        return Some(match status {
+            Ok(()) => malformed("the response has no message"),
+            Err(status) => status,
+        });
+    }
+    (status != StatusCode::OK).then(|| http_status(status))
+}
+
+/// The one message of a response whose body and trailers have been read.
+fn the_message(message: Option<Bytes>, trailers: Option<&HeaderMap>) -> Result<Bytes, Status> {
+    match trailers.and_then(grpc_status) {
+        Some(Ok(())) => message.ok_or_else(|| malformed("the response has no message")),
+        Some(Err(status)) => Err(status),
+        None => Err(malformed(
+            "the response ended without a grpc-status trailer",
+        )),
+    }
+}
+
+fn decode<Resp: Message + Default>(message: Bytes) -> Result<Resp, Status> {
+    Resp::decode(message).map_err(|e| malformed(format!("the message does not decode: {e}")))
+}
+
+/// What a plugin's response means, from its parts as they would arrive (HTTP status, headers,
+/// DATA chunks, trailers): the same steps as a live call takes. For the fuzz targets
+/// ([`crate::fuzzing`]).
+pub fn interpret<Resp: Message + Default>(
+    status: StatusCode,
+    headers: &HeaderMap,
+    chunks: impl IntoIterator<Item = Bytes>,
+    trailers: Option<&HeaderMap>,
+) -> Result<Resp, Status> {
+    if let Some(status) = ended_early(status, headers) {
+        return Err(status);
+    }
+    let mut assembler = Assembler::default();
+    for chunk in chunks {
+        assembler.feed(chunk)?;
+    }
+    decode(the_message(assembler.end()?, trailers)?)
 }
 
 impl Connection {
@@ -280,56 +309,80 @@ fn grpc_timeout(timeout: Duration) -> String {
 
 /// Reads the response's one message (`None`: the body ended without one), bounded by the
 /// plugin message limit; a second message is refused.
+/// Reads the response body: at most one message (however many empty DATA frames come, the
+/// caller's deadline bounds the wait).
 async fn read_message(body: &mut h2::RecvStream) -> Result<Option<Bytes>, Status> {
-    let mut buf = BytesMut::new();
-    let mut want: Option<usize> = None;
+    let mut assembler = Assembler::default();
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(h2_status)?;
         let _ = body.flow_control().release_capacity(chunk.len());
-        if buf.is_empty() && want.is_none() && chunk.len() >= PREFIX {
+        assembler.feed(chunk)?;
+    }
+    assembler.end()
+}
+
+/// Puts the one message of a response body together from its DATA chunks: the prefix is
+/// checked (not compressed, within the limit) before anything is buffered, and a byte past the
+/// message is a second message.
+#[derive(Debug, Default)]
+struct Assembler {
+    buf: BytesMut,
+    want: Option<usize>,
+    message: Option<Bytes>,
+}
+
+impl Assembler {
+    /// Takes one DATA chunk.
+    fn feed(&mut self, chunk: Bytes) -> Result<(), Status> {
+        if self.message.is_some() {
+            return if chunk.is_empty() {
+                Ok(())
+            } else {
+                Err(more_than_one())
+            };
+        }
+        if self.buf.is_empty() && self.want.is_none() && chunk.len() >= PREFIX {
             // The usual case: the whole message in one frame, taken without a copy.
             let len = declared(&chunk)?;
             if chunk.len() == PREFIX + len {
                 let mut chunk = chunk;
                 chunk.advance(PREFIX);
-                return finish(body, chunk).await;
+                self.message = Some(chunk);
+                return Ok(());
             }
         }
-        buf.extend_from_slice(&chunk);
-        if want.is_none() && buf.len() >= PREFIX {
-            want = Some(PREFIX + declared(&buf)?);
+        self.buf.extend_from_slice(&chunk);
+        if self.want.is_none() && self.buf.len() >= PREFIX {
+            self.want = Some(PREFIX + declared(&self.buf)?);
         }
-        if let Some(want) = want
-            && buf.len() >= want
+        if let Some(want) = self.want
+            && self.buf.len() >= want
         {
-            if buf.len() > want {
+            if self.buf.len() > want {
                 return Err(more_than_one());
             }
-            let mut message = buf.freeze();
+            let mut message = std::mem::take(&mut self.buf).freeze();
             message.advance(PREFIX);
-            return finish(body, message).await;
+            self.message = Some(message);
         }
+        Ok(())
     }
-    if buf.is_empty() {
-        Ok(None)
-    } else {
-        Err(malformed(format!(
-            "the response ended inside a message ({} bytes of {})",
-            buf.len(),
-            want.unwrap_or(PREFIX)
-        )))
-    }
-}
 
-/// After the message: the body must end without another one (empty DATA frames carry none;
-/// however many a plugin sends, the caller's deadline bounds the wait).
-async fn finish(body: &mut h2::RecvStream, message: Bytes) -> Result<Option<Bytes>, Status> {
-    while let Some(extra) = body.data().await {
-        if !extra.map_err(h2_status)?.is_empty() {
-            return Err(more_than_one());
+    /// The body has ended: its message, if it had one.
+    fn end(self) -> Result<Option<Bytes>, Status> {
+        if let Some(message) = self.message {
+            return Ok(Some(message));
+        }
+        if self.buf.is_empty() {
+            Ok(None)
+        } else {
+            Err(malformed(format!(
+                "the response ended inside a message ({} bytes of {})",
+                self.buf.len(),
+                self.want.unwrap_or(PREFIX)
+            )))
         }
     }
-    Ok(Some(message))
 }
 
 fn more_than_one() -> Status {

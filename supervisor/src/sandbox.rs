@@ -3,7 +3,7 @@
 //! decision out between fork and exec ([`crate::spawner::confine`]).
 //!
 //! Per sandboxed plugin (`[plugin.sandbox] enabled = true`, the default):
-//! - **its own uid and gid** (when hookvisor runs as root, or holds CAP_SETUID and CAP_SETGID),
+//! - **its own uid and gid** (when hookvisor runs as root, or holds the capabilities [`Mechanisms`] names),
 //!   with no supplementary groups: from `plugin_uids` (`user = "auto"`) or a named user. The
 //!   owner of its state directory is the record of its uid, so the uid is the same after a
 //!   restart, a reload or an upgrade, and a removed plugin's uid stays taken as long as its
@@ -59,10 +59,11 @@ const SYSTEM_WRITE: &[&str] = &["/dev/null"];
 /// The directory below `state_dir` holding one directory per plugin.
 const PLUGINS_DIR: &str = "plugins";
 
-/// What this machine lets hookvisor enforce, found once.
+/// What this machine lets hookvisor enforce, found once. (Uids of their own for plugins need
+/// root, or CAP_SETUID, CAP_SETGID, CAP_CHOWN, CAP_DAC_OVERRIDE and CAP_KILL.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mechanisms {
-    /// hookvisor can run plugins under other uids (root, or CAP_SETUID and CAP_SETGID).
+    /// hookvisor can run plugins under other uids (root, or the five capabilities above).
     pub switch_uids: bool,
     /// The kernel's Landlock ABI, 0 when it has none.
     pub landlock_abi: i32,
@@ -81,11 +82,11 @@ impl Mechanisms {
                 .find_map(|line| line.strip_prefix("CapEff:"))
                 .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
                 .unwrap_or(0);
-            const CAP_SETGID: u64 = 1 << 6;
-            const CAP_SETUID: u64 = 1 << 7;
+            // Switching uids needs SETUID and SETGID; giving each plugin its directories,
+            // CHOWN; reaching its socket, DAC_OVERRIDE; stopping it, KILL.
+            const NEEDED: u64 = (1 << 0) | (1 << 1) | (1 << 5) | (1 << 6) | (1 << 7);
             Mechanisms {
-                switch_uids: nix::unistd::geteuid().is_root()
-                    || caps & (CAP_SETUID | CAP_SETGID) == CAP_SETUID | CAP_SETGID,
+                switch_uids: nix::unistd::geteuid().is_root() || caps & NEEDED == NEEDED,
                 landlock_abi: confine::landlock_abi(),
                 seccomp: status.lines().any(|line| line.starts_with("Seccomp:")),
             }
@@ -275,7 +276,8 @@ impl Sandboxes {
             });
         } else {
             report.missing.push(
-                "an own uid (hookvisor runs as neither root nor with CAP_SETUID and CAP_SETGID)"
+                "an own uid (hookvisor runs as neither root nor with CAP_SETUID, CAP_SETGID, \
+                 CAP_CHOWN, CAP_DAC_OVERRIDE and CAP_KILL)"
                     .to_owned(),
             );
         }

@@ -184,8 +184,12 @@ fn spawn_plugin(program: &OsStr, args: impl Iterator<Item = OsString>) -> Result
     let mut command = Command::new(prepared.program(program));
     command.arg0(program).args(args).env_remove(confine::ENV);
     if let Some((uid, gid)) = confinement.ids {
-        // The standard library drops the supplementary groups (setgroups(0)) before setgid and
-        // setuid when it runs as root, and does all three before the closure below.
+        // No supplementary group may reach the plugin. The standard library drops them only
+        // when it runs as root; a hookvisor with CAP_SETGID but another uid drops them here,
+        // in the reaper, which needs none (it fails closed without the capability).
+        nix::unistd::setgroups(&[])
+            .map_err(|e| format!("cannot drop the supplementary groups: {e}"))?;
+        // setgid, then setuid, before the closure below.
         command.uid(uid).gid(gid);
     }
     // SAFETY: this process has one thread (the reaper never starts another), so the closure

@@ -4,7 +4,7 @@
 #               and run every test
 # and, for the performance figures (README, "Performance"):
 #   make bench  build in release (and the go-plugin peer, with Go) and run `hookvisor bench`
-.PHONY: demo test lint venv tools reachable bench sdks fuzz
+.PHONY: demo test lint venv tools reachable bench sdks fuzz soak
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -100,3 +100,10 @@ fuzz:
 	  echo "== fuzz $$target ($(FUZZ_SECONDS) s)"; \
 	  (cd fuzz && cargo +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
+
+# The chaos soak (tests/examples/soak.rs): a million verdicts (SOAK_VERDICTS) while plugins are
+# killed, stopped, slow, answering garbage, reloaded and restarted; prints fail-opens (must be
+# 0), orphans, leaked descriptors and RSS, and fails when one does not hold. Not part of `make test`.
+soak:
+	cargo build --release --locked -p hookvisor-cli -p hookvisor-tests --bins --examples
+	./target/release/examples/soak

@@ -11,7 +11,7 @@ export PATH="$(node_bin_dir):$PATH"
 cd "$here"
 
 bin_dir="${HOOKVISOR_BIN_DIR:-$repo/target/debug}"
-for name in hookvisor deny-list path-guard demo-crash session-tagger; do
+for name in hookvisor deny-list path-guard demo-crash session-tagger approval-gate; do
   if [ ! -x "$bin_dir/$name" ]; then
     echo "check: $bin_dir/$name is missing: build hookvisor and the example plugins first" \
       "(cargo build -p hookvisor-cli -p hookvisor-examples), or set HOOKVISOR_BIN_DIR" >&2

@@ -1,6 +1,7 @@
 //! The operators' service, `hookvisor.v1.Admin` (`proto/hookvisor/v1/admin.proto`), on the host
 //! socket beside `Hooks`: the plugin table (`ListPlugins`), a restart of one plugin
-//! (`RestartPlugin`) and a reload of the configuration (`Reload`, as SIGHUP).
+//! (`RestartPlugin`), a reload of the configuration (`Reload`, as SIGHUP), and the hosts that
+//! report and call (`ListHosts`, contract §4.5).
 //!
 //! Whoever may call the host socket may call this too (the socket's mode decides who). None of
 //! it can let a call through: a restart blocks the plugin's calls until its new instance is
@@ -11,8 +12,8 @@ use std::time::Duration;
 
 use hookvisor_proto::v1::admin_server::Admin;
 use hookvisor_proto::v1::{
-    ListPluginsRequest, ListPluginsResponse, PluginStatus, ReloadRequest, ReloadResponse,
-    RestartPluginRequest, RestartPluginResponse,
+    ListHostsRequest, ListHostsResponse, ListPluginsRequest, ListPluginsResponse, PluginStatus,
+    ReloadRequest, ReloadResponse, RestartPluginRequest, RestartPluginResponse,
 };
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
@@ -176,6 +177,15 @@ impl Admin for AdminService {
             Ok(Err(why)) => Err(Status::failed_precondition(why)),
             Err(_) => Err(Status::unavailable("hookvisor is shutting down")),
         }
+    }
+
+    async fn list_hosts(
+        &self,
+        _request: Request<ListHostsRequest>,
+    ) -> Result<Response<ListHostsResponse>, Status> {
+        Ok(Response::new(ListHostsResponse {
+            hosts: self.observers.hosts.list(),
+        }))
     }
 }
 

@@ -212,6 +212,10 @@ pub fn tool_call_line(
     let context = request.context.clone().unwrap_or_default();
     let mut line = head(id, Hook::BeforeToolCall);
     line.insert("tool".into(), json!(request.tool_name));
+    if request.dispatch {
+        // Only dispatches another call, which has its own line (contract §4.5).
+        line.insert("dispatch".into(), json!(true));
+    }
     line.insert("session_key".into(), json!(context.session_key));
     line.insert("run_id".into(), json!(context.run_id));
     line.insert("tool_call_id".into(), json!(context.tool_call_id));

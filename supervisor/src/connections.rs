@@ -3,7 +3,7 @@
 //!
 //! tonic's `serve_with_incoming` over a plain listener stream has no connection limit and no
 //! handshake timeout, and a listener that yields `EMFILE` again and again makes its accept loop
-//! spin (field notes). Here:
+//! spin, a core at 100 % for as long as it lasts. Here:
 //! - at most `max_connections` are open at once; a connection past that is accepted and closed at
 //!   once, so its host fails fast instead of hanging in the listen backlog;
 //! - accept errors (out of descriptors, say) back off from 10 ms to 1 s instead of spinning;

@@ -188,6 +188,7 @@ pub fn audit_line(data: &[u8]) {
             ..ToolCallContext::default()
         }),
         session_metadata: Default::default(),
+        dispatch: data.first().is_some_and(|b| b & 1 == 1),
     };
     let verdict = ToolCallVerdict {
         outcome: 2,

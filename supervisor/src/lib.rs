@@ -6,10 +6,12 @@
 //!
 //! # Layout
 //! - [`admin`]: the operators' `hookvisor.v1.Admin` service on the host socket: the plugin
-//!   table, a restart of one plugin, a reload.
+//!   table, a restart of one plugin, a reload, the hosts.
 //! - [`admission`]: the bounds on host calls in flight (`RESOURCE_EXHAUSTED`), and tonic's
 //!   decode failures answered as `INVALID_ARGUMENT`.
 //! - [`audit`]: the decision audit log, one JSON line per verdict, written off the decision path.
+//! - [`hosts`]: the hosts that report (`ReportHost`) and call: who they are, their calls per
+//!   tool, silence and unasked runs (§4.5), bounded whatever they send.
 //! - [`config`]: the TOML configuration, validated whole at load (contract §10).
 //! - [`connections`]: the host socket's accept loop: connection limit, handshake and idle
 //!   timeouts, back-off on accept errors.
@@ -62,6 +64,7 @@ pub mod drain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod generation;
+pub mod hosts;
 pub mod layout;
 pub mod limits;
 pub mod merge;

@@ -80,18 +80,6 @@ impl Failed {
         Self { kind, detail }
     }
 
-    /// The kind as the policy-failure reason spells it: `timeout`, `crashed`, ...
-    pub fn kind_word(&self) -> &'static str {
-        match self.kind {
-            Failure::Timeout => "timeout",
-            Failure::Crashed => "crashed",
-            Failure::Unavailable => "unavailable",
-            Failure::InvalidResponse => "invalid_response",
-            Failure::Error => "error",
-            Failure::None => "none",
-        }
-    }
-
     /// The full sentence, naming the plugin.
     pub fn sentence(&self, plugin: &str) -> String {
         format!("plugin '{plugin}' {}", self.detail)
@@ -184,18 +172,12 @@ fn fold_failure(
         result.detail = format!("skipped (on_failure = \"skip\"): {sentence}");
         return (Flow::Continue, result);
     }
-    let reason = if slot.stage == Stage::Policy {
-        format!(
-            "blocked by {}: policy evaluation failed ({})",
-            slot.plugin,
-            failed.kind_word()
-        )
-    } else {
-        sentence.clone()
-    };
-    result.detail = sentence;
+    // One reason for both stages: it names the plugin once and says what happened (the host
+    // shows it to a person; a bare "policy evaluation failed (timeout)" left the cause in the
+    // audit log only).
+    result.detail = sentence.clone();
     *block = Some(Block {
-        reason,
+        reason: sentence,
         kind: BlockKind::Failure,
         by: slot.plugin.clone(),
     });

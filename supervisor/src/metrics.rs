@@ -12,7 +12,15 @@
 //!   `hookvisor_plugin_sandbox{plugin,mechanism}` (1 enforced, 0 asked for but not enforced);
 //! - `hookvisor_calls_in_flight`, `hookvisor_audit_lines_dropped_total`;
 //! - `hookvisor_shadow_calls_total{plugin,outcome,failure}`,
-//!   `hookvisor_shadow_disagreements_total{plugin}`.
+//!   `hookvisor_shadow_disagreements_total{plugin}`;
+//! - the hosts (contract §4.5): `hookvisor_host_info{host,kind,version,policy}`,
+//!   `hookvisor_host_report_age_seconds{host}`, `hookvisor_host_silent{host}`,
+//!   `hookvisor_host_last_call_age_seconds{host}`, `hookvisor_host_tool_calls_total{host,tool}`,
+//!   `hookvisor_host_dispatch_calls_total{host}`, `hookvisor_host_unasked_runs{host,tool}`.
+//!
+//! Label values a host chose (host names, tool names) are escaped ([`label_value`]):
+//! prometheus-client writes label values as they are, so a tool named `x"} 1` would otherwise
+//! forge a series.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hookvisor_proto::v1::{Hook, PluginResult};
+use hookvisor_proto::v1::{Hook, HostStatus, PluginResult};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
@@ -91,6 +99,154 @@ struct ShadowLabels {
     failure: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HostLabels {
+    host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HostInfoLabels {
+    host: String,
+    kind: String,
+    version: String,
+    policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HostToolLabels {
+    host: String,
+    tool: String,
+}
+
+/// A label value a host chose, made safe for the exposition: printable ASCII stays, except `"`,
+/// `\` and `%`; every other byte is written `%XX`.
+pub fn label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for &b in value.as_bytes() {
+        if (b == b' ' || b.is_ascii_graphic()) && !matches!(b, b'"' | b'\\' | b'%') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The hosts' metrics, set from `Hosts::list` at each scrape.
+#[derive(Debug)]
+struct HostMetrics {
+    info: Family<HostInfoLabels, Gauge>,
+    report_age: Family<HostLabels, Gauge<f64, AtomicU64>>,
+    silent: Family<HostLabels, Gauge>,
+    last_call_age: Family<HostLabels, Gauge<f64, AtomicU64>>,
+    tool_calls: Family<HostToolLabels, Counter>,
+    dispatch_calls: Family<HostLabels, Counter>,
+    unasked_runs: Family<HostToolLabels, Gauge>,
+}
+
+impl HostMetrics {
+    fn register(registry: &mut Registry) -> HostMetrics {
+        let metrics = HostMetrics {
+            info: Family::default(),
+            report_age: Family::default(),
+            silent: Family::default(),
+            last_call_age: Family::default(),
+            tool_calls: Family::default(),
+            dispatch_calls: Family::default(),
+            unasked_runs: Family::default(),
+        };
+        registry.register(
+            "host_info",
+            "1 for each host that reported, with what it said it is",
+            metrics.info.clone(),
+        );
+        registry.register(
+            "host_report_age_seconds",
+            "Time since the host's last report",
+            metrics.report_age.clone(),
+        );
+        registry.register(
+            "host_silent",
+            "1 when the host's last report is over three of its intervals late and it did not say it was stopping",
+            metrics.silent.clone(),
+        );
+        registry.register(
+            "host_last_call_age_seconds",
+            "Time since the host's last call",
+            metrics.last_call_age.clone(),
+        );
+        registry.register(
+            "host_tool_calls",
+            "Tool calls decided for the host, by tool (past 128 tools: _other); dispatch calls apart",
+            metrics.tool_calls.clone(),
+        );
+        registry.register(
+            "host_dispatch_calls",
+            "Calls the host marked as only dispatching another tool call",
+            metrics.dispatch_calls.clone(),
+        );
+        registry.register(
+            "host_unasked_runs",
+            "Runs of the tool the host's processes reported beyond the calls they asked about",
+            metrics.unasked_runs.clone(),
+        );
+        metrics
+    }
+
+    fn set(&self, hosts: &[HostStatus]) {
+        self.info.clear();
+        self.report_age.clear();
+        self.silent.clear();
+        self.last_call_age.clear();
+        self.tool_calls.clear();
+        self.dispatch_calls.clear();
+        self.unasked_runs.clear();
+        for status in hosts {
+            let host = label_value(&status.host);
+            let labels = HostLabels { host: host.clone() };
+            let seconds = |ms: u64| Duration::from_millis(ms).as_secs_f64();
+            if !status.kind.is_empty() || status.report_age_ms > 0 {
+                self.info
+                    .get_or_create(&HostInfoLabels {
+                        host: host.clone(),
+                        kind: label_value(&status.kind),
+                        version: label_value(&status.version),
+                        policy: label_value(&status.policy_id),
+                    })
+                    .set(1);
+                self.report_age
+                    .get_or_create(&labels)
+                    .set(seconds(status.report_age_ms));
+                self.silent
+                    .get_or_create(&labels)
+                    .set(i64::from(status.silent));
+            }
+            if status.last_call_age_ms > 0 || status.calls > 0 {
+                self.last_call_age
+                    .get_or_create(&labels)
+                    .set(seconds(status.last_call_age_ms));
+            }
+            self.dispatch_calls
+                .get_or_create(&labels)
+                .inc_by(status.dispatch_calls);
+            for tool in &status.tools {
+                let labels = HostToolLabels {
+                    host: host.clone(),
+                    tool: label_value(&tool.tool),
+                };
+                if tool.calls > 0 {
+                    self.tool_calls.get_or_create(&labels).inc_by(tool.calls);
+                }
+                if tool.ran > 0 || tool.asked > 0 {
+                    self.unasked_runs
+                        .get_or_create(&labels)
+                        .set(i64::try_from(tool.unasked_runs).unwrap_or(i64::MAX));
+                }
+            }
+        }
+    }
+}
+
 fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
@@ -114,6 +270,7 @@ pub struct Metrics {
     audit_dropped_seen: AtomicU64,
     shadow_calls: Family<ShadowLabels, Counter>,
     shadow_disagreements: Family<PluginLabels, Counter>,
+    hosts: HostMetrics,
 }
 
 impl Default for Metrics {
@@ -212,7 +369,9 @@ impl Metrics {
             "Shadow answers whose outcome differed from the verdict's",
             shadow_disagreements.clone(),
         );
+        let hosts = HostMetrics::register(&mut registry);
         Metrics {
+            hosts,
             registry,
             verdicts,
             verdict_latency,
@@ -280,9 +439,16 @@ impl Metrics {
         }
     }
 
-    /// The exposition, with the plugins' states, the calls in flight and the audit drops read
-    /// now.
-    pub fn render(&self, plugins: &PluginSet, in_flight: usize, audit_dropped: u64) -> String {
+    /// The exposition, with the plugins' states, the hosts, the calls in flight and the audit
+    /// drops read now.
+    pub fn render(
+        &self,
+        plugins: &PluginSet,
+        hosts: &[HostStatus],
+        in_flight: usize,
+        audit_dropped: u64,
+    ) -> String {
+        self.hosts.set(hosts);
         // Plugins a reload removed must not linger.
         self.plugin_up.clear();
         self.plugin_state.clear();

@@ -220,7 +220,12 @@ pub async fn serve_on(
             let (metrics, observers, drain) = (metrics.clone(), observers.clone(), drain.clone());
             let render = move || {
                 let dropped = observers.audit.as_ref().map_or(0, Audit::dropped);
-                metrics.render(&reader.get().plugins, drain.in_flight(), dropped)
+                metrics.render(
+                    &reader.get().plugins,
+                    &observers.hosts.list(),
+                    drain.in_flight(),
+                    dropped,
+                )
             };
             Some(AbortOnDrop(tokio::spawn(metrics::serve(
                 listener,

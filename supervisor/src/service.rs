@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::hooks_server::Hooks;
 use hookvisor_proto::v1::{
-    BlockKind, Hook, PluginResult, SessionCreateRequest, SessionCreatedNotice,
-    SessionCreatedReceipt, SessionVerdict, ToolCallRequest, ToolCallVerdict,
+    BlockKind, Hook, HostReport, HostReportReceipt, PluginResult, SessionCreateRequest,
+    SessionCreatedNotice, SessionCreatedReceipt, SessionVerdict, ToolCallRequest, ToolCallVerdict,
 };
 use tokio::sync::Semaphore;
 use tonic::metadata::MetadataMap;
@@ -23,8 +23,10 @@ use tracing::Instrument;
 use crate::admission::Arrived;
 use crate::audit::{self, Audit};
 use crate::config::HookConfig;
+use crate::connections::HostConnInfo;
 use crate::drain::{Drain, InFlight};
 use crate::generation::{self, Generation};
+use crate::hosts::{self, Caller, Hosts};
 use crate::metrics::Metrics;
 use crate::request;
 use crate::request_id::{self, RequestId};
@@ -46,6 +48,8 @@ pub struct Observers {
     pub shadow_tally: Tally,
     /// Every plugin's calls, blocks, failures and recent latencies, for `ListPlugins`.
     pub calls: CallStats,
+    /// The hosts that report and call (contract §4.5), for `ListHosts` and the metrics.
+    pub hosts: Hosts,
 }
 
 impl Observers {
@@ -57,6 +61,7 @@ impl Observers {
             shadow_slots: Arc::new(Semaphore::new(shadow::MAX_SHADOW_CALLS)),
             shadow_tally: Tally::default(),
             calls: CallStats::default(),
+            hosts: Hosts::default(),
         }
     }
 
@@ -153,6 +158,15 @@ fn answer<T>(verdict: T, id: &RequestId) -> Response<T> {
     response
 }
 
+/// The calling process, from the connection's peer credentials.
+fn caller<T>(request: &Request<T>) -> Option<Caller> {
+    let cred = request.extensions().get::<HostConnInfo>()?.peer.peer_cred?;
+    Some(Caller {
+        pid: cred.pid()?,
+        uid: cred.uid(),
+    })
+}
+
 /// The budget of a call: the host's deadline (from `grpc-timeout`) and the hook's timeout,
 /// both counted from when the call's headers arrived (the admission layer's [`Arrived`]).
 fn budget<T>(request: &Request<T>, hook: &HookConfig) -> Budget {
@@ -195,8 +209,13 @@ impl Hooks for HooksService {
         let generation = self.generation.get();
         let hook = &generation.hooks.before_tool_call;
         let budget = budget(&request, hook);
+        let caller = caller(&request);
         // From here on every plugin sees, and the verdict returns, the canonical params text.
         let call = Arc::new(request::tool_call(request.into_inner())?);
+        self.observers.hosts.call(
+            caller,
+            Some((&call.request.tool_name, call.request.dispatch)),
+        );
         let lineup = generation
             .plugins
             .lineup(Hook::BeforeToolCall, Some(&call.request.tool_name));
@@ -241,8 +260,10 @@ impl Hooks for HooksService {
         let id = RequestId::from_host(request.metadata());
         let generation = self.generation.get();
         let budget = budget(&request, &generation.hooks.before_session_create);
+        let caller = caller(&request);
         let mut request = request.into_inner();
         request::session_create(&mut request)?;
+        self.observers.hosts.call(caller, None);
         let request = Arc::new(request);
         let lineup = generation.plugins.lineup(Hook::BeforeSessionCreate, None);
         let shadows = || {
@@ -286,8 +307,10 @@ impl Hooks for HooksService {
         let id = RequestId::from_host(request.metadata());
         let generation = self.generation.get();
         let budget = budget(&request, &generation.hooks.session_created);
+        let caller = caller(&request);
         let mut notice = request.into_inner();
         request::session_created(&mut notice)?;
+        self.observers.hosts.call(caller, None);
         let lineup = generation.plugins.lineup(Hook::SessionCreated, None);
         let observe = stages::session_created(&lineup, &notice, budget);
         let (receipt, shadows) = self
@@ -314,6 +337,38 @@ impl Hooks for HooksService {
             audit,
         );
         Ok(answer(receipt, &id))
+    }
+
+    async fn report_host(
+        &self,
+        request: Request<HostReport>,
+    ) -> Result<Response<HostReportReceipt>, Status> {
+        let _in_flight = self.admit()?;
+        let caller = caller(&request);
+        let report = request.into_inner();
+        hosts::check(&report)?;
+        self.observers.hosts.report(caller, &report)?;
+        tracing::debug!(
+            host = %report.host,
+            kind = %report.kind,
+            version = %report.version,
+            interval_ms = report.interval_ms,
+            stopping = report.stopping,
+            "host report"
+        );
+        let generation = self.generation.get();
+        let (mut plugins, mut ready) = (0u32, 0u32);
+        for plugin in generation.plugins.plugins() {
+            plugins = plugins.saturating_add(1);
+            if matches!(plugin.snapshot().phase, crate::plugin::Phase::Ready) {
+                ready = ready.saturating_add(1);
+            }
+        }
+        Ok(Response::new(HostReportReceipt {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            plugins,
+            plugins_ready: ready,
+        }))
     }
 }
 

@@ -2,7 +2,7 @@
 //! of the supervisor (this module and its child alone).
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not the process
-//! (field notes). Forking from a tokio worker would kill plugins whenever the runtime retires
+//! (prctl(2): "the parent is the thread that created this process"). Forking from a tokio worker would kill plugins whenever the runtime retires
 //! that worker, so every plugin is forked from a dedicated thread that lives as long as the
 //! [`Spawner`]. Dropping the spawner ends the thread, and with it every plugin it started: the
 //! same thing that happens when the supervisor dies.

@@ -815,6 +815,7 @@ pub fn tool_call_raw(tool: &str, params_json: &str) -> ToolCallRequest {
         params_json: params_json.to_owned(),
         context: Some(context()),
         session_metadata: Default::default(),
+        dispatch: false,
     }
 }
 

@@ -73,3 +73,25 @@ fn no_supervisor_is_an_error_naming_the_socket() {
     assert_eq!(status.code(), Some(1), "{out}{err}");
     assert!(err.contains("/nonexistent/hookvisor.sock"), "{err}");
 }
+
+#[tokio::test]
+async fn the_trace_marks_the_plugin_that_rewrote_the_params() {
+    let supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("watcher", "fixture-recorder"),
+        PluginToml::new("fixer", "fixture-recorder").action(r#"merge:{"path":"/srv/ws/a"}"#),
+    ]))
+    .await;
+    let (code, out, err) = call(
+        &supervisor,
+        &["tool", "read", "--params", r#"{"path":"a"}"#],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+            .to_owned()
+    };
+    assert!(line("fixer").ends_with("rewrote the params"), "{out}");
+    assert!(!line("watcher").contains("rewrote"), "{out}");
+}

@@ -2,9 +2,25 @@
 //! names the check a deliberately broken fixture fails.
 
 use hookvisor_tests::harness::{
-    assert_conformance_fails as assert_fails, assert_conformance_passes as assert_passes, binary,
-    conformance, repo_root,
+    TestDir, assert_conformance_fails as assert_fails, assert_conformance_passes as assert_passes,
+    binary, conformance, repo_root, run_hookvisor,
 };
+
+fn cases(name: &str) -> String {
+    repo_root()
+        .join("examples/plugins/cases")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Every case line of a report, each `ok` or `FAIL`.
+fn case_lines(report: &str) -> Vec<&str> {
+    report
+        .lines()
+        .filter(|l| l.starts_with("ok    line ") || l.starts_with("FAIL  line "))
+        .collect()
+}
 
 #[test]
 fn every_rust_example_passes() {
@@ -19,6 +35,109 @@ fn every_rust_example_passes() {
         &["--trusted", "--env", &env, "--read", &read],
         &[&path("deny-list")],
     );
+}
+
+#[test]
+fn every_rust_example_passes_its_own_cases() {
+    let path = |name: &str| binary(name).to_string_lossy().into_owned();
+    let list = repo_root().join("examples/deny-list.txt");
+    let env = format!("HOOKVISOR_DENY_LIST={}", list.display());
+    let read = list.display().to_string();
+    for (args, plugin, file, count) in [
+        (vec![], "path-guard", "path-guard.jsonl", 5),
+        (vec![], "approval-gate", "approval-gate.jsonl", 2),
+        (
+            vec!["--env", "SESSION_TAGGER_BLOCK_AGENTS=guest"],
+            "session-tagger",
+            "session-tagger.jsonl",
+            2,
+        ),
+        (
+            vec!["--trusted", "--env", &env, "--read", &read],
+            "deny-list",
+            "deny-list.jsonl",
+            3,
+        ),
+    ] {
+        let file = cases(file);
+        let mut all = args.clone();
+        all.extend(["--cases", &file]);
+        let (passed, report) = conformance(&all, &[&path(plugin)]);
+        assert!(passed, "{plugin}: {report}");
+        let lines = case_lines(&report);
+        assert_eq!(lines.len(), count, "{plugin}: {report}");
+        assert!(lines.iter().all(|l| l.starts_with("ok ")), "{report}");
+    }
+}
+
+#[test]
+fn a_case_that_does_not_match_fails_with_what_came_back_and_a_diff() {
+    let dir = TestDir::new();
+    let file = dir.join("cases.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"name":"wrong params","tool":"read","params":{"path":"a.txt"},"context":{"workspace_dir":"/srv/ws"},"expect":{"outcome":"allow","params":{"path":"/srv/other/a.txt"}}}"#,
+            "\n",
+            r#"{"name":"wrong outcome","tool":"read","params":{"path":"../x"},"context":{"workspace_dir":"/srv/ws"},"expect":{"outcome":"allow"}}"#,
+            "\n",
+            r#"{"name":"wrong reason","tool":"read","params":{"path":"../x"},"context":{"workspace_dir":"/srv/ws"},"expect":{"outcome":"block","reason":"^nope"}}"#,
+            "\n",
+            r#"{"name":"right","tool":"read","params":{"path":"../x"},"context":{"workspace_dir":"/srv/ws"},"expect":{"outcome":"block","reason":"escapes"}}"#,
+            "\n",
+        ),
+    )
+    .expect("cases");
+    let file = file.display().to_string();
+    let plugin = binary("path-guard").to_string_lossy().into_owned();
+    let (passed, report) = conformance(&["--cases", &file], &[&plugin]);
+    assert!(!passed, "{report}");
+    let lines = case_lines(&report);
+    assert_eq!(
+        lines,
+        vec![
+            "FAIL  line 1: wrong params: got allow, params rewritten",
+            "FAIL  line 2: wrong outcome: got block: path '../x' escapes the workspace '/srv/ws'",
+            "FAIL  line 3: wrong reason: got block: path '../x' escapes the workspace '/srv/ws'",
+            "ok    line 4: right: block: path '../x' escapes the workspace '/srv/ws'",
+        ],
+        "{report}"
+    );
+    for needed in [
+        "      params differ:",
+        "      -   \"path\": \"/srv/other/a.txt\"",
+        "      +   \"path\": \"/srv/ws/a.txt\"",
+        "      outcome: expected allow, got block",
+        "      reason: /^nope/ not found in \"path '../x' escapes the workspace '/srv/ws'\"",
+    ] {
+        assert!(
+            report.lines().any(|l| l == needed),
+            "{needed:?} in {report}"
+        );
+    }
+    assert!(report.contains("conformance: "), "{report}");
+}
+
+#[test]
+fn a_mistake_in_the_cases_file_is_reported_before_the_plugin_starts() {
+    let dir = TestDir::new();
+    let file = dir.join("cases.jsonl");
+    std::fs::write(
+        &file,
+        "{\"tool\":\"read\",\"expect\":{\"outcome\":\"maybe\"}}\n",
+    )
+    .expect("cases");
+    let plugin = binary("path-guard").to_string_lossy().into_owned();
+    let file = file.display().to_string();
+    let (status, out, err) = run_hookvisor(&["conformance", "--cases", &file, "--", &plugin]);
+    assert!(!status.success());
+    assert!(
+        err.contains(&format!(
+            "{file}:1: expect.outcome \"maybe\" is not allow, block or require_approval"
+        )),
+        "{out}{err}"
+    );
+    assert!(!out.contains("ready"), "the plugin was not started: {out}");
 }
 
 #[test]

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::{BlockKind, Failure, Outcome, ToolCallVerdict};
 use hookvisor_tests::harness::{
-    INHERIT_VAR, LEAK_VAR, PluginToml, Recording, Supervisor, entry, plugins, session_create,
+    INHERIT_VAR, LEAK_VAR, PluginToml, Recording, Supervisor, binary, entry, plugins,
+    run_hookvisor, session_create,
 };
 use serde_json::json;
 
@@ -163,9 +164,13 @@ async fn untrusted_plugin_cannot_answer_in_a_trusted_policys_place() {
     assert_eq!(verdict.outcome(), Outcome::Block, "{verdict:#?}");
     assert_eq!(verdict.block_kind(), BlockKind::Failure);
     assert_eq!(verdict.decided_by, "victim");
-    assert_eq!(
-        verdict.block_reason,
-        "blocked by victim: policy evaluation failed (unavailable)"
+    assert!(
+        verdict
+            .block_reason
+            .starts_with("plugin 'victim' is unavailable: ")
+            && verdict.block_reason.contains("peer mismatch"),
+        "{}",
+        verdict.block_reason
     );
     let victim = entry(&verdict.trace, "victim");
     assert_eq!(victim.failure(), Failure::Unavailable);
@@ -270,6 +275,36 @@ async fn plugin_runs_in_its_own_process_group() {
     let start = recording.start_of("grouped");
     assert_eq!(start["pgid"], start["pid"]);
     assert_ne!(start["pgid"].as_i64(), Some(i64::from(supervisor.pid())));
+}
+
+#[tokio::test]
+async fn a_plugin_named_otherwise_than_configured_is_warned_about_once() {
+    let supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("guard", "fixture-recorder"),
+        PluginToml::program("path-guard", &binary("path-guard")),
+    ]))
+    .await;
+    let warning = "describes itself as \"fixture-";
+    assert!(
+        supervisor
+            .log_line_with(&["guard", warning])
+            .await
+            .is_some(),
+        "{}",
+        supervisor.log()
+    );
+    // A restart is the same plugin: no second warning.
+    let socket = supervisor.socket().to_string_lossy().into_owned();
+    let (status, out, err) = run_hookvisor(&["restart", "guard", "--socket", &socket]);
+    assert!(status.success(), "{out}{err}");
+    assert_eq!(
+        verdict_for(&supervisor, "exec").await.outcome(),
+        Outcome::Allow
+    );
+    let log = supervisor.log();
+    assert_eq!(log.matches(warning).count(), 1, "{log}");
+    // path-guard describes itself by the name it is configured with: nothing to say.
+    assert!(!log.contains("describes itself as \"path-guard"), "{log}");
 }
 
 #[tokio::test]

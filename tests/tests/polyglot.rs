@@ -309,3 +309,42 @@ async fn the_polyglot_example_answers_a_probe_with_all_four_in_the_trace() {
     assert_eq!(secret.outcome(), Outcome::Block);
     assert_eq!(secret.decided_by, "secret-guard");
 }
+
+// ---- each SDK's example against its own cases (`hookvisor conformance --cases`) ----
+
+#[test]
+fn every_sdk_example_passes_its_own_cases() {
+    let root = repo_root();
+    for (args, command, file, count) in [
+        (
+            vec!["--env", "BUDGET_MAX_CALLS=2"],
+            budget_guard(),
+            "examples/python/budget_guard.cases.jsonl",
+            5,
+        ),
+        (
+            vec![],
+            secret_guard(),
+            "examples/typescript/secret-guard.cases.jsonl",
+            3,
+        ),
+        (
+            vec![],
+            go_plugin("path-guard"),
+            "examples/go/path-guard.cases.jsonl",
+            5,
+        ),
+    ] {
+        let file = root.join(file).display().to_string();
+        let mut all = args.clone();
+        all.extend(["--cases", file.as_str()]);
+        let (passed, report) = report(&all, &command);
+        assert!(passed, "{file}: {report}");
+        let cases: Vec<&str> = report
+            .lines()
+            .filter(|l| l.starts_with("ok    line ") || l.starts_with("FAIL  line "))
+            .collect();
+        assert_eq!(cases.len(), count, "{report}");
+        assert!(cases.iter().all(|l| l.starts_with("ok ")), "{report}");
+    }
+}

@@ -47,6 +47,14 @@ export class HooksClient {
     );
   }
 
+  /** Reports this host (`ReportHost`, contract §4.5). */
+  reportHost(
+    report: proto.HostReport,
+    deadlineMs: number,
+  ): Promise<proto.HostReportReceipt__Output> {
+    return this.unary((options, done) => this.client.reportHost(report, options, done), deadlineMs);
+  }
+
   /** Closes the channel; calls in flight fail with CANCELLED. */
   close(): void {
     this.client.close();

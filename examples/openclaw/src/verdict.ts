@@ -5,6 +5,8 @@
 import { status as Status, type ServiceError } from "@grpc/grpc-js";
 import type { proto } from "@hookvisor/plugin";
 
+import { DISPATCH_TOOLS } from "./report";
+
 /** What OpenClaw passes a trusted tool policy as its event (the fields the adapter reads). */
 export interface ToolCallEvent {
   toolName: string;
@@ -36,6 +38,10 @@ export interface ApprovalDecision {
   severity: "info" | "warning" | "critical";
   timeoutMs: number;
   allowedDecisions: Array<"allow-once" | "allow-always" | "deny">;
+  /** The plugin that asks. OpenClaw stamps it on an ordinary hook's approval, not on a trusted
+   * policy's, and a gateway turns down an approval without it ("signed plugin approval owner is
+   * unavailable"): the adapter sets it. */
+  pluginId?: string;
 }
 
 /** What a trusted tool policy returns to OpenClaw; `undefined` means "no opinion, run it". */
@@ -82,6 +88,8 @@ export function toolCallRequest(
             },
     },
     session_metadata: {},
+    // Tool Search's `tool_call` only dispatches the inner tool, which is asked about on its own.
+    dispatch: DISPATCH_TOOLS.has(event.toolName),
   };
 }
 
@@ -133,7 +141,9 @@ export function decisionFromError(
   const details = err.details ? `: ${err.details}` : "";
   switch (err.code) {
     case Status.UNAVAILABLE:
-      return block(`hookvisor is unavailable at ${socket}${details}; the call is blocked`);
+      return block(
+        `hookvisor is unavailable at ${socket} (${unavailableCause(err.details ?? "")}); the call is blocked`,
+      );
     case Status.DEADLINE_EXCEEDED:
       return block(`hookvisor gave no verdict within ${deadlineMs} ms; the call is blocked`);
     case Status.CANCELLED:
@@ -154,10 +164,44 @@ function block(reason: string): PolicyDecision {
   return { block: true, blockReason: reason };
 }
 
+/**
+ * One reason that names the plugin once and says what happened. A failure's reason already does
+ * (`plugin 'guard' timed out after 1500 ms`, contract §7); a plugin's own block reason is said to
+ * be its; a block with no reason of its own (hookvisor then writes `blocked by NAME`) names it.
+ */
 function blockReason(verdict: proto.ToolCallVerdict__Output): string {
-  const reason = verdict.block_reason || "blocked";
-  const by = verdict.decided_by ? ` by plugin '${verdict.decided_by}'` : "";
-  return `hookvisor: blocked${by}: ${reason}`;
+  const reason = verdict.block_reason;
+  const by = verdict.decided_by;
+  if (verdict.block_kind === "BLOCK_KIND_FAILURE") {
+    return `hookvisor: ${reason || `plugin '${by}' failed`}; the call is blocked`;
+  }
+  if (!by) {
+    return `hookvisor: blocked: ${reason || "no reason given"}`;
+  }
+  if (!reason || reason === `blocked by ${by}`) {
+    return `hookvisor: blocked by plugin '${by}'`;
+  }
+  return `hookvisor: blocked by plugin '${by}': ${reason}`;
+}
+
+/**
+ * What grpc-js says when it cannot connect, as a person can act on it. Its details read
+ * `No connection established. Last error: connect ENOENT /run/x.sock. Resolution note: ` (the
+ * note often empty); the errno says what to do.
+ */
+export function unavailableCause(details: string): string {
+  const last = /Last error: (.*?)\.?(?: Resolution note:.*)?$/s.exec(details)?.[1];
+  const cause = (last ?? details.replace(/\s*Resolution note:\s*$/, "")).trim();
+  if (/\bENOENT\b/.test(cause)) {
+    return "no socket there: is hookvisor running, and is this its socket?";
+  }
+  if (/\bECONNREFUSED\b/.test(cause)) {
+    return "nothing listens on the socket: is hookvisor running?";
+  }
+  if (/\bEACCES\b|\bEPERM\b/.test(cause)) {
+    return "permission denied on the socket: see socket_mode in hookvisor's configuration";
+  }
+  return cause || "no connection";
 }
 
 function parseParams(json: string): Record<string, unknown> | undefined {

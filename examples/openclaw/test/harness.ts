@@ -91,9 +91,16 @@ export interface SupervisorOptions {
   denyList?: string[];
   /** Tools path-guard keeps inside the workspace. */
   pathGuardTools?: string[];
+  /** Tools the approval-gate plugin asks a human about (unset: no approval-gate). */
+  approvalTools?: string[];
+  /** approval-gate's APPROVAL_GATE_TIMEOUT_MS (unset: the contract's default, 120 s). */
+  approvalTimeoutMs?: number;
 }
 
-/** `hookvisor serve` with deny-list (trusted), path-guard, demo-crash and session-tagger. */
+/**
+ * `hookvisor serve` with deny-list (trusted), path-guard, demo-crash and session-tagger, and
+ * approval-gate when `approvalTools` is set.
+ */
 export class Supervisor {
   private proc: Proc | undefined;
   readonly socket: string;
@@ -108,6 +115,12 @@ export class Supervisor {
     const denyList = path.join(dir, "deny-list.txt");
     fs.writeFileSync(denyList, (options.denyList ?? ["tool forbidden_tool"]).join("\n") + "\n");
     const bin = (name: string) => JSON.stringify(path.join(BIN_DIR, name));
+    const approvalEnv = [
+      `APPROVAL_GATE_TOOLS = ${JSON.stringify((options.approvalTools ?? []).join(","))}`,
+    ];
+    if (options.approvalTimeoutMs !== undefined) {
+      approvalEnv.push(`APPROVAL_GATE_TIMEOUT_MS = "${options.approvalTimeoutMs}"`);
+    }
     this.configPath = path.join(dir, "hookvisor.toml");
     fs.writeFileSync(
       this.configPath,
@@ -144,6 +157,15 @@ export class Supervisor {
         'name = "session-tagger"',
         `command = ${bin("session-tagger")}`,
         "",
+        ...(options.approvalTools === undefined
+          ? []
+          : [
+              "[[plugin]]",
+              'name = "approval-gate"',
+              `command = ${bin("approval-gate")}`,
+              `env = { ${approvalEnv.join(", ")} }`,
+              "",
+            ]),
       ].join("\n"),
     );
   }
@@ -193,6 +215,12 @@ export interface OpenClawOptions {
   withAdapter?: boolean;
   gatewayPort?: number;
   gatewayToken?: string;
+  /** More keys of the adapter's config (host, reportIntervalMs, or a wrong value). */
+  adapterConfig?: Record<string, unknown>;
+  /** `tools.toolSearch` (default false: every schema goes to the model directly). */
+  toolSearch?: unknown;
+  /** More tools for `tools.allow`. */
+  allowTools?: string[];
 }
 
 /** OpenClaw's HOME, state, config and workspace, all under `dir`. */
@@ -241,8 +269,11 @@ export class OpenClawHome {
           },
         },
       },
-      // Every tool schema goes to the model directly (no Tool Search indirection).
-      tools: { allow: ["probe_write", "crash-me"], toolSearch: false },
+      // Unless asked, every tool schema goes to the model directly (no Tool Search indirection).
+      tools: {
+        allow: ["probe_write", "crash-me", ...(options.allowTools ?? [])],
+        toolSearch: options.toolSearch ?? false,
+      },
       // OpenClaw's own log goes to /tmp/openclaw/ unless told otherwise.
       logging: { file: path.join(dir, "openclaw.log") },
       plugins: {
@@ -254,7 +285,11 @@ export class OpenClawHome {
             ? {
                 hookvisor: {
                   enabled: true,
-                  config: { socket: options.socket, deadlineMs: options.deadlineMs ?? 5000 },
+                  config: {
+                    socket: options.socket,
+                    deadlineMs: options.deadlineMs ?? 5000,
+                    ...options.adapterConfig,
+                  },
                 },
               }
             : {}),

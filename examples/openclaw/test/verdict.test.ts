@@ -9,8 +9,20 @@ import { describe, it } from "node:test";
 import { status as Status } from "@grpc/grpc-js";
 import type { proto } from "@hookvisor/plugin";
 
-import { DEFAULT_DEADLINE_MS, DEFAULT_SOCKET, parseConfig } from "../src/config";
-import { decisionFromError, decisionFromVerdict, toolCallRequest } from "../src/verdict";
+import {
+  DEFAULT_DEADLINE_MS,
+  DEFAULT_REPORT_INTERVAL_MS,
+  DEFAULT_SOCKET,
+  defaultHost,
+  parseConfig,
+} from "../src/config";
+import { MAX_REPORT_TOOLS, OTHER_TOOL, ToolCounts } from "../src/report";
+import {
+  decisionFromError,
+  decisionFromVerdict,
+  toolCallRequest,
+  unavailableCause,
+} from "../src/verdict";
 
 function verdict(fields: Partial<proto.ToolCallVerdict__Output>): proto.ToolCallVerdict__Output {
   return {
@@ -59,7 +71,17 @@ describe("toolCallRequest", () => {
         },
       },
       session_metadata: {},
+      dispatch: false,
     });
+  });
+
+  it("marks Tool Search's tool_call as a dispatch", () => {
+    const request = toolCallRequest(
+      { toolName: "tool_call", params: { name: "exec", args: {} } },
+      {},
+      undefined,
+    );
+    assert.equal(request.dispatch, true);
   });
 
   it("takes run and call ids from the context when the event has none", () => {
@@ -97,6 +119,31 @@ describe("decisionFromVerdict", () => {
         verdict({ outcome: "OUTCOME_BLOCK", block_reason: "no", decided_by: "deny-list" }),
       ),
       { block: true, blockReason: "hookvisor: blocked by plugin 'deny-list': no" },
+    );
+  });
+
+  it("names a failing plugin once, with what happened", () => {
+    assert.equal(
+      decisionFromVerdict(
+        verdict({
+          outcome: "OUTCOME_BLOCK",
+          block_kind: "BLOCK_KIND_FAILURE",
+          block_reason: "plugin 'oc3-guard' timed out after 1499 ms",
+          decided_by: "oc3-guard",
+        }),
+      )?.blockReason,
+      "hookvisor: plugin 'oc3-guard' timed out after 1499 ms; the call is blocked",
+    );
+    assert.equal(
+      decisionFromVerdict(
+        verdict({
+          outcome: "OUTCOME_BLOCK",
+          block_kind: "BLOCK_KIND_POLICY",
+          block_reason: "blocked by deny-list",
+          decided_by: "deny-list",
+        }),
+      )?.blockReason,
+      "hookvisor: blocked by plugin 'deny-list'",
     );
   });
 
@@ -166,10 +213,14 @@ describe("decisionFromError", () => {
   it("blocks with a reason for each status", () => {
     const reason = (code: Status, details = "") =>
       decisionFromError({ code, details }, "/run/h.sock", 250).blockReason;
-    assert.match(
-      reason(Status.UNAVAILABLE, "connect ENOENT") ?? "",
-      /unavailable at \/run\/h\.sock: connect ENOENT; the call is blocked/,
+    assert.equal(
+      reason(
+        Status.UNAVAILABLE,
+        "No connection established. Last error: connect ENOENT /run/h.sock. Resolution note: ",
+      ),
+      "hookvisor is unavailable at /run/h.sock (no socket there: is hookvisor running, and is this its socket?); the call is blocked",
     );
+    assert.equal(reason(Status.UNAVAILABLE, "hookvisor is shutting down")?.includes("note"), false);
     assert.equal(
       reason(Status.DEADLINE_EXCEEDED),
       "hookvisor gave no verdict within 250 ms; the call is blocked",
@@ -185,21 +236,64 @@ describe("decisionFromError", () => {
   });
 });
 
+describe("unavailableCause", () => {
+  it("says what to do for each errno, and drops grpc-js's empty note", () => {
+    const details = (error: string) =>
+      `No connection established. Last error: ${error}. Resolution note: `;
+    assert.match(unavailableCause(details("connect ECONNREFUSED /r.sock")), /nothing listens/);
+    assert.match(unavailableCause(details("connect EACCES /r.sock")), /socket_mode/);
+    assert.equal(unavailableCause(details("Error: odd")), "Error: odd");
+    assert.equal(unavailableCause(""), "no connection");
+  });
+});
+
+describe("ToolCounts", () => {
+  it("counts per tool and keeps to the contract's caps", () => {
+    const counts = new ToolCounts();
+    counts.asked("exec");
+    counts.ran("exec");
+    counts.ran("exec");
+    for (let i = 0; i < MAX_REPORT_TOOLS + 10; i++) counts.asked(`t${i}`);
+    counts.asked("x".repeat(257));
+    const report = counts.toReport();
+    assert.equal(report.length, MAX_REPORT_TOOLS);
+    assert.deepEqual(report[0], { tool: "exec", asked: 1, ran: 2 });
+    // 255 named tools fit; 12 more and the over-long name go to _other.
+    assert.equal(report.find((t) => t.tool === OTHER_TOOL)?.asked, 13);
+  });
+});
+
 describe("config", () => {
   it("defaults when absent", () => {
     assert.deepEqual(parseConfig(undefined), {
       ok: true,
-      value: { socket: DEFAULT_SOCKET, deadlineMs: DEFAULT_DEADLINE_MS },
+      value: {
+        socket: DEFAULT_SOCKET,
+        deadlineMs: DEFAULT_DEADLINE_MS,
+        host: defaultHost(),
+        reportIntervalMs: DEFAULT_REPORT_INTERVAL_MS,
+      },
     });
   });
 
-  it("refuses bad values and unknown keys", () => {
+  it("refuses bad values, control characters and unknown keys", () => {
     for (const bad of [
       { socket: "relative.sock" },
+      { socket: "/run/hook\nvisor.sock" },
+      { socket: "/run/hook\u0007visor.sock" },
+      { socket: "/run/hook\u009bvisor.sock" },
+      { socket: "/" + "s".repeat(107) },
       { deadlineMs: 0 },
       { deadlineMs: 1.5 },
+      { host: "" },
+      { host: "gw\u001b[2J" },
+      { host: "unreported" },
+      { host: "h".repeat(129) },
+      { reportIntervalMs: 99 },
+      { reportIntervalMs: 3_600_001 },
       { nope: 1 },
       [],
+      "x",
     ]) {
       assert.equal(parseConfig(bad).ok, false, JSON.stringify(bad));
     }
@@ -210,9 +304,22 @@ describe("config", () => {
       fs.readFileSync(path.join(__dirname, "..", "..", "openclaw.plugin.json"), "utf8"),
     );
     const props = manifest.configSchema.properties;
-    assert.deepEqual(Object.keys(props).sort(), ["deadlineMs", "socket"]);
+    assert.deepEqual(Object.keys(props).sort(), [
+      "deadlineMs",
+      "host",
+      "reportIntervalMs",
+      "socket",
+    ]);
     assert.equal(props.socket.default, DEFAULT_SOCKET);
     assert.equal(props.deadlineMs.default, DEFAULT_DEADLINE_MS);
+    assert.equal(props.reportIntervalMs.default, DEFAULT_REPORT_INTERVAL_MS);
+    // Nothing in it refuses a value: OpenClaw would not load the plugin, and nothing would block.
+    const refusing = ["type", "minimum", "maximum", "minLength", "pattern", "additionalProperties"];
+    for (const schema of [manifest.configSchema, ...Object.values(props)]) {
+      for (const keyword of refusing) {
+        assert.equal(keyword in (schema as object), false, keyword);
+      }
+    }
     assert.deepEqual(manifest.contracts.trustedToolPolicies, ["hookvisor"]);
   });
 });

@@ -1312,8 +1312,12 @@ type ToolCallRequest struct {
 	Context    *ToolCallContext `protobuf:"bytes,3,opt,name=context,proto3" json:"context,omitempty"`
 	// Namespace (plugin name) -> JSON value. Each plugin sees only its own namespace.
 	SessionMetadata map[string]string `protobuf:"bytes,4,rep,name=session_metadata,json=sessionMetadata,proto3" json:"session_metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Added: this call only dispatches another tool call, which the host asks about on its own
+	// (OpenClaw's tool search `tool_call`). It is decided like any call; the supervisor counts it
+	// apart so that per-tool figures are not doubled (contract §4.5).
+	Dispatch      bool `protobuf:"varint,5,opt,name=dispatch,proto3" json:"dispatch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ToolCallRequest) Reset() {
@@ -1372,6 +1376,13 @@ func (x *ToolCallRequest) GetSessionMetadata() map[string]string {
 		return x.SessionMetadata
 	}
 	return nil
+}
+
+func (x *ToolCallRequest) GetDispatch() bool {
+	if x != nil {
+		return x.Dispatch
+	}
+	return false
 }
 
 // One plugin's part in a verdict.
@@ -1907,6 +1918,238 @@ func (x *SessionCreatedReceipt) GetTrace() []*PluginResult {
 	return nil
 }
 
+// Added (contract §4.5): what a host reports about itself.
+type HostReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host's name, stable across its restarts (e.g. the machine's name): 1..128 bytes, no
+	// control characters. Reports with the same name are one host.
+	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// What kind of host it is ("openclaw"), its version, the id its adapter registered the
+	// policy under, and the adapter's version: each at most 128 bytes, no control characters.
+	Kind           string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Version        string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	PolicyId       string `protobuf:"bytes,4,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	AdapterVersion string `protobuf:"bytes,5,opt,name=adapter_version,json=adapterVersion,proto3" json:"adapter_version,omitempty"`
+	// The next report comes within this many milliseconds (at most 3600000); 0: no other report
+	// is coming from this process (a short-lived one). A host whose report is over three intervals
+	// late is silent.
+	IntervalMs uint32 `protobuf:"varint,6,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	// Per tool, counted by this process since it started: how often it asked hookvisor, and how
+	// often the tool ran (OpenClaw's after_tool_call). At most 256 tools, no name twice.
+	Tools []*ToolCount `protobuf:"bytes,7,rep,name=tools,proto3" json:"tools,omitempty"`
+	// The last report: the host is stopping on purpose (it is not silent after this).
+	Stopping      bool `protobuf:"varint,8,opt,name=stopping,proto3" json:"stopping,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostReport) Reset() {
+	*x = HostReport{}
+	mi := &file_hookvisor_v1_hookvisor_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostReport) ProtoMessage() {}
+
+func (x *HostReport) ProtoReflect() protoreflect.Message {
+	mi := &file_hookvisor_v1_hookvisor_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostReport.ProtoReflect.Descriptor instead.
+func (*HostReport) Descriptor() ([]byte, []int) {
+	return file_hookvisor_v1_hookvisor_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *HostReport) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *HostReport) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *HostReport) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *HostReport) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *HostReport) GetAdapterVersion() string {
+	if x != nil {
+		return x.AdapterVersion
+	}
+	return ""
+}
+
+func (x *HostReport) GetIntervalMs() uint32 {
+	if x != nil {
+		return x.IntervalMs
+	}
+	return 0
+}
+
+func (x *HostReport) GetTools() []*ToolCount {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *HostReport) GetStopping() bool {
+	if x != nil {
+		return x.Stopping
+	}
+	return false
+}
+
+type ToolCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tool          string                 `protobuf:"bytes,1,opt,name=tool,proto3" json:"tool,omitempty"`
+	Asked         uint64                 `protobuf:"varint,2,opt,name=asked,proto3" json:"asked,omitempty"`
+	Ran           uint64                 `protobuf:"varint,3,opt,name=ran,proto3" json:"ran,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolCount) Reset() {
+	*x = ToolCount{}
+	mi := &file_hookvisor_v1_hookvisor_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolCount) ProtoMessage() {}
+
+func (x *ToolCount) ProtoReflect() protoreflect.Message {
+	mi := &file_hookvisor_v1_hookvisor_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolCount.ProtoReflect.Descriptor instead.
+func (*ToolCount) Descriptor() ([]byte, []int) {
+	return file_hookvisor_v1_hookvisor_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ToolCount) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *ToolCount) GetAsked() uint64 {
+	if x != nil {
+		return x.Asked
+	}
+	return 0
+}
+
+func (x *ToolCount) GetRan() uint64 {
+	if x != nil {
+		return x.Ran
+	}
+	return 0
+}
+
+type HostReportReceipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// hookvisor's version, and its plugins: how many are configured and how many are ready.
+	Version       string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Plugins       uint32 `protobuf:"varint,2,opt,name=plugins,proto3" json:"plugins,omitempty"`
+	PluginsReady  uint32 `protobuf:"varint,3,opt,name=plugins_ready,json=pluginsReady,proto3" json:"plugins_ready,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostReportReceipt) Reset() {
+	*x = HostReportReceipt{}
+	mi := &file_hookvisor_v1_hookvisor_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostReportReceipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostReportReceipt) ProtoMessage() {}
+
+func (x *HostReportReceipt) ProtoReflect() protoreflect.Message {
+	mi := &file_hookvisor_v1_hookvisor_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostReportReceipt.ProtoReflect.Descriptor instead.
+func (*HostReportReceipt) Descriptor() ([]byte, []int) {
+	return file_hookvisor_v1_hookvisor_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *HostReportReceipt) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *HostReportReceipt) GetPlugins() uint32 {
+	if x != nil {
+		return x.Plugins
+	}
+	return 0
+}
+
+func (x *HostReportReceipt) GetPluginsReady() uint32 {
+	if x != nil {
+		return x.PluginsReady
+	}
+	return 0
+}
+
 var File_hookvisor_v1_hookvisor_proto protoreflect.FileDescriptor
 
 const file_hookvisor_v1_hookvisor_proto_rawDesc = "" +
@@ -1993,13 +2236,14 @@ const file_hookvisor_v1_hookvisor_proto_rawDesc = "" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x19\n" +
 	"\bagent_id\x18\x03 \x01(\tR\aagentId\x122\n" +
 	"\x15session_metadata_json\x18\x04 \x01(\tR\x13sessionMetadataJson\"\x05\n" +
-	"\x03Ack\"\xab\x02\n" +
+	"\x03Ack\"\xc7\x02\n" +
 	"\x0fToolCallRequest\x12\x1b\n" +
 	"\ttool_name\x18\x01 \x01(\tR\btoolName\x12\x1f\n" +
 	"\vparams_json\x18\x02 \x01(\tR\n" +
 	"paramsJson\x127\n" +
 	"\acontext\x18\x03 \x01(\v2\x1d.hookvisor.v1.ToolCallContextR\acontext\x12]\n" +
-	"\x10session_metadata\x18\x04 \x03(\v22.hookvisor.v1.ToolCallRequest.SessionMetadataEntryR\x0fsessionMetadata\x1aB\n" +
+	"\x10session_metadata\x18\x04 \x03(\v22.hookvisor.v1.ToolCallRequest.SessionMetadataEntryR\x0fsessionMetadata\x12\x1a\n" +
+	"\bdispatch\x18\x05 \x01(\bR\bdispatch\x1aB\n" +
 	"\x14SessionMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x02\n" +
@@ -2063,7 +2307,26 @@ const file_hookvisor_v1_hookvisor_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"I\n" +
 	"\x15SessionCreatedReceipt\x120\n" +
-	"\x05trace\x18\x01 \x03(\v2\x1a.hookvisor.v1.PluginResultR\x05trace*q\n" +
+	"\x05trace\x18\x01 \x03(\v2\x1a.hookvisor.v1.PluginResultR\x05trace\"\x80\x02\n" +
+	"\n" +
+	"HostReport\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x1b\n" +
+	"\tpolicy_id\x18\x04 \x01(\tR\bpolicyId\x12'\n" +
+	"\x0fadapter_version\x18\x05 \x01(\tR\x0eadapterVersion\x12\x1f\n" +
+	"\vinterval_ms\x18\x06 \x01(\rR\n" +
+	"intervalMs\x12-\n" +
+	"\x05tools\x18\a \x03(\v2\x17.hookvisor.v1.ToolCountR\x05tools\x12\x1a\n" +
+	"\bstopping\x18\b \x01(\bR\bstopping\"G\n" +
+	"\tToolCount\x12\x12\n" +
+	"\x04tool\x18\x01 \x01(\tR\x04tool\x12\x14\n" +
+	"\x05asked\x18\x02 \x01(\x04R\x05asked\x12\x10\n" +
+	"\x03ran\x18\x03 \x01(\x04R\x03ran\"l\n" +
+	"\x11HostReportReceipt\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x18\n" +
+	"\aplugins\x18\x02 \x01(\rR\aplugins\x12#\n" +
+	"\rplugins_ready\x18\x03 \x01(\rR\fpluginsReady*q\n" +
 	"\x04Hook\x12\x14\n" +
 	"\x10HOOK_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15HOOK_BEFORE_TOOL_CALL\x10\x01\x12\x1e\n" +
@@ -2104,11 +2367,13 @@ const file_hookvisor_v1_hookvisor_proto_rawDesc = "" +
 	"\bDescribe\x12\x1d.hookvisor.v1.DescribeRequest\x1a\x18.hookvisor.v1.PluginInfo\x12U\n" +
 	"\x0eBeforeToolCall\x12#.hookvisor.v1.BeforeToolCallRequest\x1a\x1e.hookvisor.v1.ToolCallDecision\x12^\n" +
 	"\x13BeforeSessionCreate\x12(.hookvisor.v1.BeforeSessionCreateRequest\x1a\x1d.hookvisor.v1.SessionDecision\x12F\n" +
-	"\x0eSessionCreated\x12!.hookvisor.v1.SessionCreatedEvent\x1a\x11.hookvisor.v1.Ack2\x8b\x02\n" +
+	"\x0eSessionCreated\x12!.hookvisor.v1.SessionCreatedEvent\x1a\x11.hookvisor.v1.Ack2\xd4\x02\n" +
 	"\x05Hooks\x12N\n" +
 	"\x0eBeforeToolCall\x12\x1d.hookvisor.v1.ToolCallRequest\x1a\x1d.hookvisor.v1.ToolCallVerdict\x12W\n" +
 	"\x13BeforeSessionCreate\x12\".hookvisor.v1.SessionCreateRequest\x1a\x1c.hookvisor.v1.SessionVerdict\x12Y\n" +
-	"\x0eSessionCreated\x12\".hookvisor.v1.SessionCreatedNotice\x1a#.hookvisor.v1.SessionCreatedReceiptb\x06proto3"
+	"\x0eSessionCreated\x12\".hookvisor.v1.SessionCreatedNotice\x1a#.hookvisor.v1.SessionCreatedReceipt\x12G\n" +
+	"\n" +
+	"ReportHost\x12\x18.hookvisor.v1.HostReport\x1a\x1f.hookvisor.v1.HostReportReceiptb\x06proto3"
 
 var (
 	file_hookvisor_v1_hookvisor_proto_rawDescOnce sync.Once
@@ -2123,7 +2388,7 @@ func file_hookvisor_v1_hookvisor_proto_rawDescGZIP() []byte {
 }
 
 var file_hookvisor_v1_hookvisor_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_hookvisor_v1_hookvisor_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_hookvisor_v1_hookvisor_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_hookvisor_v1_hookvisor_proto_goTypes = []any{
 	(Hook)(0),                          // 0: hookvisor.v1.Hook
 	(Stage)(0),                         // 1: hookvisor.v1.Stage
@@ -2151,10 +2416,13 @@ var file_hookvisor_v1_hookvisor_proto_goTypes = []any{
 	(*SessionVerdict)(nil),             // 23: hookvisor.v1.SessionVerdict
 	(*SessionCreatedNotice)(nil),       // 24: hookvisor.v1.SessionCreatedNotice
 	(*SessionCreatedReceipt)(nil),      // 25: hookvisor.v1.SessionCreatedReceipt
-	nil,                                // 26: hookvisor.v1.ToolCallRequest.SessionMetadataEntry
-	nil,                                // 27: hookvisor.v1.SessionCreateRequest.SessionMetadataEntry
-	nil,                                // 28: hookvisor.v1.SessionVerdict.SessionMetadataEntry
-	nil,                                // 29: hookvisor.v1.SessionCreatedNotice.SessionMetadataEntry
+	(*HostReport)(nil),                 // 26: hookvisor.v1.HostReport
+	(*ToolCount)(nil),                  // 27: hookvisor.v1.ToolCount
+	(*HostReportReceipt)(nil),          // 28: hookvisor.v1.HostReportReceipt
+	nil,                                // 29: hookvisor.v1.ToolCallRequest.SessionMetadataEntry
+	nil,                                // 30: hookvisor.v1.SessionCreateRequest.SessionMetadataEntry
+	nil,                                // 31: hookvisor.v1.SessionVerdict.SessionMetadataEntry
+	nil,                                // 32: hookvisor.v1.SessionCreatedNotice.SessionMetadataEntry
 }
 var file_hookvisor_v1_hookvisor_proto_depIdxs = []int32{
 	7,  // 0: hookvisor.v1.ToolCallContext.requester:type_name -> hookvisor.v1.Requester
@@ -2167,7 +2435,7 @@ var file_hookvisor_v1_hookvisor_proto_depIdxs = []int32{
 	9,  // 7: hookvisor.v1.ToolCallDecision.require_approval:type_name -> hookvisor.v1.ApprovalRequest
 	7,  // 8: hookvisor.v1.BeforeSessionCreateRequest.requester:type_name -> hookvisor.v1.Requester
 	8,  // 9: hookvisor.v1.ToolCallRequest.context:type_name -> hookvisor.v1.ToolCallContext
-	26, // 10: hookvisor.v1.ToolCallRequest.session_metadata:type_name -> hookvisor.v1.ToolCallRequest.SessionMetadataEntry
+	29, // 10: hookvisor.v1.ToolCallRequest.session_metadata:type_name -> hookvisor.v1.ToolCallRequest.SessionMetadataEntry
 	1,  // 11: hookvisor.v1.PluginResult.stage:type_name -> hookvisor.v1.Stage
 	2,  // 12: hookvisor.v1.PluginResult.outcome:type_name -> hookvisor.v1.Outcome
 	4,  // 13: hookvisor.v1.PluginResult.failure:type_name -> hookvisor.v1.Failure
@@ -2176,32 +2444,35 @@ var file_hookvisor_v1_hookvisor_proto_depIdxs = []int32{
 	9,  // 16: hookvisor.v1.ToolCallVerdict.approval:type_name -> hookvisor.v1.ApprovalRequest
 	20, // 17: hookvisor.v1.ToolCallVerdict.trace:type_name -> hookvisor.v1.PluginResult
 	7,  // 18: hookvisor.v1.SessionCreateRequest.requester:type_name -> hookvisor.v1.Requester
-	27, // 19: hookvisor.v1.SessionCreateRequest.session_metadata:type_name -> hookvisor.v1.SessionCreateRequest.SessionMetadataEntry
+	30, // 19: hookvisor.v1.SessionCreateRequest.session_metadata:type_name -> hookvisor.v1.SessionCreateRequest.SessionMetadataEntry
 	2,  // 20: hookvisor.v1.SessionVerdict.outcome:type_name -> hookvisor.v1.Outcome
 	3,  // 21: hookvisor.v1.SessionVerdict.block_kind:type_name -> hookvisor.v1.BlockKind
-	28, // 22: hookvisor.v1.SessionVerdict.session_metadata:type_name -> hookvisor.v1.SessionVerdict.SessionMetadataEntry
+	31, // 22: hookvisor.v1.SessionVerdict.session_metadata:type_name -> hookvisor.v1.SessionVerdict.SessionMetadataEntry
 	20, // 23: hookvisor.v1.SessionVerdict.trace:type_name -> hookvisor.v1.PluginResult
-	29, // 24: hookvisor.v1.SessionCreatedNotice.session_metadata:type_name -> hookvisor.v1.SessionCreatedNotice.SessionMetadataEntry
+	32, // 24: hookvisor.v1.SessionCreatedNotice.session_metadata:type_name -> hookvisor.v1.SessionCreatedNotice.SessionMetadataEntry
 	20, // 25: hookvisor.v1.SessionCreatedReceipt.trace:type_name -> hookvisor.v1.PluginResult
-	10, // 26: hookvisor.v1.Plugin.Describe:input_type -> hookvisor.v1.DescribeRequest
-	13, // 27: hookvisor.v1.Plugin.BeforeToolCall:input_type -> hookvisor.v1.BeforeToolCallRequest
-	15, // 28: hookvisor.v1.Plugin.BeforeSessionCreate:input_type -> hookvisor.v1.BeforeSessionCreateRequest
-	17, // 29: hookvisor.v1.Plugin.SessionCreated:input_type -> hookvisor.v1.SessionCreatedEvent
-	19, // 30: hookvisor.v1.Hooks.BeforeToolCall:input_type -> hookvisor.v1.ToolCallRequest
-	22, // 31: hookvisor.v1.Hooks.BeforeSessionCreate:input_type -> hookvisor.v1.SessionCreateRequest
-	24, // 32: hookvisor.v1.Hooks.SessionCreated:input_type -> hookvisor.v1.SessionCreatedNotice
-	11, // 33: hookvisor.v1.Plugin.Describe:output_type -> hookvisor.v1.PluginInfo
-	14, // 34: hookvisor.v1.Plugin.BeforeToolCall:output_type -> hookvisor.v1.ToolCallDecision
-	16, // 35: hookvisor.v1.Plugin.BeforeSessionCreate:output_type -> hookvisor.v1.SessionDecision
-	18, // 36: hookvisor.v1.Plugin.SessionCreated:output_type -> hookvisor.v1.Ack
-	21, // 37: hookvisor.v1.Hooks.BeforeToolCall:output_type -> hookvisor.v1.ToolCallVerdict
-	23, // 38: hookvisor.v1.Hooks.BeforeSessionCreate:output_type -> hookvisor.v1.SessionVerdict
-	25, // 39: hookvisor.v1.Hooks.SessionCreated:output_type -> hookvisor.v1.SessionCreatedReceipt
-	33, // [33:40] is the sub-list for method output_type
-	26, // [26:33] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	27, // 26: hookvisor.v1.HostReport.tools:type_name -> hookvisor.v1.ToolCount
+	10, // 27: hookvisor.v1.Plugin.Describe:input_type -> hookvisor.v1.DescribeRequest
+	13, // 28: hookvisor.v1.Plugin.BeforeToolCall:input_type -> hookvisor.v1.BeforeToolCallRequest
+	15, // 29: hookvisor.v1.Plugin.BeforeSessionCreate:input_type -> hookvisor.v1.BeforeSessionCreateRequest
+	17, // 30: hookvisor.v1.Plugin.SessionCreated:input_type -> hookvisor.v1.SessionCreatedEvent
+	19, // 31: hookvisor.v1.Hooks.BeforeToolCall:input_type -> hookvisor.v1.ToolCallRequest
+	22, // 32: hookvisor.v1.Hooks.BeforeSessionCreate:input_type -> hookvisor.v1.SessionCreateRequest
+	24, // 33: hookvisor.v1.Hooks.SessionCreated:input_type -> hookvisor.v1.SessionCreatedNotice
+	26, // 34: hookvisor.v1.Hooks.ReportHost:input_type -> hookvisor.v1.HostReport
+	11, // 35: hookvisor.v1.Plugin.Describe:output_type -> hookvisor.v1.PluginInfo
+	14, // 36: hookvisor.v1.Plugin.BeforeToolCall:output_type -> hookvisor.v1.ToolCallDecision
+	16, // 37: hookvisor.v1.Plugin.BeforeSessionCreate:output_type -> hookvisor.v1.SessionDecision
+	18, // 38: hookvisor.v1.Plugin.SessionCreated:output_type -> hookvisor.v1.Ack
+	21, // 39: hookvisor.v1.Hooks.BeforeToolCall:output_type -> hookvisor.v1.ToolCallVerdict
+	23, // 40: hookvisor.v1.Hooks.BeforeSessionCreate:output_type -> hookvisor.v1.SessionVerdict
+	25, // 41: hookvisor.v1.Hooks.SessionCreated:output_type -> hookvisor.v1.SessionCreatedReceipt
+	28, // 42: hookvisor.v1.Hooks.ReportHost:output_type -> hookvisor.v1.HostReportReceipt
+	35, // [35:43] is the sub-list for method output_type
+	27, // [27:35] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_hookvisor_v1_hookvisor_proto_init() }
@@ -2217,7 +2488,7 @@ func file_hookvisor_v1_hookvisor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookvisor_v1_hookvisor_proto_rawDesc), len(file_hookvisor_v1_hookvisor_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

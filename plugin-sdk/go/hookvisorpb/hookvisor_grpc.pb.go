@@ -250,6 +250,7 @@ const (
 	Hooks_BeforeToolCall_FullMethodName      = "/hookvisor.v1.Hooks/BeforeToolCall"
 	Hooks_BeforeSessionCreate_FullMethodName = "/hookvisor.v1.Hooks/BeforeSessionCreate"
 	Hooks_SessionCreated_FullMethodName      = "/hookvisor.v1.Hooks/SessionCreated"
+	Hooks_ReportHost_FullMethodName          = "/hookvisor.v1.Hooks/ReportHost"
 )
 
 // HooksClient is the client API for Hooks service.
@@ -259,6 +260,10 @@ type HooksClient interface {
 	BeforeToolCall(ctx context.Context, in *ToolCallRequest, opts ...grpc.CallOption) (*ToolCallVerdict, error)
 	BeforeSessionCreate(ctx context.Context, in *SessionCreateRequest, opts ...grpc.CallOption) (*SessionVerdict, error)
 	SessionCreated(ctx context.Context, in *SessionCreatedNotice, opts ...grpc.CallOption) (*SessionCreatedReceipt, error)
+	// Added: the host says who it is (a hello when its adapter loads) and keeps saying it (a
+	// heartbeat every `interval_ms`), with how often each tool was asked about and how often it
+	// ran. The supervisor keeps it for `Admin/ListHosts` and the metrics (contract §4.5).
+	ReportHost(ctx context.Context, in *HostReport, opts ...grpc.CallOption) (*HostReportReceipt, error)
 }
 
 type hooksClient struct {
@@ -299,6 +304,16 @@ func (c *hooksClient) SessionCreated(ctx context.Context, in *SessionCreatedNoti
 	return out, nil
 }
 
+func (c *hooksClient) ReportHost(ctx context.Context, in *HostReport, opts ...grpc.CallOption) (*HostReportReceipt, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HostReportReceipt)
+	err := c.cc.Invoke(ctx, Hooks_ReportHost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HooksServer is the server API for Hooks service.
 // All implementations must embed UnimplementedHooksServer
 // for forward compatibility.
@@ -306,6 +321,10 @@ type HooksServer interface {
 	BeforeToolCall(context.Context, *ToolCallRequest) (*ToolCallVerdict, error)
 	BeforeSessionCreate(context.Context, *SessionCreateRequest) (*SessionVerdict, error)
 	SessionCreated(context.Context, *SessionCreatedNotice) (*SessionCreatedReceipt, error)
+	// Added: the host says who it is (a hello when its adapter loads) and keeps saying it (a
+	// heartbeat every `interval_ms`), with how often each tool was asked about and how often it
+	// ran. The supervisor keeps it for `Admin/ListHosts` and the metrics (contract §4.5).
+	ReportHost(context.Context, *HostReport) (*HostReportReceipt, error)
 	mustEmbedUnimplementedHooksServer()
 }
 
@@ -324,6 +343,9 @@ func (UnimplementedHooksServer) BeforeSessionCreate(context.Context, *SessionCre
 }
 func (UnimplementedHooksServer) SessionCreated(context.Context, *SessionCreatedNotice) (*SessionCreatedReceipt, error) {
 	return nil, status.Error(codes.Unimplemented, "method SessionCreated not implemented")
+}
+func (UnimplementedHooksServer) ReportHost(context.Context, *HostReport) (*HostReportReceipt, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportHost not implemented")
 }
 func (UnimplementedHooksServer) mustEmbedUnimplementedHooksServer() {}
 func (UnimplementedHooksServer) testEmbeddedByValue()               {}
@@ -400,6 +422,24 @@ func _Hooks_SessionCreated_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Hooks_ReportHost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HostReport)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HooksServer).ReportHost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hooks_ReportHost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HooksServer).ReportHost(ctx, req.(*HostReport))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Hooks_ServiceDesc is the grpc.ServiceDesc for Hooks service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -418,6 +458,10 @@ var Hooks_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SessionCreated",
 			Handler:    _Hooks_SessionCreated_Handler,
+		},
+		{
+			MethodName: "ReportHost",
+			Handler:    _Hooks_ReportHost_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

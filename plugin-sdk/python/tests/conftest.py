@@ -63,7 +63,7 @@ class Running:
 
 
 def connect(socket: str) -> grpc.Channel:
-    # C-core clients send the socket path as :authority unless told otherwise (field notes).
+    # C-core clients send the socket path as :authority unless told otherwise.
     options = [
         ("grpc.default_authority", "localhost"),
         # The plugin may not be listening yet: retry soon rather than after the default 1 s.

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use clap::Args;
 use hookvisor_proto::v1::admin_client::AdminClient;
 use hookvisor_proto::v1::{
-    Hook, ListPluginsRequest, PluginStatus, ReloadRequest, RestartPluginRequest, Stage,
+    Hook, HostStatus, ListHostsRequest, ListPluginsRequest, PluginStatus, ReloadRequest,
+    RestartPluginRequest, Stage,
 };
 use serde_json::{Value, json};
 use tonic::transport::Channel;
@@ -43,22 +44,35 @@ fn status_error(status: tonic::Status) -> anyhow::Error {
     )
 }
 
-/// `hookvisor status`: the plugin table.
+/// `hookvisor status`: the plugin table, then the hosts that reported or called.
 pub(crate) async fn status(target: Target) -> anyhow::Result<ExitCode> {
+    let mut client = client(&target).await?;
     let mut request = tonic::Request::new(ListPluginsRequest {});
     request.set_timeout(Duration::from_secs(10));
-    let plugins = client(&target)
-        .await?
+    let plugins = client
         .list_plugins(request)
         .await
         .map_err(status_error)?
         .into_inner()
         .plugins;
+    let mut request = tonic::Request::new(ListHostsRequest {});
+    request.set_timeout(Duration::from_secs(10));
+    let hosts = client
+        .list_hosts(request)
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .hosts;
     if target.json {
-        let list: Vec<Value> = plugins.iter().map(plugin_json).collect();
-        out!("{}", json_text(&json!({ "plugins": list })));
+        let plugins: Vec<Value> = plugins.iter().map(plugin_json).collect();
+        let hosts: Vec<Value> = hosts.iter().map(host_json).collect();
+        out!(
+            "{}",
+            json_text(&json!({ "plugins": plugins, "hosts": hosts }))
+        );
     } else {
         print_table(&plugins);
+        print_hosts(&hosts);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -227,24 +241,7 @@ fn print_table(plugins: &[PluginStatus]) {
             row.map(|cell| escaped(&cell).into_owned())
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out!("{}", padded.join("  ").trim_end());
-    };
-    line(header.iter().map(|h| (*h).to_owned()).collect());
-    for row in rows {
-        line(row.to_vec());
-    }
+    table(&header, &rows);
     for p in plugins {
         let name = escaped(&p.name);
         if !p.sandboxed {
@@ -268,5 +265,146 @@ fn print_table(plugins: &[PluginStatus]) {
             escaped(&p.name),
             escaped(&p.last_error)
         );
+    }
+}
+
+/// Prints `rows` (already escaped) under `header`, each column as wide as its widest cell.
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        line(row.to_vec());
+    }
+}
+
+fn age(ms: u64) -> String {
+    if ms == 0 {
+        "-".into()
+    } else {
+        format!("{} s ago", ms / 1000)
+    }
+}
+
+fn host_json(h: &HostStatus) -> Value {
+    let tools: Vec<Value> = h
+        .tools
+        .iter()
+        .map(|t| {
+            json!({
+                "tool": t.tool, "calls": t.calls, "asked": t.asked, "ran": t.ran,
+                "unasked_runs": t.unasked_runs,
+            })
+        })
+        .collect();
+    json!({
+        "host": h.host,
+        "kind": h.kind,
+        "version": h.version,
+        "policy_id": h.policy_id,
+        "adapter_version": h.adapter_version,
+        "pid": h.pid,
+        "uid": h.uid,
+        "report_age_ms": h.report_age_ms,
+        "last_call_age_ms": h.last_call_age_ms,
+        "interval_ms": h.interval_ms,
+        "silent": h.silent,
+        "stopping": h.stopping,
+        "calls": h.calls,
+        "dispatch_calls": h.dispatch_calls,
+        "unasked_runs": h.unasked_runs,
+        "tools": tools,
+    })
+}
+
+/// The hosts: who they said they are, when they last reported and called, their calls, and
+/// every warning (silent, runs hookvisor was not asked about).
+fn print_hosts(hosts: &[HostStatus]) {
+    out!("");
+    if hosts.is_empty() {
+        out!("hosts: none has reported or called yet");
+        return;
+    }
+    let header = [
+        "host",
+        "kind",
+        "version",
+        "policy",
+        "pid",
+        "reported",
+        "last call",
+        "calls",
+        "dispatch",
+        "state",
+    ];
+    let rows: Vec<[String; 10]> = hosts
+        .iter()
+        .map(|h| {
+            let state = if h.silent {
+                "SILENT"
+            } else if h.stopping {
+                "stopped"
+            } else if h.report_age_ms == 0 && h.kind.is_empty() {
+                "unreported"
+            } else {
+                "ok"
+            };
+            [
+                h.host.clone(),
+                h.kind.clone(),
+                h.version.clone(),
+                h.policy_id.clone(),
+                if h.pid == 0 {
+                    "-".into()
+                } else {
+                    h.pid.to_string()
+                },
+                age(h.report_age_ms),
+                age(h.last_call_age_ms),
+                h.calls.to_string(),
+                h.dispatch_calls.to_string(),
+                state.into(),
+            ]
+            .map(|cell| escaped(&cell).into_owned())
+        })
+        .collect();
+    table(&header, &rows);
+    for h in hosts {
+        let name = escaped(&h.host);
+        let tools: Vec<String> = h
+            .tools
+            .iter()
+            .filter(|t| t.calls > 0)
+            .map(|t| format!("{} {}", escaped(&t.tool), t.calls))
+            .collect();
+        if !tools.is_empty() {
+            out!("{name}: calls per tool: {}", tools.join(", "));
+        }
+        for t in h.tools.iter().filter(|t| t.unasked_runs > 0) {
+            out!(
+                "{name}: WARNING: tool '{}' ran {} time(s) more than hookvisor was asked about it",
+                escaped(&t.tool),
+                t.unasked_runs
+            );
+        }
+        if h.silent {
+            out!(
+                "{name}: WARNING: no report for {} s (interval {} ms): is its gateway still asking hookvisor?",
+                h.report_age_ms / 1000,
+                h.interval_ms
+            );
+        }
     }
 }

@@ -253,6 +253,7 @@ fn tool_call(bytes: usize) -> ToolCallRequest {
         params_json: json!({"command": "ls -la /tmp", "pad": pad}).to_string(),
         context: Some(context()),
         session_metadata: Default::default(),
+        dispatch: false,
     }
 }
 

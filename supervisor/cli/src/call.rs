@@ -130,6 +130,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
                     ..Default::default()
                 }),
                 session_metadata: metadata.into_iter().collect::<HashMap<_, _>>(),
+                dispatch: false,
             });
             request.set_timeout(timeout);
             let verdict = client
@@ -290,7 +291,12 @@ fn print_human(verdict: &Value) {
             Some(failure) if !failure.is_empty() => text(&r["failure"]),
             _ => text(&r["outcome"]),
         };
-        let detail = text(&r["detail"]);
+        // Which plugin's rewrite the final params carry.
+        let detail = match (r["params_changed"] == json!(true), text(&r["detail"])) {
+            (true, detail) if detail.is_empty() => "rewrote the params".to_owned(),
+            (true, detail) => format!("rewrote the params; {detail}"),
+            (false, detail) => detail,
+        };
         out!(
             "  {name:<width$}  {stage:<7} {outcome:<17} {:>8} µs  {detail}",
             r["latency_us"].as_u64().unwrap_or_default()

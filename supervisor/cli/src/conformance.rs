@@ -12,7 +12,8 @@
 //!   params at the §8 limits, no context, full context and metadata), each answered in time with
 //!   an OK status and an answer the supervisor accepts;
 //! - `cancel`: calls cancelled at their deadline leave it running, healthy and answering;
-//! - `sigterm`: it exits within the grace period after SIGTERM to its process group (§2.5).
+//! - `sigterm`: it exits within the grace period after SIGTERM to its process group (§2.5);
+//! - with `--cases FILE`, the author's own cases (`crate::cases`), after `cancel`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -85,6 +86,10 @@ pub(crate) struct Options {
     plugin_uids: Option<(u32, u32)>,
     /// The plugin's command and its arguments (a relative command is resolved against the
     /// current directory, which is also the plugin's working directory).
+    /// The author's own cases: JSON lines, each a request and the outcome, params or reason
+    /// expected (see `hookvisor conformance --help` and docs).
+    #[arg(long, value_name = "FILE")]
+    cases: Option<PathBuf>,
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
@@ -152,6 +157,11 @@ impl Report {
 pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     let [program, args @ ..] = options.command.as_slice() else {
         anyhow::bail!("no plugin command given (after `--`)");
+    };
+    // A mistake in the cases file is reported before the plugin starts.
+    let cases = match &options.cases {
+        Some(path) => Some(crate::cases::load(path).map_err(|e| anyhow::anyhow!(e))?),
+        None => None,
     };
     let workdir = std::env::current_dir()?;
     let command = workdir.join(program);
@@ -265,6 +275,17 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
         report.record("cancel", cancel);
     } else {
         report.fail("cancel", "no registration to call");
+    }
+    if let Some(cases) = &cases {
+        let (passed, failed) = crate::cases::run(
+            cases,
+            &registrations,
+            |registration, request| target.tool_call(request, target.deadline(registration)),
+            |registration, request| target.session_create(request, target.deadline(registration)),
+        )
+        .await;
+        report.passed += passed;
+        report.failed += failed;
     }
     stop_and_check(&process, &options, &mut report).await;
     tasks.shutdown().await;

@@ -242,6 +242,7 @@ fn tool_call(tool: &str, params: serde_json::Value) -> ToolCallRequest {
             ..Default::default()
         }),
         session_metadata: HashMap::new(),
+        dispatch: false,
     }
 }
 

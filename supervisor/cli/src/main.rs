@@ -14,6 +14,7 @@ mod activation;
 mod admin;
 mod bench;
 mod call;
+mod cases;
 mod cli;
 mod conformance;
 mod demo;

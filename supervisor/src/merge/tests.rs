@@ -173,10 +173,8 @@ fn a_policy_failure_blocks_with_the_contract_reason() {
         let verdict = run(json!({}), vec![(call, Err(failed)), (hook("h"), allow())]);
         assert_eq!(verdict.outcome, Outcome::Block as i32);
         assert_eq!(verdict.block_kind, BlockKind::Failure as i32);
-        assert_eq!(
-            verdict.block_reason,
-            format!("blocked by deny-list: policy evaluation failed ({word})")
-        );
+        // The same reason as a hook's failure: the plugin named once, and what happened.
+        assert_eq!(verdict.block_reason, sentence, "{word}");
         assert_eq!(verdict.decided_by, "deny-list");
         assert_eq!(verdict.trace.len(), 1);
         assert_eq!(verdict.trace[0].failure, kind as i32);
@@ -386,10 +384,7 @@ fn sessions_block_on_a_block_or_a_failure() {
     let flow = merge.apply(&policy("p"), Err(Failed::unavailable("starting")), MS);
     assert_eq!(flow, Flow::Decided);
     let verdict = merge.finish();
-    assert_eq!(
-        verdict.block_reason,
-        "blocked by p: policy evaluation failed (unavailable)"
-    );
+    assert_eq!(verdict.block_reason, "plugin 'p' is unavailable: starting");
     assert_eq!(verdict.block_kind, BlockKind::Failure as i32);
 
     let mut merge = SessionMerge::new(HashMap::new());

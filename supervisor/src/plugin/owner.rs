@@ -297,6 +297,15 @@ impl Owner {
         tracing::info!(plugin = %self.config.name, pid = process.pid().as_raw(), instance,
             version = %crate::limits::cap_text(&connected.info.version, 128),
             hooks = registrations.len(), "ready");
+        let first_start = self.publish.borrow().record.version.is_none();
+        if first_start && connected.info.name != self.config.name.as_ref() {
+            // Once per plugin: the configured name is what counts (logs, traces, the metadata
+            // namespace), but an author who reads their own name nowhere is left guessing.
+            tracing::warn!(plugin = %self.config.name,
+                "describes itself as {:?}: hookvisor knows it by its configured name '{}' (in logs, \
+                 traces, metrics and its session metadata namespace)",
+                crate::limits::cap_text(&connected.info.name, 128), self.config.name);
+        }
         let version: Arc<str> = Arc::from(crate::limits::cap_text(&connected.info.version, 128));
         self.publish
             .send_modify(|s| s.record.version = Some(version));

@@ -186,7 +186,7 @@ async fn the_host_deadline_less_its_margin_bounds_every_plugin() {
     );
     assert_eq!(
         verdict.block_reason,
-        "blocked by policy: policy evaluation failed (timeout)"
+        "plugin 'policy' timed out after 285 ms"
     );
 }
 

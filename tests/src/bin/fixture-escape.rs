@@ -68,8 +68,9 @@ use std::time::{Duration, Instant};
 use hookvisor_proto::v1::admin_client::AdminClient;
 use hookvisor_proto::v1::hooks_server::{Hooks, HooksServer};
 use hookvisor_proto::v1::{
-    BeforeToolCallRequest, ListPluginsRequest, Outcome, SessionCreateRequest, SessionCreatedNotice,
-    SessionCreatedReceipt, SessionVerdict, ToolCallDecision, ToolCallRequest, ToolCallVerdict,
+    BeforeToolCallRequest, HostReport, HostReportReceipt, ListPluginsRequest, Outcome,
+    SessionCreateRequest, SessionCreatedNotice, SessionCreatedReceipt, SessionVerdict,
+    ToolCallDecision, ToolCallRequest, ToolCallVerdict,
 };
 use hookvisor_tests::fixture::{Behaviour, Fixture, block_on, env_var, serve, watch_parent};
 use hyper_util::rt::TokioIo;
@@ -866,6 +867,13 @@ impl Hooks for FakeHooks {
         &self,
         _request: Request<SessionCreatedNotice>,
     ) -> Result<Response<SessionCreatedReceipt>, Status> {
+        Err(Status::unimplemented("fake Hooks"))
+    }
+
+    async fn report_host(
+        &self,
+        _request: Request<HostReport>,
+    ) -> Result<Response<HostReportReceipt>, Status> {
         Err(Status::unimplemented("fake Hooks"))
     }
 }

@@ -7,6 +7,8 @@
 //!
 //! Configuration (environment):
 //! - `APPROVAL_GATE_TOOLS`: comma-separated tool names to gate; default `exec,shell,bash`.
+//! - `APPROVAL_GATE_TIMEOUT_MS`: how long the approver has, in milliseconds (1 to 600000); unset,
+//!   the request asks for the contract's default (120000). The host denies an unresolved request.
 use std::process::ExitCode;
 
 use hookvisor_plugin::decision::truncate;
@@ -18,8 +20,13 @@ use hookvisor_plugin::{
 /// Longest params summary quoted in the description, in characters.
 const SUMMARY_CHARS: usize = 300;
 
+/// Longest approval timeout the contract accepts, in milliseconds (`docs/contract.md` §8).
+const MAX_TIMEOUT_MS: u32 = 600_000;
+
 struct ApprovalGate {
     tools: Vec<String>,
+    /// The approval's timeout; 0 asks for the contract's default.
+    timeout_ms: u32,
 }
 
 /// A short, one-line view of the params: the command if there is one, else compact JSON.
@@ -56,9 +63,23 @@ fn approval_texts(
     (title, description)
 }
 
+/// The value of `APPROVAL_GATE_TIMEOUT_MS` as a timeout: unset is 0 (the contract's default).
+fn parse_timeout(value: Option<&str>) -> Result<u32, String> {
+    let Some(value) = value else {
+        return Ok(0);
+    };
+    match value.trim().parse::<u32>() {
+        Ok(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Ok(ms),
+        _ => Err(format!(
+            "APPROVAL_GATE_TIMEOUT_MS is {value:?}; expected milliseconds from 1 to {MAX_TIMEOUT_MS}"
+        )),
+    }
+}
+
 fn load() -> Result<ApprovalGate, String> {
     let tools = hookvisor_examples::required_env_list("APPROVAL_GATE_TOOLS", "exec,shell,bash")?;
-    Ok(ApprovalGate { tools })
+    let timeout_ms = parse_timeout(std::env::var("APPROVAL_GATE_TIMEOUT_MS").ok().as_deref())?;
+    Ok(ApprovalGate { tools, timeout_ms })
 }
 
 impl Plugin for ApprovalGate {
@@ -74,6 +95,7 @@ impl Plugin for ApprovalGate {
         let (title, description) = approval_texts(&call.tool_name, call.agent_id(), &call.params);
         Ok(decision::require_approval(title, description)
             .severity(Severity::Warning)
+            .timeout_ms(self.timeout_ms)
             .into())
     }
 }
@@ -110,6 +132,20 @@ mod tests {
             description,
             "Agent 'main' wants to run the tool 'exec' with: make"
         );
+    }
+
+    #[test]
+    fn timeout_is_the_default_when_unset_and_checked_when_set() {
+        assert_eq!(parse_timeout(None), Ok(0));
+        assert_eq!(parse_timeout(Some("1500")), Ok(1500));
+        assert_eq!(parse_timeout(Some(" 600000 ")), Ok(MAX_TIMEOUT_MS));
+        for bad in ["", "0", "600001", "-1", "2s"] {
+            let err = parse_timeout(Some(bad)).unwrap_err();
+            assert!(
+                err.starts_with("APPROVAL_GATE_TIMEOUT_MS is ") && err.ends_with("1 to 600000"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@ import type { BeforeToolCallRequest as _hookvisor_v1_BeforeToolCallRequest, Befo
 import type { DescribeRequest as _hookvisor_v1_DescribeRequest, DescribeRequest__Output as _hookvisor_v1_DescribeRequest__Output } from './hookvisor/v1/DescribeRequest';
 import type { HookRegistration as _hookvisor_v1_HookRegistration, HookRegistration__Output as _hookvisor_v1_HookRegistration__Output } from './hookvisor/v1/HookRegistration';
 import type { HooksClient as _hookvisor_v1_HooksClient, HooksDefinition as _hookvisor_v1_HooksDefinition } from './hookvisor/v1/Hooks';
+import type { HostReport as _hookvisor_v1_HostReport, HostReport__Output as _hookvisor_v1_HostReport__Output } from './hookvisor/v1/HostReport';
+import type { HostReportReceipt as _hookvisor_v1_HostReportReceipt, HostReportReceipt__Output as _hookvisor_v1_HostReportReceipt__Output } from './hookvisor/v1/HostReportReceipt';
 import type { PluginClient as _hookvisor_v1_PluginClient, PluginDefinition as _hookvisor_v1_PluginDefinition } from './hookvisor/v1/Plugin';
 import type { PluginInfo as _hookvisor_v1_PluginInfo, PluginInfo__Output as _hookvisor_v1_PluginInfo__Output } from './hookvisor/v1/PluginInfo';
 import type { PluginResult as _hookvisor_v1_PluginResult, PluginResult__Output as _hookvisor_v1_PluginResult__Output } from './hookvisor/v1/PluginResult';
@@ -22,6 +24,7 @@ import type { ToolCallContext as _hookvisor_v1_ToolCallContext, ToolCallContext_
 import type { ToolCallDecision as _hookvisor_v1_ToolCallDecision, ToolCallDecision__Output as _hookvisor_v1_ToolCallDecision__Output } from './hookvisor/v1/ToolCallDecision';
 import type { ToolCallRequest as _hookvisor_v1_ToolCallRequest, ToolCallRequest__Output as _hookvisor_v1_ToolCallRequest__Output } from './hookvisor/v1/ToolCallRequest';
 import type { ToolCallVerdict as _hookvisor_v1_ToolCallVerdict, ToolCallVerdict__Output as _hookvisor_v1_ToolCallVerdict__Output } from './hookvisor/v1/ToolCallVerdict';
+import type { ToolCount as _hookvisor_v1_ToolCount, ToolCount__Output as _hookvisor_v1_ToolCount__Output } from './hookvisor/v1/ToolCount';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -41,6 +44,8 @@ export interface ProtoGrpcType {
       Hook: EnumTypeDefinition
       HookRegistration: MessageTypeDefinition<_hookvisor_v1_HookRegistration, _hookvisor_v1_HookRegistration__Output>
       Hooks: SubtypeConstructor<typeof grpc.Client, _hookvisor_v1_HooksClient> & { service: _hookvisor_v1_HooksDefinition }
+      HostReport: MessageTypeDefinition<_hookvisor_v1_HostReport, _hookvisor_v1_HostReport__Output>
+      HostReportReceipt: MessageTypeDefinition<_hookvisor_v1_HostReportReceipt, _hookvisor_v1_HostReportReceipt__Output>
       Outcome: EnumTypeDefinition
       Plugin: SubtypeConstructor<typeof grpc.Client, _hookvisor_v1_PluginClient> & { service: _hookvisor_v1_PluginDefinition }
       PluginInfo: MessageTypeDefinition<_hookvisor_v1_PluginInfo, _hookvisor_v1_PluginInfo__Output>
@@ -58,6 +63,7 @@ export interface ProtoGrpcType {
       ToolCallDecision: MessageTypeDefinition<_hookvisor_v1_ToolCallDecision, _hookvisor_v1_ToolCallDecision__Output>
       ToolCallRequest: MessageTypeDefinition<_hookvisor_v1_ToolCallRequest, _hookvisor_v1_ToolCallRequest__Output>
       ToolCallVerdict: MessageTypeDefinition<_hookvisor_v1_ToolCallVerdict, _hookvisor_v1_ToolCallVerdict__Output>
+      ToolCount: MessageTypeDefinition<_hookvisor_v1_ToolCount, _hookvisor_v1_ToolCount__Output>
     }
   }
 }

@@ -239,7 +239,7 @@ class Ack(_message.Message):
     def __init__(self) -> None: ...
 
 class ToolCallRequest(_message.Message):
-    __slots__ = ("tool_name", "params_json", "context", "session_metadata")
+    __slots__ = ("tool_name", "params_json", "context", "session_metadata", "dispatch")
     class SessionMetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -251,11 +251,13 @@ class ToolCallRequest(_message.Message):
     PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     SESSION_METADATA_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_FIELD_NUMBER: _ClassVar[int]
     tool_name: str
     params_json: str
     context: ToolCallContext
     session_metadata: _containers.ScalarMap[str, str]
-    def __init__(self, tool_name: _Optional[str] = ..., params_json: _Optional[str] = ..., context: _Optional[_Union[ToolCallContext, _Mapping]] = ..., session_metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    dispatch: bool
+    def __init__(self, tool_name: _Optional[str] = ..., params_json: _Optional[str] = ..., context: _Optional[_Union[ToolCallContext, _Mapping]] = ..., session_metadata: _Optional[_Mapping[str, str]] = ..., dispatch: _Optional[bool] = ...) -> None: ...
 
 class PluginResult(_message.Message):
     __slots__ = ("plugin", "stage", "outcome", "failure", "detail", "latency_us", "params_changed", "revalidation", "shadow")
@@ -375,3 +377,43 @@ class SessionCreatedReceipt(_message.Message):
     TRACE_FIELD_NUMBER: _ClassVar[int]
     trace: _containers.RepeatedCompositeFieldContainer[PluginResult]
     def __init__(self, trace: _Optional[_Iterable[_Union[PluginResult, _Mapping]]] = ...) -> None: ...
+
+class HostReport(_message.Message):
+    __slots__ = ("host", "kind", "version", "policy_id", "adapter_version", "interval_ms", "tools", "stopping")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    POLICY_ID_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    STOPPING_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    kind: str
+    version: str
+    policy_id: str
+    adapter_version: str
+    interval_ms: int
+    tools: _containers.RepeatedCompositeFieldContainer[ToolCount]
+    stopping: bool
+    def __init__(self, host: _Optional[str] = ..., kind: _Optional[str] = ..., version: _Optional[str] = ..., policy_id: _Optional[str] = ..., adapter_version: _Optional[str] = ..., interval_ms: _Optional[int] = ..., tools: _Optional[_Iterable[_Union[ToolCount, _Mapping]]] = ..., stopping: _Optional[bool] = ...) -> None: ...
+
+class ToolCount(_message.Message):
+    __slots__ = ("tool", "asked", "ran")
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    ASKED_FIELD_NUMBER: _ClassVar[int]
+    RAN_FIELD_NUMBER: _ClassVar[int]
+    tool: str
+    asked: int
+    ran: int
+    def __init__(self, tool: _Optional[str] = ..., asked: _Optional[int] = ..., ran: _Optional[int] = ...) -> None: ...
+
+class HostReportReceipt(_message.Message):
+    __slots__ = ("version", "plugins", "plugins_ready")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PLUGINS_FIELD_NUMBER: _ClassVar[int]
+    PLUGINS_READY_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    plugins: int
+    plugins_ready: int
+    def __init__(self, version: _Optional[str] = ..., plugins: _Optional[int] = ..., plugins_ready: _Optional[int] = ...) -> None: ...

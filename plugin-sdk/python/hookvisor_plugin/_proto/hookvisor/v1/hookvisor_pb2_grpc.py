@@ -260,6 +260,11 @@ class HooksStub:
                 request_serializer=hookvisor_dot_v1_dot_hookvisor__pb2.SessionCreatedNotice.SerializeToString,
                 response_deserializer=hookvisor_dot_v1_dot_hookvisor__pb2.SessionCreatedReceipt.FromString,
                 _registered_method=True)
+        self.ReportHost = channel.unary_unary(
+                '/hookvisor.v1.Hooks/ReportHost',
+                request_serializer=hookvisor_dot_v1_dot_hookvisor__pb2.HostReport.SerializeToString,
+                response_deserializer=hookvisor_dot_v1_dot_hookvisor__pb2.HostReportReceipt.FromString,
+                _registered_method=True)
 
 
 class HooksServicer:
@@ -285,6 +290,15 @@ class HooksServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportHost(self, request, context):
+        """Added: the host says who it is (a hello when its adapter loads) and keeps saying it (a
+        heartbeat every `interval_ms`), with how often each tool was asked about and how often it
+        ran. The supervisor keeps it for `Admin/ListHosts` and the metrics (contract §4.5).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HooksServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -302,6 +316,11 @@ def add_HooksServicer_to_server(servicer, server):
                     servicer.SessionCreated,
                     request_deserializer=hookvisor_dot_v1_dot_hookvisor__pb2.SessionCreatedNotice.FromString,
                     response_serializer=hookvisor_dot_v1_dot_hookvisor__pb2.SessionCreatedReceipt.SerializeToString,
+            ),
+            'ReportHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportHost,
+                    request_deserializer=hookvisor_dot_v1_dot_hookvisor__pb2.HostReport.FromString,
+                    response_serializer=hookvisor_dot_v1_dot_hookvisor__pb2.HostReportReceipt.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -387,6 +406,33 @@ class Hooks:
             '/hookvisor.v1.Hooks/SessionCreated',
             hookvisor_dot_v1_dot_hookvisor__pb2.SessionCreatedNotice.SerializeToString,
             hookvisor_dot_v1_dot_hookvisor__pb2.SessionCreatedReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hookvisor.v1.Hooks/ReportHost',
+            hookvisor_dot_v1_dot_hookvisor__pb2.HostReport.SerializeToString,
+            hookvisor_dot_v1_dot_hookvisor__pb2.HostReportReceipt.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,6 +13,12 @@ export interface ToolCallRequest {
    * Namespace (plugin name) -> JSON value. Each plugin sees only its own namespace.
    */
   'session_metadata'?: ({[key: string]: string});
+  /**
+   * Added: this call only dispatches another tool call, which the host asks about on its own
+   * (OpenClaw's tool search `tool_call`). It is decided like any call; the supervisor counts it
+   * apart so that per-tool figures are not doubled (contract §4.5).
+   */
+  'dispatch'?: (boolean);
 }
 
 export interface ToolCallRequest__Output {
@@ -26,4 +32,10 @@ export interface ToolCallRequest__Output {
    * Namespace (plugin name) -> JSON value. Each plugin sees only its own namespace.
    */
   'session_metadata': ({[key: string]: string});
+  /**
+   * Added: this call only dispatches another tool call, which the host asks about on its own
+   * (OpenClaw's tool search `tool_call`). It is decided like any call; the supervisor counts it
+   * apart so that per-tool figures are not doubled (contract §4.5).
+   */
+  'dispatch': (boolean);
 }

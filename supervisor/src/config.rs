@@ -1616,6 +1616,14 @@ hooks = ["session_created", "before_session_create", "session_created"]
                 "key `plugin_uids`: \"65534-65534\" overlaps uid 65534",
             ),
             (
+                // The largest range, checked against the local databases at once (not 131,072
+                // lookups: the config fuzzer's slow input).
+                "largest range over a real user",
+                "[supervisor]\nplugin_uids = \"60000-125535\"\n".into(),
+                2,
+                "key `plugin_uids`: \"60000-125535\" overlaps uid 65534",
+            ),
+            (
                 "digest",
                 format!("{P}sha256 = \"abc\"\n"),
                 4,

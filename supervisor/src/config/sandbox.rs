@@ -167,7 +167,7 @@ impl Document<'_> {
                 format!("{text:?} holds more than {MAX_PLUGIN_UIDS} uids"),
             ));
         }
-        if let Some(taken) = (first..=last).find_map(known_id) {
+        if let Some(taken) = known_id_in(first, last) {
             return Err(self.key_error(
                 value,
                 "plugin_uids",
@@ -354,6 +354,41 @@ impl Document<'_> {
             )),
         }
     }
+}
+
+/// Ranges up to this many ids are also looked up id by id through NSS (a directory service
+/// that cannot be listed); larger ones only against the local databases.
+const LOOKUP_EACH_UP_TO: u32 = 4096;
+
+/// A user or group the system knows with an id in `first..=last`, in words. The local databases
+/// (`/etc/passwd`, `/etc/group`) are read once whatever the range; each id is looked up through
+/// NSS only in ranges of at most [`LOOKUP_EACH_UP_TO`] ids. Looking up every id of a 65536-id
+/// range took 35 s (two lookups per id, each a scan of the files): found by the config fuzzer as
+/// a slow input, and a `check-config` or a reload that long is a stall.
+fn known_id_in(first: u32, last: u32) -> Option<String> {
+    for (file, kind) in [("/etc/passwd", "uid"), ("/etc/group", "gid")] {
+        if let Some(found) = local_id_in(file, kind, first, last) {
+            return Some(found);
+        }
+    }
+    if last - first < LOOKUP_EACH_UP_TO {
+        return (first..=last).find_map(known_id);
+    }
+    None
+}
+
+/// The first entry of a passwd- or group-format file whose id (third field) is in the range.
+fn local_id_in(file: &str, kind: &str, first: u32, last: u32) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        let what = if kind == "uid" { "user" } else { "group" };
+        (first..=last)
+            .contains(&id)
+            .then(|| format!("{kind} {id} ({what} `{name}`)"))
+    })
 }
 
 /// "uid N (NAME)" or "gid N (NAME)" when the system knows `id` as a user or a group.

@@ -2,6 +2,8 @@ module hookvisor.dev/examples/go
 
 go 1.26.0
 
+// The SDK's module is not published yet (hookvisor.dev/plugin-sdk/go resolves nothing): the
+// replace at the end takes it from this clone.
 require hookvisor.dev/plugin-sdk/go v0.0.0
 
 require (

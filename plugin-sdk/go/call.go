@@ -17,14 +17,31 @@ import (
 )
 
 // ToolCall is a before_tool_call question: which tool, with which params, in which context.
+// The context's fields (ToolCallContext in the contract) are fields of ToolCall itself.
 type ToolCall struct {
 	// ToolName is the tool's name, e.g. "exec".
 	ToolName string
 	// Params are the call's params as left by the policy stage. Numbers are json.Number, so they
 	// survive a [Rewrite] exactly.
 	Params map[string]any
-	// Context says who is calling and where (agent, session, workspace directory…); may be nil.
-	Context *pb.ToolCallContext
+	// AgentID is the agent making the call.
+	AgentID string
+	// SessionKey is the session's key, e.g. "agent:main:main".
+	SessionKey string
+	// SessionID is the session's id.
+	SessionID string
+	// RunID is the agent run the call belongs to.
+	RunID string
+	// ToolCallID is the host's id for this call.
+	ToolCallID string
+	// WorkspaceDir is the agent's workspace on the host; path-checking plugins compare against it.
+	WorkspaceDir string
+	// ContainerWorkdir is the workspace as seen inside a sandbox container, when there is one.
+	ContainerWorkdir string
+	// ChannelID is the messaging channel's id.
+	ChannelID string
+	// Requester is who sent the message that started the run (zero when the host did not say).
+	Requester Requester
 	// Metadata is this plugin's namespace of the session metadata; nil when absent.
 	Metadata any
 	// Deadline is how long the supervisor will wait for the answer (zero if it did not say).
@@ -38,21 +55,29 @@ func (c *ToolCall) ParamString(key string) (string, bool) {
 	return s, ok
 }
 
-// WorkspaceDir is the context's workspace_dir, or "" when there is none.
-func (c *ToolCall) WorkspaceDir() string { return c.Context.GetWorkspaceDir() }
-
-// AgentID is the context's agent_id, or "" when there is none.
-func (c *ToolCall) AgentID() string { return c.Context.GetAgentId() }
+// Requester is who sent the message that started the agent's run.
+type Requester struct {
+	// Channel is the messaging channel, e.g. "telegram".
+	Channel string
+	// AccountID is the account on that channel the agent runs under.
+	AccountID string
+	// SenderID is the sender of the message that started the run.
+	SenderID string
+	// SenderIsOwner says whether that sender owns the agent.
+	SenderIsOwner bool
+}
 
 // SessionCreate is a before_session_create question: may this session be created?
 type SessionCreate struct {
-	SessionKey       string
-	AgentID          string
-	Label            string
-	Model            string
-	ParentSessionKey string // "" for a top-level session
+	SessionKey string
+	AgentID    string
+	Label      string
+	Model      string
+	// ParentSessionKey is "" for a top-level session.
+	ParentSessionKey string
 	WorkspaceDir     string
-	Requester        *pb.Requester // may be nil
+	// Requester is zero when the host did not say.
+	Requester Requester
 	// Metadata is this plugin's namespace of the session metadata; nil when absent.
 	Metadata any
 	// Deadline is how long the supervisor will wait for the answer (zero if it did not say).
@@ -83,12 +108,21 @@ func toolCallFrom(req *pb.BeforeToolCallRequest) (*ToolCall, error) {
 	if err != nil {
 		return nil, err
 	}
+	where := req.GetContext()
 	return &ToolCall{
-		ToolName: req.GetToolName(),
-		Params:   params,
-		Context:  req.GetContext(),
-		Metadata: metadata,
-		Deadline: time.Duration(req.GetDeadlineMs()) * time.Millisecond,
+		ToolName:         req.GetToolName(),
+		Params:           params,
+		AgentID:          where.GetAgentId(),
+		SessionKey:       where.GetSessionKey(),
+		SessionID:        where.GetSessionId(),
+		RunID:            where.GetRunId(),
+		ToolCallID:       where.GetToolCallId(),
+		WorkspaceDir:     where.GetWorkspaceDir(),
+		ContainerWorkdir: where.GetContainerWorkdir(),
+		ChannelID:        where.GetChannelId(),
+		Requester:        requesterFrom(where.GetRequester()),
+		Metadata:         metadata,
+		Deadline:         time.Duration(req.GetDeadlineMs()) * time.Millisecond,
 	}, nil
 }
 
@@ -104,7 +138,7 @@ func sessionCreateFrom(req *pb.BeforeSessionCreateRequest) (*SessionCreate, erro
 		Model:            req.GetModel(),
 		ParentSessionKey: req.GetParentSessionKey(),
 		WorkspaceDir:     req.GetWorkspaceDir(),
-		Requester:        req.GetRequester(),
+		Requester:        requesterFrom(req.GetRequester()),
 		Metadata:         metadata,
 		Deadline:         time.Duration(req.GetDeadlineMs()) * time.Millisecond,
 	}, nil
@@ -121,6 +155,16 @@ func sessionCreatedFrom(event *pb.SessionCreatedEvent) (*SessionCreated, error) 
 		AgentID:    event.GetAgentId(),
 		Metadata:   metadata,
 	}, nil
+}
+
+// requesterFrom copies the message's fields; nil (the host did not say) is the zero Requester.
+func requesterFrom(r *pb.Requester) Requester {
+	return Requester{
+		Channel:       r.GetChannel(),
+		AccountID:     r.GetAccountId(),
+		SenderID:      r.GetSenderId(),
+		SenderIsOwner: r.GetSenderIsOwner(),
+	}
 }
 
 // parseMetadata reads a metadata namespace: "" means none, anything else must be one JSON value.

@@ -16,9 +16,13 @@ import (
 
 func request(params, metadata string) *pb.BeforeToolCallRequest {
 	return &pb.BeforeToolCallRequest{
-		ToolName:            "exec",
-		ParamsJson:          params,
-		Context:             &pb.ToolCallContext{WorkspaceDir: "/srv/ws", AgentId: "main"},
+		ToolName:   "exec",
+		ParamsJson: params,
+		Context: &pb.ToolCallContext{
+			AgentId: "main", SessionKey: "agent:main:main", SessionId: "s1", RunId: "r1", ToolCallId: "c1",
+			WorkspaceDir: "/srv/ws", ContainerWorkdir: "/workspace", ChannelId: "ch1",
+			Requester: &pb.Requester{Channel: "telegram", AccountId: "a1", SenderId: "u1", SenderIsOwner: true},
+		},
 		SessionMetadataJson: metadata,
 		DeadlineMs:          250,
 	}
@@ -41,8 +45,24 @@ func TestToolCallParsesParamsMetadataAndDeadline(t *testing.T) {
 	if m, ok := call.Metadata.(map[string]any); !ok || m["seen"] != json.Number("2") {
 		t.Errorf("metadata = %#v", call.Metadata)
 	}
-	if call.Deadline != 250*time.Millisecond || call.WorkspaceDir() != "/srv/ws" || call.AgentID() != "main" {
+	if call.Deadline != 250*time.Millisecond || call.ToolName != "exec" {
 		t.Errorf("call = %+v", call)
+	}
+}
+
+func TestToolCallCarriesEveryContextFieldUnderItsGoName(t *testing.T) {
+	call, err := toolCallFrom(request("{}", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := [...]string{call.AgentID, call.SessionKey, call.SessionID, call.RunID, call.ToolCallID,
+		call.WorkspaceDir, call.ContainerWorkdir, call.ChannelID}
+	want := [...]string{"main", "agent:main:main", "s1", "r1", "c1", "/srv/ws", "/workspace", "ch1"}
+	if got != want {
+		t.Errorf("context fields = %q, want %q", got, want)
+	}
+	if r := call.Requester; r != (Requester{Channel: "telegram", AccountID: "a1", SenderID: "u1", SenderIsOwner: true}) {
+		t.Errorf("requester = %+v", r)
 	}
 }
 
@@ -53,7 +73,7 @@ func TestEmptyMetadataIsNilAndMissingContextReadsEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if call.Metadata != nil || len(call.Params) != 0 || call.WorkspaceDir() != "" || call.AgentID() != "" {
+	if call.Metadata != nil || len(call.Params) != 0 || call.WorkspaceDir != "" || call.AgentID != "" || call.Requester != (Requester{}) {
 		t.Errorf("call = %+v", call)
 	}
 }
@@ -79,18 +99,23 @@ func TestInvalidMetadataIsInvalidArgument(t *testing.T) {
 }
 
 func TestSessionViewsParseMetadata(t *testing.T) {
-	create, err := sessionCreateFrom(&pb.BeforeSessionCreateRequest{AgentId: "main", Model: "m", SessionMetadataJson: "[1]", DeadlineMs: 5})
+	create, err := sessionCreateFrom(&pb.BeforeSessionCreateRequest{
+		SessionKey: "k", AgentId: "main", Label: "l", Model: "m", ParentSessionKey: "p", WorkspaceDir: "/srv/ws",
+		Requester: &pb.Requester{SenderId: "u1"}, SessionMetadataJson: "[1]", DeadlineMs: 5,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if create.AgentID != "main" || create.Deadline != 5*time.Millisecond {
+	if create.SessionKey != "k" || create.AgentID != "main" || create.Label != "l" || create.Model != "m" ||
+		create.ParentSessionKey != "p" || create.WorkspaceDir != "/srv/ws" || create.Requester.SenderID != "u1" ||
+		create.Deadline != 5*time.Millisecond {
 		t.Errorf("create = %+v", create)
 	}
 	if m, ok := create.Metadata.([]any); !ok || len(m) != 1 {
 		t.Errorf("metadata = %#v", create.Metadata)
 	}
-	created, err := sessionCreatedFrom(&pb.SessionCreatedEvent{SessionId: "s1"})
-	if err != nil || created.SessionID != "s1" || created.Metadata != nil {
+	created, err := sessionCreatedFrom(&pb.SessionCreatedEvent{SessionKey: "k", SessionId: "s1", AgentId: "main"})
+	if err != nil || created.SessionKey != "k" || created.SessionID != "s1" || created.AgentID != "main" || created.Metadata != nil {
 		t.Errorf("created = %+v, %v", created, err)
 	}
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Checks the Go SDK and the Go example: generated code up to date, gofmt, go vet, go test.
+# Checks the Go SDK, the Go example and the starter: generated code up to date, gofmt, go vet,
+# go test.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-modules=("$here" "$repo/examples/go")
+modules=("$here" "$repo/examples/go" "$repo/examples/go/starter")
 
 fresh=$(mktemp -d)
 trap 'rm -rf "$fresh"' EXIT

@@ -24,8 +24,12 @@ func Block(reason string) *Decision {
 	return &Decision{Block: true, BlockReason: reason}
 }
 
-// Rewrite replaces the call's params with params (the whole object). It fails only when params
-// cannot be encoded as JSON (a NaN, a channel…), so a handler can end with
+// Rewrite answers with new params. How they apply depends on the registration's stage
+// (docs/contract.md §4): in the policy stage they replace the params whole, so pass the whole
+// object (a key left out is removed); in the hook stage they are merged key by key over the
+// policy stage's params (each top-level key given replaces that key, the others stay), so the
+// keys you change are enough, and the whole object works too. It fails only when params cannot
+// be encoded as JSON (a NaN, a channel…), so a handler can end with
 // `return hookvisor.Rewrite(params)`.
 func Rewrite(params map[string]any) (*Decision, error) {
 	if params == nil {

@@ -8,6 +8,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 out=${1:-$here}
+# The module path, set in go.mod alone (not published yet; set-module.sh renames it).
+MODULE=$(awk '$1 == "module" { print $2; exit }' "$here/go.mod")
 
 PROTOC_GEN_GO=v1.36.12      # google.golang.org/protobuf, the same as go.mod's
 PROTOC_GEN_GO_GRPC=v1.6.2   # google.golang.org/grpc/cmd/protoc-gen-go-grpc
@@ -32,14 +34,14 @@ if ! "$python" -c "import grpc_tools" 2>/dev/null; then
 	"$python" -m pip install --quiet "grpcio-tools==$GRPCIO_TOOLS" "protobuf==$PROTOBUF_PY"
 fi
 
-pb=hookvisor.dev/plugin-sdk/go/hookvisorpb
+pb=$MODULE/hookvisorpb
 mkdir -p "$out"
 "$python" -m grpc_tools.protoc \
 	--proto_path="$repo/proto" \
 	--plugin=protoc-gen-go="$tools/protoc-gen-go" \
 	--plugin=protoc-gen-go-grpc="$tools/protoc-gen-go-grpc" \
-	--go_out="$out" --go_opt=module=hookvisor.dev/plugin-sdk/go \
-	--go_opt=Mhookvisor/v1/hookvisor.proto=$pb \
-	--go-grpc_out="$out" --go-grpc_opt=module=hookvisor.dev/plugin-sdk/go \
-	--go-grpc_opt=Mhookvisor/v1/hookvisor.proto=$pb \
+	--go_out="$out" --go_opt=module="$MODULE" \
+	--go_opt=Mhookvisor/v1/hookvisor.proto="$pb" \
+	--go-grpc_out="$out" --go-grpc_opt=module="$MODULE" \
+	--go-grpc_opt=Mhookvisor/v1/hookvisor.proto="$pb" \
 	hookvisor/v1/hookvisor.proto

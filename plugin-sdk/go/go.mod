@@ -1,3 +1,7 @@
+// The module path is set here alone: generate.sh and package.sh read it from this line, and
+// set-module.sh renames it everywhere. It is not published yet, so hookvisor.dev/plugin-sdk/go
+// resolves nothing: a plugin takes the module from a clone or from package.sh's copy with a
+// replace directive (README.md, "Install").
 module hookvisor.dev/plugin-sdk/go
 
 go 1.26.0

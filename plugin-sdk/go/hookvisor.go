@@ -12,7 +12,9 @@
 //
 //   - hookvisor.go (this file): [Plugin] and the optional handler interfaces.
 //   - info.go: [Info] and [Registration], which become PluginInfo in Describe.
-//   - call.go: [ToolCall], [SessionCreate], [SessionCreated], parsed views of the requests.
+//   - call.go: [ToolCall], [SessionCreate], [SessionCreated] and [Requester], the requests as
+//     plain structs: every value the supervisor sends is a field with its Go name (AgentID,
+//     WorkspaceDir…), the same in every type that has it, zero when the host sent none.
 //   - decision.go: constructors for answers.
 //   - server.go: [Run] and [RunWith] (the whole process), [Serve] (the gRPC server, for tests).
 //   - hookvisorpb: the generated protocol code (generate.sh).

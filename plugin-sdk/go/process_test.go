@@ -63,7 +63,7 @@ func (testPlugin) Info() hookvisor.Info {
 func (testPlugin) BeforeToolCall(ctx context.Context, call *hookvisor.ToolCall) (*hookvisor.Decision, error) {
 	switch call.ToolName {
 	case "block":
-		return hookvisor.Block("blocked for " + call.AgentID()), nil
+		return hookvisor.Block("blocked for " + call.AgentID), nil
 	case "rewrite":
 		call.Params["checked"] = true
 		return hookvisor.Rewrite(call.Params)
@@ -127,6 +127,7 @@ func (testPlugin) SessionCreated(_ context.Context, e *hookvisor.SessionCreated)
 type process struct {
 	cmd    *exec.Cmd
 	socket string
+	stdout *lockedBuffer
 	stderr *lockedBuffer
 	exited chan struct{}
 	client pb.PluginClient
@@ -153,7 +154,13 @@ func (b *lockedBuffer) String() string {
 // spawn starts program with only env (plus the socket path, unless env sets it) and no stdin.
 func spawn(t *testing.T, program string, env ...string) *process {
 	t.Helper()
-	p := &process{socket: filepath.Join(t.TempDir(), "plugin.sock"), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	return spawnTo(t, nil, program, env...)
+}
+
+// spawnTo is spawn with stdout going to the file given, or into p.stdout when it is nil.
+func spawnTo(t *testing.T, stdout *os.File, program string, env ...string) *process {
+	t.Helper()
+	p := &process{socket: filepath.Join(t.TempDir(), "plugin.sock"), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	for _, kv := range env {
 		if path, ok := strings.CutPrefix(kv, "HOOKVISOR_PLUGIN_SOCKET="); ok {
 			p.socket = path
@@ -162,7 +169,10 @@ func spawn(t *testing.T, program string, env ...string) *process {
 	p.cmd = exec.Command(program)
 	// exec.Cmd uses the last value of a duplicated key, so env overrides these.
 	p.cmd.Env = append([]string{"HOOKVISOR_PLUGIN_SOCKET=" + p.socket, "HOOKVISOR_PLUGIN_NAME=sdk-test"}, env...)
-	p.cmd.Stderr = p.stderr
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if stdout != nil {
+		p.cmd.Stdout = stdout
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +190,13 @@ func spawn(t *testing.T, program string, env ...string) *process {
 // start spawns program with the cookie and waits until Describe answers.
 func start(t *testing.T, program string, env ...string) *process {
 	t.Helper()
-	p := spawn(t, program, append(env, cookie)...)
+	return startTo(t, nil, program, env...)
+}
+
+// startTo is start with stdout going to the file given (see spawnTo).
+func startTo(t *testing.T, stdout *os.File, program string, env ...string) *process {
+	t.Helper()
+	p := spawnTo(t, stdout, program, append(env, cookie)...)
 	began := time.Now()
 	// Wait for the socket first, noticing a plugin that exits instead.
 	for {
@@ -524,8 +540,11 @@ func TestSIGTERMReportsNotServingFinishesCallsAndExits0(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 	t.Logf("stopped %v after SIGTERM", time.Since(stopping).Round(time.Millisecond))
-	if stderr := p.stderr.String(); !strings.Contains(stderr, "received SIGTERM; finishing calls in flight and exiting\n") ||
-		strings.Contains(stderr, "exiting anyway") {
+	// The stop line on stdout (logged at info by the supervisor), nothing on stderr.
+	if stdout := p.stdout.String(); stdout != "received SIGTERM; finishing calls in flight and exiting\n" {
+		t.Errorf("stdout %q", stdout)
+	}
+	if stderr := p.stderr.String(); stderr != "" {
 		t.Errorf("stderr %q", stderr)
 	}
 	assertGone(t, p.socket)
@@ -550,10 +569,29 @@ func TestSIGINTWithAHungCallExits0WithinTheDrainLimit(t *testing.T) {
 	if err := <-hung; err == nil {
 		t.Error("the hung call was answered")
 	}
-	stderr := p.stderr.String()
-	if !strings.Contains(stderr, "received SIGINT; finishing calls in flight and exiting\n") ||
-		!strings.Contains(stderr, "calls still running after 1500 ms; exiting anyway\n") {
+	// The stop line on stdout; giving up on a call is a warning, on stderr.
+	if stdout := p.stdout.String(); stdout != "received SIGINT; finishing calls in flight and exiting\n" {
+		t.Errorf("stdout %q", stdout)
+	}
+	if stderr := p.stderr.String(); stderr != "calls still running after 1500 ms; exiting anyway\n" {
 		t.Errorf("stderr %q", stderr)
+	}
+	assertGone(t, p.socket)
+}
+
+// A stdout nobody reads any more (its pipe closed) does not turn a clean stop into a death by
+// SIGPIPE: the stop line's write fails, is ignored, and the process still exits 0.
+func TestSIGTERMWithStdoutClosedStillExits0(t *testing.T) {
+	reader, writer, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startTo(t, writer, os.Args[0], "HOOKVISOR_SDK_TEST_ROLE=plugin")
+	_ = writer.Close()
+	_ = reader.Close()
+	p.signal(t, syscall.SIGTERM)
+	if code := p.exitCode(t, 3*time.Second); code != 0 {
+		t.Errorf("exit %d (%v); stderr %q", code, p.cmd.ProcessState, p.stderr)
 	}
 	assertGone(t, p.socket)
 }

@@ -103,7 +103,11 @@ func RunWith(init func() (Plugin, error)) int {
 		if <-signals == syscall.SIGTERM {
 			name = "SIGTERM"
 		}
-		fmt.Fprintf(os.Stderr, "received %s; finishing calls in flight and exiting\n", name)
+		// On stdout, which the supervisor logs at info: a stop it asked for is not a warning.
+		// SIGPIPE is ignored first, so a closed stdout fails the write (ignored) instead of
+		// killing the process before it drains.
+		signal.Ignore(syscall.SIGPIPE)
+		_, _ = fmt.Fprintf(os.Stdout, "received %s; finishing calls in flight and exiting\n", name)
 		stop()
 	}()
 	err = serve(ctx, p, info, listener)

@@ -307,6 +307,27 @@ async fn a_plugin_named_otherwise_than_configured_is_warned_about_once() {
     assert!(!log.contains("describes itself as \"path-guard"), "{log}");
 }
 
+/// An SDK's own line on SIGTERM is not a warning: the Rust SDK writes it on stdout, which the
+/// supervisor logs at info.
+#[tokio::test]
+async fn a_plugins_stop_line_is_logged_at_info() {
+    let mut supervisor = Supervisor::start(&plugins(&[PluginToml::program(
+        "path-guard",
+        &binary("path-guard"),
+    )]))
+    .await;
+    assert!(supervisor.stop().await.success());
+    let log = supervisor.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("received SIGTERM; finishing calls in flight and exiting"))
+        .unwrap_or_else(|| panic!("no stop line in {log}"));
+    assert!(
+        line.contains(" INFO ") && line.contains("stream=\"stdout\""),
+        "{line}"
+    );
+}
+
 #[tokio::test]
 async fn plugin_stdout_is_logged_with_its_name() {
     let supervisor = Supervisor::start(&plugins(&[PluginToml::new("chatty", "fixture-recorder")

@@ -197,7 +197,15 @@ async fn serve_until_signal<P: Plugin>(
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     };
-    eprintln!("received {signal_name}; finishing calls in flight and exiting");
+    // On stdout: hookvisor logs a plugin's stdout at info and its stderr at warn, and a stop
+    // asked for is no warning. A closed stdout is ignored (`println!` would panic on it).
+    {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stdout(),
+            "received {signal_name}; finishing calls in flight and exiting"
+        );
+    }
     let _ = stop.send(());
     let result = match tokio::time::timeout(DRAIN_LIMIT, &mut server).await {
         Ok(result) => result,

@@ -40,7 +40,7 @@ func (g pathGuard) Info() hookvisor.Info {
 }
 
 func (pathGuard) BeforeToolCall(_ context.Context, call *hookvisor.ToolCall) (*hookvisor.Decision, error) {
-	params, err := guard(call.WorkspaceDir(), call.Params)
+	params, err := guard(call.WorkspaceDir, call.Params)
 	switch {
 	case err != nil:
 		return hookvisor.Block(err.Error()), nil

@@ -1,0 +1,21 @@
+// A hookvisor plugin to copy and make your own (README.md). Rename the module as you like.
+module example.com/hookvisor-starter
+
+go 1.26.0
+
+// The SDK is not published yet: hookvisor.dev/plugin-sdk/go resolves nothing, so the replace
+// below must name a directory holding it: a clone's plugin-sdk/go (/opt/hookvisor/plugin-sdk/go
+// for a clone in /opt/hookvisor) or the copy plugin-sdk/go/package.sh makes. In the clone this
+// is the SDK beside it.
+require hookvisor.dev/plugin-sdk/go v0.0.0
+
+require (
+	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/grpc v1.85.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
+
+replace hookvisor.dev/plugin-sdk/go => ../../../plugin-sdk/go

@@ -3,6 +3,7 @@ the socket file, the drain, and the count of handlers still running."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -134,15 +135,30 @@ def signal_pipe() -> int:
 
 
 def announce_stop(signum: int) -> None:
-    """The one line printed when a stop signal arrives."""
+    """The one line printed when a stop signal arrives: on stdout, which hookvisor logs at info
+    (a stop it asked for is no warning). A stdout nobody reads any more never fails the exit."""
     name = signal.Signals(signum).name
-    print(f"received {name}; finishing calls in flight and exiting", file=sys.stderr, flush=True)
+    line = f"received {name}; finishing calls in flight and exiting"
+    try:
+        print(line, flush=True)
+    except (OSError, ValueError):
+        # EPIPE (the reader is gone) or a closed file object: the line is lost, and the text left
+        # in the buffer must not fail the flush at exit, so stdout goes to /dev/null from now on.
+        _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def exit_now(status: int) -> NoReturn:
     """Exits without waiting for handler threads that never returned."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
     os._exit(status)
 
 

@@ -57,9 +57,16 @@ class Running:
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 5) -> tuple[int, str]:
         """Sends `signum`, waits for the exit; returns the status and stderr."""
+        status, _, err = self.stop_with_output(signum, timeout)
+        return status, err
+
+    def stop_with_output(
+        self, signum: int = signal.SIGTERM, timeout: float = 5
+    ) -> tuple[int, str, str]:
+        """Sends `signum`, waits for the exit; returns the status, stdout and stderr."""
         self.proc.send_signal(signum)
-        _, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, err
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
 
 
 def connect(socket: str) -> grpc.Channel:

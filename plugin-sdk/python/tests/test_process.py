@@ -7,13 +7,24 @@ import os
 import signal
 import socket as socketlib
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 
 import grpc
 import pytest
-from conftest import FIXTURES, NOT_BY_HAND, Running, health_status, plugin_env, run_to_exit
+from conftest import (
+    FIXTURES,
+    NOT_BY_HAND,
+    Running,
+    connect,
+    health_status,
+    plugin_env,
+    run_to_exit,
+    wait_ready,
+)
 from grpc_health.v1 import health_pb2
 
 from hookvisor_plugin.proto import pb2
@@ -179,17 +190,73 @@ def test_sigterm_drains_removes_the_socket_and_exits_0(mode: str, start: Start) 
     plugin = start(SAMPLE, [mode])
     assert stat.S_ISSOCK(os.lstat(plugin.socket).st_mode)
     started = time.monotonic()
-    status, err = plugin.stop(signal.SIGTERM)
+    status, out, err = plugin.stop_with_output(signal.SIGTERM)
     assert status == 0
     assert time.monotonic() - started < 1.0
-    assert err == "received SIGTERM; finishing calls in flight and exiting\n"
+    # On stdout, which hookvisor logs at info: a stop it asked for is no warning.
+    assert (out, err) == ("received SIGTERM; finishing calls in flight and exiting\n", "")
     assert not os.path.exists(plugin.socket)
 
 
 def test_sigint_too(mode: str, start: Start) -> None:
     plugin = start(SAMPLE, [mode])
-    status, err = plugin.stop(signal.SIGINT)
-    assert (status, err) == (0, "received SIGINT; finishing calls in flight and exiting\n")
+    status, out, err = plugin.stop_with_output(signal.SIGINT)
+    assert (status, out, err) == (0, "received SIGINT; finishing calls in flight and exiting\n", "")
+
+
+def test_a_call_still_running_after_the_drain_is_a_warning_on_stderr(
+    mode: str, start: Start, workdir: str
+) -> None:
+    plugin = start(SAMPLE, [mode])
+    marker = os.path.join(workdir, "started")
+    params = json.dumps({"started": marker})
+    stuck = plugin.plugin.BeforeToolCall.future(
+        pb2.BeforeToolCallRequest(tool_name="stuck", params_json=params), timeout=10
+    )
+    deadline = time.monotonic() + 5
+    while not os.path.exists(marker):
+        assert time.monotonic() < deadline, "the stuck handler never started"
+        time.sleep(0.02)
+    status, out, err = plugin.stop_with_output(signal.SIGTERM)
+    assert status == 0
+    assert out == "received SIGTERM; finishing calls in flight and exiting\n"
+    assert err == "calls still running after 1500 ms; exiting anyway\n"
+    assert stuck.exception(timeout=5) is not None
+
+
+@pytest.mark.parametrize("stdout", ["reader gone", "closed"])
+def test_a_stdout_nobody_reads_never_fails_the_stop(mode: str, stdout: str, workdir: str) -> None:
+    socket = os.path.join(workdir, "s.sock")
+    # "reader gone": a pipe whose read end is closed, so the line fails with EPIPE; "closed":
+    # no descriptor 1 at all.
+    command = [sys.executable, str(SAMPLE), mode]
+    if stdout == "closed":
+        command = ["/bin/sh", "-c", 'exec "$@" >&-', "sh", *command]
+    proc = subprocess.Popen(
+        command,
+        env=plugin_env(socket),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    channel = connect(socket)
+    try:
+        wait_ready(proc, channel)
+    finally:
+        channel.close()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        err = proc.stderr.read()
+        assert (proc.wait(timeout=5), err) == (0, "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not os.path.exists(socket)
 
 
 def test_a_call_in_flight_at_sigterm_ends_within_the_drain_limit(mode: str, start: Start) -> None:

@@ -24,6 +24,11 @@ echo "== prettier"
 (cd "$sdk" && node_modules/.bin/prettier --check .)
 (cd "$example" && "$sdk/node_modules/.bin/prettier" --check .)
 
+# The starter is built by its users against the package (tests/tests/package_typescript.rs does
+# that); here it is type-checked against this SDK, which the example's node_modules links to.
+echo "== starter (tsc --noEmit)"
+(cd "$example" && node_modules/.bin/tsc -p starter/tsconfig.json --noEmit)
+
 echo "== tests"
 (cd "$sdk" && node --test dist/test/*.test.js)
 (cd "$example" && node --test dist/*.test.js)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the TypeScript SDK's and example's dependencies (pinned, from the committed lockfiles,
 # into their own node_modules) and builds the SDK, its test fixtures and the example plugins:
-#   plugin-sdk/typescript/dist/src/           the SDK (package @hookvisor/plugin)
+#   plugin-sdk/typescript/dist/src/           the SDK (package @hookvisor/plugin; not on npm yet:
+#                                             package.sh builds its tarball)
 #   plugin-sdk/typescript/dist/test/fixtures/ misbehave.js, sample.js (executable, #!/usr/bin/env node)
 #   examples/typescript/dist/secret-guard.js  the example (executable, #!/usr/bin/env node)
 # Quick when nothing changed: npm ci runs only when a lockfile changed, tsc builds incrementally.

@@ -10,6 +10,8 @@
 //!   configuration ([`harness::Supervisor`]), building `[[plugin]]` entries
 //!   ([`harness::PluginToml`]), requests, and reading what recorder plugins saw.
 //! - [`languages`]: where the plugins in Python, TypeScript and Go are once built.
+//! - [`outside`]: what the package tests share: a directory outside the checkout, a command run
+//!   to its end with a deadline.
 //!
 //! Fixtures use the generated `hookvisor_proto` server directly, not the plugin SDK, so a test
 //! failure points at the supervisor and a fixture can break the contract on purpose.
@@ -17,3 +19,4 @@
 pub mod fixture;
 pub mod harness;
 pub mod languages;
+pub mod outside;

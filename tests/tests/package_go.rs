@@ -6,16 +6,12 @@
 //! Needs `go` on `PATH` (Go ≥ 1.26) and the Go module proxy, or a module cache holding what
 //! the SDK's `go.sum` pins (the machine's own cache is used).
 
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hookvisor_tests::harness::{TestDir, conformance, conformance_line, repo_root};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use hookvisor_tests::harness::{conformance, conformance_line, repo_root};
+use hookvisor_tests::outside;
 
 /// How long packaging or building may take: with a cold build cache, compiling gRPC takes about a
 /// minute on 2 cores; with a warm one (after `make sdks`), a second or two.
@@ -41,55 +37,6 @@ fn sdk_module() -> String {
         .unwrap_or_else(|| panic!("no module line in {}", go_mod.display()))
 }
 
-/// Runs `command` in `dir` in a process group of its own, waiting at most `limit` (then the
-/// group is killed); panics unless it exits 0. Returns its stdout.
-fn run(mut command: Command, dir: &Path, limit: Duration) -> String {
-    let what = format!("{command:?} in {}", dir.display());
-    let mut child = command
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|err| panic!("starting {what}: {err}"));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let began = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for the child") {
-            break status;
-        }
-        if began.elapsed() > limit {
-            let pid = i32::try_from(child.id()).expect("pid");
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            let _ = child.wait();
-            panic!(
-                "{what} still running after {limit:?}; stderr:\n{}",
-                stderr.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (stdout, stderr) = (
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default(),
-    );
-    assert!(
-        status.success(),
-        "{what}: {status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    eprintln!("{what}: {:?}", began.elapsed());
-    stdout
-}
-
 /// Copies the directory `from` into `to` (which exists), files and subdirectories.
 fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap_or_else(|err| panic!("{}: {err}", from.display())) {
@@ -105,30 +52,16 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A directory under the system temp dir, outside the checkout, that another uid may enter
-/// (conformance runs the plugin under a uid of its own when run as root).
-fn outside_dir() -> TestDir {
-    let dir = TestDir::new();
-    assert!(
-        !dir.path().starts_with(repo_root()),
-        "{} is inside the checkout; set TMPDIR elsewhere",
-        dir.path().display()
-    );
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod 0755");
-    dir
-}
-
 #[test]
 fn the_go_starter_builds_from_the_packaged_sdk_and_passes_conformance() {
     let began = Instant::now();
     let root = repo_root();
 
     // The SDK, packaged the way a user without the clone's layout gets it.
-    let packaged = outside_dir();
+    let packaged = outside::dir();
     let mut package = Command::new(root.join("plugin-sdk/go/package.sh"));
     package.arg(packaged.path());
-    let stdout = run(package, &root, BUILD_DEADLINE);
+    let stdout = outside::run(package, &root, BUILD_DEADLINE);
     let sdk = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
     assert!(
         sdk.starts_with(packaged.path()) && sdk.join("go.mod").is_file(),
@@ -136,7 +69,7 @@ fn the_go_starter_builds_from_the_packaged_sdk_and_passes_conformance() {
     );
 
     // The starter, copied as its README says, its replace pointed at the copy.
-    let plugin = outside_dir();
+    let plugin = outside::dir();
     copy_dir(&root.join("examples/go/starter"), plugin.path());
     let mut replace = Command::new(go());
     replace.args([
@@ -144,7 +77,7 @@ fn the_go_starter_builds_from_the_packaged_sdk_and_passes_conformance() {
         "edit",
         &format!("-replace={}={}", sdk_module(), sdk.display()),
     ]);
-    run(replace, plugin.path(), BUILD_DEADLINE);
+    outside::run(replace, plugin.path(), BUILD_DEADLINE);
     let binary = plugin.join("starter");
     let mut build = Command::new(go());
     build
@@ -155,7 +88,7 @@ fn the_go_starter_builds_from_the_packaged_sdk_and_passes_conformance() {
         // file above the temp dir may change what is built.
         .env("GOFLAGS", "-mod=mod -buildvcs=false")
         .env("GOWORK", "off");
-    run(build, plugin.path(), BUILD_DEADLINE);
+    outside::run(build, plugin.path(), BUILD_DEADLINE);
 
     // Every check of the contract and every case of the starter's file.
     let cases = plugin.join("cases.jsonl");

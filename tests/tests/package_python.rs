@@ -7,16 +7,13 @@
 //! Needs the repository's venv (`plugin-sdk/python/setup.sh`, for `build`), `/usr/bin/python3`
 //! with `venv`, and PyPI (or pip's cache) for the SDK's dependencies.
 
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hookvisor_tests::harness::{TestDir, conformance, conformance_line, repo_root};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use hookvisor_tests::harness::{conformance, conformance_line, repo_root};
+use hookvisor_tests::outside;
 
 /// How long a step may take: installing downloads grpcio and protobuf when pip's cache lacks
 /// them; with a warm cache each step takes seconds.
@@ -25,55 +22,6 @@ const STEP_DEADLINE: Duration = Duration::from_secs(300);
 /// The system's Python: plugins run under uids of their own, which cannot reach a Python
 /// installed under a home directory.
 const SYSTEM_PYTHON: &str = "/usr/bin/python3";
-
-/// Runs `command` in `dir` in a process group of its own, waiting at most `limit` (then the
-/// group is killed); panics unless it exits 0. Returns its stdout.
-fn run(mut command: Command, dir: &Path, limit: Duration) -> String {
-    let what = format!("{command:?} in {}", dir.display());
-    let mut child = command
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|err| panic!("starting {what}: {err}"));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let began = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for the child") {
-            break status;
-        }
-        if began.elapsed() > limit {
-            let pid = i32::try_from(child.id()).expect("pid");
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            let _ = child.wait();
-            panic!(
-                "{what} still running after {limit:?}; stderr:\n{}",
-                stderr.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (stdout, stderr) = (
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default(),
-    );
-    assert!(
-        status.success(),
-        "{what}: {status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    eprintln!("{what}: {:?}", began.elapsed());
-    stdout
-}
 
 /// `program ARGS` under umask 022, so that what it creates (the venv, the installed packages) is
 /// readable by the plugin's own uid whatever umask the test runs with; and without the variables
@@ -106,30 +54,16 @@ fn copy_files(from: &Path, to: &Path) {
     }
 }
 
-/// A directory under the system temp dir, outside the checkout, that another uid may enter
-/// (conformance runs the plugin under a uid of its own when run as root).
-fn outside_dir() -> TestDir {
-    let dir = TestDir::new();
-    assert!(
-        !dir.path().starts_with(repo_root()),
-        "{} is inside the checkout; set TMPDIR elsewhere",
-        dir.path().display()
-    );
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod 0755");
-    dir
-}
-
 #[test]
 fn the_python_starter_installs_from_the_wheel_and_passes_conformance() {
     let began = Instant::now();
     let root = repo_root();
 
     // The wheel, built by package.sh into a directory of its own.
-    let dist = outside_dir();
+    let dist = outside::dir();
     let mut package = Command::new(root.join("plugin-sdk/python/package.sh"));
     package.arg(dist.path());
-    let stdout = run(package, &root, STEP_DEADLINE);
+    let stdout = outside::run(package, &root, STEP_DEADLINE);
     let wheel = stdout
         .lines()
         .map(|line| PathBuf::from(line.trim()))
@@ -144,11 +78,11 @@ fn the_python_starter_installs_from_the_wheel_and_passes_conformance() {
     // A fresh venv from the system's Python, and the starter copied beside it; then the
     // README's install: the wheel by its path (the SDK is not on PyPI yet) and the starter's
     // own dependencies.
-    let home = outside_dir();
+    let home = outside::dir();
     let venv = home.join("venv");
     let mut make_venv = world_readable(Path::new(SYSTEM_PYTHON));
     make_venv.args(["-m", "venv"]).arg(&venv);
-    run(make_venv, home.path(), STEP_DEADLINE);
+    outside::run(make_venv, home.path(), STEP_DEADLINE);
     let starter = home.join("starter");
     std::fs::create_dir(&starter).expect("creating the starter's directory");
     std::fs::set_permissions(&starter, std::fs::Permissions::from_mode(0o755)).expect("chmod 0755");
@@ -160,7 +94,7 @@ fn the_python_starter_installs_from_the_wheel_and_passes_conformance() {
         .args(["--no-input", "--quiet"])
         .arg(&wheel)
         .arg(&starter);
-    run(install, &starter, STEP_DEADLINE);
+    outside::run(install, &starter, STEP_DEADLINE);
 
     // The SDK the plugin imports is the venv's copy (from /, so no directory stands in for it).
     let mut locate = world_readable(&python);
@@ -168,7 +102,7 @@ fn the_python_starter_installs_from_the_wheel_and_passes_conformance() {
         "-c",
         "import hookvisor_plugin; print(hookvisor_plugin.__file__)",
     ]);
-    let found = run(locate, Path::new("/"), STEP_DEADLINE);
+    let found = outside::run(locate, Path::new("/"), STEP_DEADLINE);
     assert!(
         Path::new(found.trim()).starts_with(&venv),
         "hookvisor_plugin imported from {found:?}, not from {}",

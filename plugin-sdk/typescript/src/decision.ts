@@ -86,17 +86,19 @@ export function block(reason: string): ToolCallDecision {
 }
 
 /**
- * Replace the call's params with `params` (the whole object), written like `JSON.stringify` but
- * with each `LosslessNumber` as its text: the numbers of `{ ...call.params, key }` go back exactly
- * as they came.
+ * Rewrite the call's params, written like `JSON.stringify` but with each `LosslessNumber` as its
+ * text: the numbers of `{ ...call.params, key }` go back exactly as they came. In the policy stage
+ * `params` replaces the params whole; in the hook stage its top-level keys replace those keys
+ * (contract §4), so `rewrite({ path })` changes `path` alone. Sending the whole object is right in
+ * both stages.
  */
 export function rewrite(params: JsonObject): ToolCallDecision {
   if (typeof params !== "object" || params === null || Array.isArray(params)) {
-    throw new TypeError("rewrite() needs the whole params as a JSON object");
+    throw new TypeError("rewrite() needs the params as a JSON object");
   }
   const json = stringifyJson(params);
   if (json === undefined) {
-    throw new TypeError("rewrite() needs the whole params as a JSON object");
+    throw new TypeError("rewrite() needs the params as a JSON object");
   }
   return marked({ params_json: json }, "tool_call");
 }

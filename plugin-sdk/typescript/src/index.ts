@@ -38,7 +38,7 @@ export type {
   ToolCallDecision,
 } from "./decision";
 export { PROTOCOL_VERSION } from "./info";
-export type { HookName, Info, Registration } from "./info";
+export type { HookName, Info, Registration, StageName } from "./info";
 export type { MaybePromise, Plugin } from "./plugin";
 export type { SessionDecision } from "./session";
 export type { ApprovalRequest } from "./generated";

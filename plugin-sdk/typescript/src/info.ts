@@ -8,11 +8,17 @@ export const PROTOCOL_VERSION = 1;
 /** The hooks a plugin can serve, by their names in the configuration (`hooks = [...]`). */
 export type HookName = "before_tool_call" | "before_session_create" | "session_created";
 
+/**
+ * The stage a registration runs in: `"policy"` (trusted plugins, one after another, each rewrite
+ * replacing the params whole) or `"hook"` (concurrent, a rewrite merged key by key).
+ */
+export type StageName = "policy" | "hook";
+
 /** One hook a plugin serves. The operator's configuration overrides `priority` and `timeoutMs`. */
 export interface Registration {
   hook: HookName;
   /** `"policy"` is accepted only from plugins configured `trusted = true`. Default `"hook"`. */
-  stage?: "policy" | "hook";
+  stage?: StageName;
   /** Higher runs (and merges) first. Default 0. */
   priority?: number;
   /** Exact tool names this registration applies to; empty or absent means every tool. */

@@ -108,7 +108,9 @@ async function main(source: PluginSource): Promise<number> {
     return 2;
   }
 
-  printLine(`received ${await stopSignal}; finishing calls in flight and exiting`);
+  // Stopping on a signal is routine, not a warning: this line goes to stdout, which hookvisor
+  // logs at info (stderr at warn).
+  printInfo(`received ${await stopSignal}; finishing calls in flight and exiting`);
   if (!(await running.stop(DRAIN_LIMIT_MS))) {
     printLine(`calls still running after ${DRAIN_LIMIT_MS} ms; exiting anyway`);
   }
@@ -287,4 +289,15 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
 
 function printLine(line: string): void {
   process.stderr.write(`${line}\n`);
+}
+
+/**
+ * Writes `line` on stdout. A stdout nobody reads any more (EPIPE, say) must not turn a clean stop
+ * into a crash: write errors are ignored from here on, and the line is lost.
+ */
+function printInfo(line: string): void {
+  if (process.stdout.listenerCount("error") === 0) {
+    process.stdout.on("error", () => {});
+  }
+  process.stdout.write(`${line}\n`);
 }

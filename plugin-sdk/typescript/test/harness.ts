@@ -23,20 +23,26 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
-/** A fixture process and what it printed. */
+/** A fixture process and what it printed on stdout and stderr. */
 export class PluginProcess {
   readonly exited: Promise<Exit>;
+  private stdoutText = "";
   private stderrText = "";
 
   constructor(
     readonly child: ChildProcess,
     readonly socket: string,
   ) {
+    child.stdout?.on("data", (chunk: Buffer) => (this.stdoutText += chunk.toString()));
     child.stderr?.on("data", (chunk: Buffer) => (this.stderrText += chunk.toString()));
     // "close", not "exit": after "exit" the last of stderr may still be in the pipe.
     this.exited = new Promise((resolve) =>
       child.on("close", (code, signal) => resolve({ code, signal })),
     );
+  }
+
+  get stdout(): string {
+    return this.stdoutText;
   }
 
   get stderr(): string {
@@ -88,7 +94,7 @@ export function spawnPlugin(
   }
   const file = path.join(FIXTURES, fixture);
   const [command, args] = options.direct ? [file, []] : [process.execPath, [file]];
-  const child = spawn(command, args, { env: fullEnv, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(command, args, { env: fullEnv, stdio: ["ignore", "pipe", "pipe"] });
   return new PluginProcess(child, socket);
 }
 

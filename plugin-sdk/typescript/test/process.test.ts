@@ -289,7 +289,9 @@ describe("stop", () => {
           code: 0,
           signal: null,
         });
-        assert.equal(plugin.stderr, `received ${signal}; finishing calls in flight and exiting\n`);
+        // Routine, so on stdout (hookvisor logs it at info); nothing on stderr (a warning).
+        assert.equal(plugin.stdout, `received ${signal}; finishing calls in flight and exiting\n`);
+        assert.equal(plugin.stderr, "");
         assert.equal(fs.existsSync(plugin.socket), false);
       } finally {
         clients.close();
@@ -313,9 +315,30 @@ describe("stop", () => {
       const took = Date.now() - started;
       assert.deepEqual(exit, { code: 0, signal: null });
       assert.ok(took >= 1400 && took < 2500, `exited after ${took} ms`);
-      assert.match(plugin.stderr, /calls still running after 1500 ms; exiting anyway/);
+      assert.equal(plugin.stdout, "received SIGTERM; finishing calls in flight and exiting\n");
+      assert.equal(plugin.stderr, "calls still running after 1500 ms; exiting anyway\n");
       assert.equal(fs.existsSync(plugin.socket), false);
       assert.notEqual((await hung).code, status.OK);
+    } finally {
+      clients.close();
+      plugin.kill();
+    }
+  });
+
+  test("SIGTERM with stdout closed (EPIPE): still exit 0, nothing on stderr", async () => {
+    const plugin = spawnPlugin("sample.js");
+    const clients = new Clients(plugin.socket);
+    try {
+      await clients.ready(plugin);
+      // The reading end closed: the stop line's write fails with EPIPE.
+      plugin.child.stdout?.destroy();
+      plugin.child.kill("SIGTERM");
+      assert.deepEqual(await withTimeout(plugin.exited, 3000, "no exit"), {
+        code: 0,
+        signal: null,
+      });
+      assert.equal(plugin.stderr, "");
+      assert.equal(fs.existsSync(plugin.socket), false);
     } finally {
       clients.close();
       plugin.kill();

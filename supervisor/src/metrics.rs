@@ -2,7 +2,7 @@
 //! states read at scrape time, exposed as OpenMetrics text on `GET /metrics` (Prometheus reads
 //! it) by a small HTTP/1.1 server that bounds what a client can hold.
 //!
-//! Names (README, "Operating hookvisor"):
+//! Names (docs/operations.md, "Metrics"):
 //! - `hookvisor_verdicts_total{hook,outcome}`, `hookvisor_verdict_latency_seconds{hook}`;
 //! - `hookvisor_plugin_calls_total{plugin,hook,outcome,failure}`,
 //!   `hookvisor_plugin_latency_seconds{plugin,hook}`;

@@ -32,6 +32,10 @@ fn no_tracked_file_names_this_checkout_or_a_home_directory() {
     let root = repo_root().display().to_string();
     let mut found = Vec::new();
     for (path, text) in tracked_texts() {
+        // This file spells the patterns it looks for.
+        if path == "tests/tests/repository.rs" {
+            continue;
+        }
         for (number, line) in text.lines().enumerate() {
             let home = ["/root/", "/Users/"]
                 .iter()

@@ -84,12 +84,12 @@ pub(crate) struct Options {
     /// The uids it may be given, as `[supervisor] plugin_uids` (when run as root).
     #[arg(long, value_name = "FIRST-LAST", value_parser = parse_uids)]
     plugin_uids: Option<(u32, u32)>,
-    /// The plugin's command and its arguments (a relative command is resolved against the
-    /// current directory, which is also the plugin's working directory).
-    /// The author's own cases: JSON lines, each a request and the outcome, params or reason
-    /// expected (see `hookvisor conformance --help` and docs).
+    /// The author's own cases, run after the checks: JSON lines, each a request and the outcome,
+    /// params or reason expected (docs/plugins.md, "Your own cases").
     #[arg(long, value_name = "FILE")]
     cases: Option<PathBuf>,
+    /// The plugin's command and its arguments (a relative command is resolved against the
+    /// current directory, which is also the plugin's working directory).
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
 }

@@ -3,7 +3,7 @@
 //! Why not tonic's `Channel`: on the hot path it costs a tower `Buffer` task hop per call,
 //! hyper's dispatch channel, and a task per request that pipes the body (tonic's body never says
 //! it is complete), each a wake-up on a 2-core machine; `hookvisor bench` measured the
-//! supervisor's CPU per verdict falling by about a third without them (README, "Performance").
+//! supervisor's CPU per verdict falling by about a third without them (docs/performance.md).
 //! A unary call needs little of what they give: the request is encoded once, its HEADERS and
 //! DATA frames go out together, and the answer is one message followed by trailers.
 //!

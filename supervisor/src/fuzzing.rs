@@ -19,7 +19,7 @@ use hookvisor_proto::v1::{
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 
-use crate::limits::{self, JsonError};
+use crate::decide::limits::{self, JsonError};
 
 /// The §8 parser against serde_json on the same text: what the parser accepts, serde_json
 /// accepts with the same canonical text, and that text parses back to itself; what it refuses
@@ -162,7 +162,7 @@ pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(config) = crate::config::Config::parse(text, None) {
+    if let Ok(config) = crate::files::config::Config::parse(text, None) {
         let limits = config.supervisor.host_limits;
         assert!(limits.max_calls_in_flight >= 1 && limits.body_timeout_ms >= 1);
         for plugin in &config.plugins {
@@ -206,8 +206,8 @@ pub fn audit_line(data: &[u8]) {
     };
     let version = next();
     let versions = move |_: &str| Some(std::sync::Arc::from(version.as_str()));
-    let id = crate::request_id::RequestId::new();
-    let line = crate::audit::tool_call_line(
+    let id = crate::decide::request_id::RequestId::new();
+    let line = crate::observe::audit::tool_call_line(
         true,
         &id,
         &request,

@@ -130,7 +130,8 @@ fn hooks_of(p: &PluginStatus) -> String {
         .registrations
         .iter()
         .map(|r| {
-            let hook = Hook::try_from(r.hook).map_or("unknown", hookvisor::audit::hook_name);
+            let hook =
+                Hook::try_from(r.hook).map_or("unknown", hookvisor::observe::audit::hook_name);
             let stage = if r.stage == Stage::Policy as i32 {
                 "policy "
             } else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use hookvisor::audit::{block_kind_name, failure_name, outcome_name};
+use hookvisor::observe::audit::{block_kind_name, failure_name, outcome_name};
 use hookvisor_proto::v1::hooks_client::HooksClient;
 use hookvisor_proto::v1::{
     ApprovalRequest, Outcome, PluginResult, Requester, SessionCreateRequest, Stage,

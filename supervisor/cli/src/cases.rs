@@ -21,8 +21,8 @@
 
 use std::path::Path;
 
-use hookvisor::limits;
-use hookvisor::merge::{Params, SessionAnswer, ToolAnswer};
+use hookvisor::decide::limits;
+use hookvisor::decide::merge::{Params, SessionAnswer, ToolAnswer};
 use hookvisor_proto::v1::{
     BeforeSessionCreateRequest, BeforeToolCallRequest, Hook, HookRegistration, Stage,
     ToolCallContext,
@@ -433,8 +433,8 @@ pub(crate) async fn run<T, S>(
     session_create: impl Fn(&HookRegistration, BeforeSessionCreateRequest) -> S,
 ) -> (usize, usize)
 where
-    T: Future<Output = Result<ToolAnswer, hookvisor::merge::Failed>>,
-    S: Future<Output = Result<SessionAnswer, hookvisor::merge::Failed>>,
+    T: Future<Output = Result<ToolAnswer, hookvisor::decide::merge::Failed>>,
+    S: Future<Output = Result<SessionAnswer, hookvisor::decide::merge::Failed>>,
 {
     let (mut passed, mut failed) = (0, 0);
     for case in cases {

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `check-config` and `demo`. Configuration errors, and everything
-//! [`hookvisor::layout::preflight`] refuses, are reported in one line and exit with 64 (EX_USAGE)
+//! [`hookvisor::files::preflight::preflight`] refuses, are reported in one line and exit with 64 (EX_USAGE)
 //! before any runtime starts; `check-config` and `serve` refuse exactly the same things, and
 //! `serve` refuses a socket passed in that [`crate::activation`] will not take.
 
@@ -14,8 +14,8 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use hookvisor::config::Config;
-use hookvisor::server::{Control, HostSocket, Reload};
+use hookvisor::files::config::Config;
+use hookvisor::serve::server::{Control, HostSocket, Reload};
 
 use crate::output::{self, out};
 
@@ -191,7 +191,7 @@ pub(crate) fn main() -> ExitCode {
 }
 
 /// The configuration `serve` would run, with `--socket` applied, checked by
-/// [`hookvisor::layout::preflight`] (which creates nothing).
+/// [`hookvisor::files::preflight::preflight`] (which creates nothing).
 fn load_checked(path: &Path, socket: Option<&Path>) -> Result<Config, String> {
     load(path, socket, None)
 }
@@ -204,22 +204,22 @@ fn load(path: &Path, socket: Option<&Path>, activated: Option<&Path>) -> Result<
     if let Some(socket) = socket {
         let absolute = std::path::absolute(socket)
             .map_err(|e| format!("--socket {}: {e}", socket.display()))?;
-        if let Some(problem) = hookvisor::layout::socket_path_problem(&absolute) {
+        if let Some(problem) = hookvisor::files::layout::socket_path_problem(&absolute) {
             return Err(format!("--socket {}: {problem}", socket.display()));
         }
         config.supervisor.socket = absolute;
     }
     match activated {
         Some(socket) => check_activated_socket(&config, socket)?,
-        None => hookvisor::layout::preflight(&config).map_err(|e| e.to_string())?,
+        None => hookvisor::files::preflight::preflight(&config).map_err(|e| e.to_string())?,
     }
-    hookvisor::sandbox::preflight(&config).map_err(|e| e.to_string())?;
+    hookvisor::plugin::sandbox::preflight(&config).map_err(|e| e.to_string())?;
     Ok(config)
 }
 
 /// The preflight for a host socket passed in at `socket`: the socket is hookvisor's user's and
 /// its directories may be written by no one but root and hookvisor's user (unless sticky), as
-/// for a configured one ([`hookvisor::layout::preflight_activated_at`]); then the runtime
+/// for a configured one ([`hookvisor::files::preflight::preflight_activated_at`]); then the runtime
 /// directory and the plugins as always.
 fn check_activated_socket(config: &Config, socket: &Path) -> Result<(), String> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -245,7 +245,7 @@ fn check_activated_socket(config: &Config, socket: &Path) -> Result<(), String> 
             ));
         }
     }
-    hookvisor::layout::preflight_activated_at(config, socket).map_err(|e| e.to_string())
+    hookvisor::files::preflight::preflight_activated_at(config, socket).map_err(|e| e.to_string())
 }
 
 /// The log's format (`serve --log-format`).
@@ -458,7 +458,8 @@ async fn serve(
         status: Some(status_requests()?),
     };
     crate::systemd::start_watchdog();
-    hookvisor::server::serve_on(config, host, control, shutdown, &crate::systemd::Systemd).await?;
+    hookvisor::serve::server::serve_on(config, host, control, shutdown, &crate::systemd::Systemd)
+        .await?;
     Ok(())
 }
 

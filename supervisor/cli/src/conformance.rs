@@ -22,14 +22,14 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use hookvisor::config::{PluginConfig, PluginSandbox, SupervisorConfig, socket_in};
-use hookvisor::merge::{Failed, SessionAnswer, ToolAnswer};
+use hookvisor::decide::merge::{Failed, SessionAnswer, ToolAnswer};
+use hookvisor::decide::routing;
+use hookvisor::decide::stages::{session_answer, tool_answer};
+use hookvisor::files::config::{PluginConfig, PluginSandbox, SupervisorConfig, socket_in};
 use hookvisor::plugin::link;
 use hookvisor::plugin::process::{self, Connected, Exit, Process, StartError};
-use hookvisor::routing;
-use hookvisor::sandbox::{Placement, Sandboxes};
-use hookvisor::spawner::Spawner;
-use hookvisor::stages::{session_answer, tool_answer};
+use hookvisor::plugin::sandbox::{Placement, Sandboxes};
+use hookvisor::plugin::spawner::Spawner;
 use hookvisor_proto::limits::{MAX_DEPTH, MAX_KEYS, MAX_SERIALIZED_BYTES, MAX_STRING_BYTES};
 use hookvisor_proto::v1::{
     Ack, BeforeSessionCreateRequest, BeforeToolCallRequest, Hook, HookRegistration, PluginInfo,
@@ -174,7 +174,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<ExitCode> {
     if let Some(uids) = options.plugin_uids {
         supervisor.plugin_uids = uids;
     }
-    hookvisor::layout::prepare_runtime_dir(&supervisor.runtime_dir)?;
+    hookvisor::files::layout::prepare_runtime_dir(&supervisor.runtime_dir)?;
     let sandbox = PluginSandbox {
         enabled: !options.no_sandbox,
         read: absolute_all(&workdir, &options.read)?,
@@ -378,7 +378,7 @@ async fn check_cookie(
 
 fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or_default();
-    hookvisor::limits::cap_text(line, 200).into_owned()
+    hookvisor::decide::limits::cap_text(line, 200).into_owned()
 }
 
 /// Protocol 1 and registrations `serve` accepts (§3), with no unknown hook.
@@ -446,7 +446,7 @@ fn describe_registration(r: &HookRegistration) -> String {
 }
 
 fn hook_name(hook: i32) -> &'static str {
-    Hook::try_from(hook).map_or("unknown", hookvisor::audit::hook_name)
+    Hook::try_from(hook).map_or("unknown", hookvisor::observe::audit::hook_name)
 }
 
 async fn health(channel: Channel) -> Result<String, String> {
@@ -660,7 +660,7 @@ fn tool_cases(
     let request = |tool: &str, params: Value, context: Option<ToolCallContext>, meta: &str| {
         BeforeToolCallRequest {
             tool_name: tool.to_owned(),
-            params_json: hookvisor::limits::canonical(&params),
+            params_json: hookvisor::decide::limits::canonical(&params),
             context,
             session_metadata_json: meta.to_owned(),
             deadline_ms: u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX),
@@ -909,19 +909,19 @@ mod tests {
     fn the_battery_stays_within_the_limits() {
         let registration = HookRegistration::default();
         for (case, request) in tool_cases(&registration, Duration::from_secs(1)) {
-            let parsed = hookvisor::limits::parse_object(&request.params_json);
+            let parsed = hookvisor::decide::limits::parse_object(&request.params_json);
             assert!(parsed.is_ok(), "{case}: {parsed:?}");
         }
         // At the limits, not merely under them: one more level or key is refused.
         let mut deeper = Map::new();
         deeper.insert("more".into(), deep_params());
-        let deeper = hookvisor::limits::canonical(&Value::Object(deeper));
-        assert!(hookvisor::limits::parse_object(&deeper).is_err());
+        let deeper = hookvisor::decide::limits::canonical(&Value::Object(deeper));
+        assert!(hookvisor::decide::limits::parse_object(&deeper).is_err());
         let Value::Object(mut wide) = wide_params() else {
             panic!("wide params are an object");
         };
         wide.insert("one-more".into(), json!(1));
-        let wider = hookvisor::limits::canonical(&Value::Object(wide));
-        assert!(hookvisor::limits::parse_object(&wider).is_err());
+        let wider = hookvisor::decide::limits::canonical(&Value::Object(wide));
+        assert!(hookvisor::decide::limits::parse_object(&wider).is_err());
     }
 }

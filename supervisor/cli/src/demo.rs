@@ -17,9 +17,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint};
 
-use hookvisor::config::Config;
+use hookvisor::files::config::Config;
 use hookvisor::plugin::PluginSet;
-use hookvisor::server::{Observer, serve};
+use hookvisor::serve::server::{Observer, serve};
 
 /// The example plugins the demo runs (built by `cargo build -p hookvisor-examples`).
 const PLUGINS: [&str; 6] = [

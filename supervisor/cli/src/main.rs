@@ -24,6 +24,6 @@ mod systemd;
 fn main() -> std::process::ExitCode {
     // Each plugin runs behind this binary re-executed as its reaper; that must happen before
     // anything else (no thread, no runtime, no open file).
-    hookvisor::spawner::reaper::main_if_reaper();
+    hookvisor::plugin::spawner::reaper::main_if_reaper();
     cli::main()
 }

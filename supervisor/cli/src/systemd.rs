@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hookvisor::plugin::{Phase, PluginSet};
-use hookvisor::server::Observer;
+use hookvisor::serve::server::Observer;
 use sd_notify::NotifyState;
 
 /// Tells systemd what `serve` is doing.

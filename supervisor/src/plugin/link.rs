@@ -36,7 +36,7 @@ use prost::Message;
 use tokio::task::JoinHandle;
 use tonic::{Code, Status};
 
-use super::process::{MAX_MESSAGE_BYTES, Peer, connect_checked};
+use super::peer::{MAX_MESSAGE_BYTES, Peer, connect_checked};
 
 /// The plugin service's methods the supervisor calls on the hot path.
 /// (Whole URIs: the authority is `localhost`, as tonic, grpc-go and grpc-js send on Unix sockets.)
@@ -288,7 +288,9 @@ fn head(
         .body(())
         .map_err(|e| Status::internal(e.to_string()))?;
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-        request.headers_mut().insert(crate::request_id::HEADER, id);
+        request
+            .headers_mut()
+            .insert(crate::decide::request_id::HEADER, id);
     }
     Ok(request)
 }

@@ -11,13 +11,26 @@
 //!   bounded by deadlines, stop.
 //! - `set`: the plugins of one configuration, started together, asked for lineups, stopped.
 //! - [`link`]: the connection calls go on (gRPC unary calls written on `h2`).
+//! - [`peer`]: connecting to a plugin's socket, and the check of who serves it (below both
+//!   `link` and `process`).
 //! - `output`: the process's stdout and stderr in the log (JSON levels, rate limit).
+//! - [`spawner`]: the one thread that forks plugins, each behind its [`spawner::reaper`] (the
+//!   binary re-executed as a child subreaper, so no plugin process outlives the supervisor), the
+//!   sweep for orphans, and the only `unsafe` code.
+//! - [`sandbox`]: what each plugin may do (its own uid, Landlock, seccomp, limits), decided from
+//!   its configuration and this machine, and its state and socket directories.
+//! - [`generation`]: one configuration's plugins and hook settings as one value, swapped whole.
 
+pub mod generation;
 pub mod link;
 mod output;
 mod owner;
+pub mod peer;
 pub mod process;
+pub mod sandbox;
 mod set;
+#[allow(unsafe_code)]
+pub mod spawner;
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,8 +44,8 @@ use hookvisor_proto::v1::{
 };
 use tokio::sync::watch;
 
-use crate::merge::Failed;
-use crate::stages::{Answer, Answerer};
+use crate::decide::merge::Failed;
+use crate::decide::stages::{Answer, Answerer};
 
 pub use link::Link;
 pub use process::{Exit, MAX_MESSAGE_BYTES, Process, StartError};
@@ -137,7 +150,7 @@ pub struct Record {
     /// The version its last accepted `Describe` gave (cut to 128 bytes).
     pub version: Option<Arc<str>>,
     /// What its sandbox enforces (set when an instance is placed).
-    pub sandbox: Option<Arc<crate::sandbox::Report>>,
+    pub sandbox: Option<Arc<crate::plugin::sandbox::Report>>,
 }
 
 /// What the owner publishes and every call reads: the phase, the registrations that count, and
@@ -240,7 +253,7 @@ impl Plugin {
             ends: Instant::now() + deadline,
             armed: true,
         };
-        let id = crate::request_id::current();
+        let id = crate::decide::request_id::current();
         let (request, shared, id) = (&request, &shared, id.as_ref().map(|id| id.as_str()));
         let result = process::call(
             process.exit_watch(),

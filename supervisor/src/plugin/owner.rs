@@ -27,11 +27,11 @@ use tonic_health::pb::health_client::HealthClient;
 
 use super::process::{Process, StartError};
 use super::{Phase, Snapshot};
-use crate::config::{Lifecycle, MAX_INSTANCE, PluginConfig, socket_in};
-use crate::layout;
-use crate::routing;
-use crate::sandbox::{Placement, Sandboxes};
-use crate::spawner::Spawner;
+use crate::decide::routing;
+use crate::files::config::{Lifecycle, MAX_INSTANCE, PluginConfig, socket_in};
+use crate::files::layout;
+use crate::plugin::sandbox::{Placement, Sandboxes};
+use crate::plugin::spawner::Spawner;
 
 /// What the calls tell the owner (timeouts in a row, and the signal that the plugin is hung),
 /// and what an operator asks of it (a restart).
@@ -295,7 +295,7 @@ impl Owner {
             }
         };
         tracing::info!(plugin = %self.config.name, pid = process.pid().as_raw(), instance,
-            version = %crate::limits::cap_text(&connected.info.version, 128),
+            version = %crate::decide::limits::cap_text(&connected.info.version, 128),
             hooks = registrations.len(), "ready");
         let first_start = self.publish.borrow().record.version.is_none();
         if first_start && connected.info.name != self.config.name.as_ref() {
@@ -304,9 +304,12 @@ impl Owner {
             tracing::warn!(plugin = %self.config.name,
                 "describes itself as {:?}: hookvisor knows it by its configured name '{}' (in logs, \
                  traces, metrics and its session metadata namespace)",
-                crate::limits::cap_text(&connected.info.name, 128), self.config.name);
+                crate::decide::limits::cap_text(&connected.info.name, 128), self.config.name);
         }
-        let version: Arc<str> = Arc::from(crate::limits::cap_text(&connected.info.version, 128));
+        let version: Arc<str> = Arc::from(crate::decide::limits::cap_text(
+            &connected.info.version,
+            128,
+        ));
         self.publish
             .send_modify(|s| s.record.version = Some(version));
         self.publish_ready(registrations, connected.link, process.clone());

@@ -13,28 +13,27 @@ use std::time::Duration;
 use hookvisor_proto::v1::plugin_client::PluginClient;
 use hookvisor_proto::v1::{DescribeRequest, PluginInfo};
 use hookvisor_proto::{MAGIC_COOKIE, PROTOCOL_VERSION, env};
-use hyper_util::rt::TokioIo;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::net::UnixStream;
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::link::{Link, Malformed};
 use super::output::{Output, Stream};
-use crate::config::PluginConfig;
-use crate::limits;
-use crate::merge::Failed;
-use crate::sandbox::Placement;
-use crate::spawner::confine;
-use crate::spawner::{Spawned, Spawner};
+use crate::decide::limits;
+use crate::decide::merge::Failed;
+use crate::files::config::PluginConfig;
+use crate::plugin::sandbox::Placement;
+use crate::plugin::spawner::confine;
+use crate::plugin::spawner::{Spawned, Spawner};
 
 /// gRPC messages from plugins larger than this are refused (§8).
-pub use hookvisor_proto::limits::MAX_PLUGIN_MESSAGE_BYTES as MAX_MESSAGE_BYTES;
+pub use super::peer::{MAX_MESSAGE_BYTES, Peer, channel};
+use super::peer::{PeerMismatch, connect_checked};
 
 /// How a process ended: its exit code, or the signal that killed it. Displays like the
 /// standard library's `ExitStatus` (`exit status: 7`, `signal: 9 (SIGKILL)`).
@@ -475,7 +474,7 @@ impl Process {
              is left of the plugin's processes");
         // The reaper's subtree first, while it still links them to the reaper; the sweep would
         // find them later, but the supervisor may be about to exit.
-        for pid in crate::spawner::descendants(self.reaper, 4096) {
+        for pid in crate::plugin::spawner::descendants(self.reaper, 4096) {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         }
         let _ = nix::sys::signal::kill(self.reaper, Signal::SIGKILL);
@@ -486,82 +485,11 @@ impl Process {
 /// How long a reaper may take to clear its plugin's subtree and exit once the plugin is killed.
 const REAPER_GRACE: Duration = Duration::from_secs(2);
 
-/// A connection to the plugin's socket whose every (re)connect passes the peer check.
-pub async fn channel(socket: &Path, peer: Peer) -> Result<Channel, tonic::transport::Error> {
-    let path: PathBuf = socket.to_path_buf();
-    Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move { connect_checked(&path, peer).await.map(TokioIo::new) }
-        }))
-        .await
-}
-
-/// Who must be listening on a plugin's socket: the plugin process or a process in its session,
-/// and, when the plugin has a uid of its own, running as that uid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
-    /// The plugin process (a session leader).
-    pub pid: Pid,
-    /// The plugin's own uid, when it has one.
-    pub uid: Option<u32>,
-}
-
 fn plugin_client(channel: Channel) -> PluginClient<Channel> {
     PluginClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
-
-/// Connects to `socket` and checks with `SO_PEERCRED` that the listening process is `child` or
-/// a process in `child`'s own session (so launchers such as `npx tsx` or `go run` pass), and
-/// that it runs as the plugin's own uid when it has one. The session, not the process group, is
-/// the identity: another plugin can join the child's process group with `setpgid(2)` from
-/// within its own session, but it can never join the child's session (each plugin is a session
-/// leader, `spawner`). Checked on every (re)connect.
-pub(super) async fn connect_checked(socket: &Path, expected: Peer) -> io::Result<UnixStream> {
-    let stream = UnixStream::connect(socket).await?;
-    let child = expected.pid;
-    let cred = stream.peer_cred()?;
-    let peer = cred
-        .pid()
-        .map(Pid::from_raw)
-        .ok_or_else(|| io::Error::other("the socket's peer has no pid"))?;
-    if let Some(uid) = expected.uid
-        && cred.uid() != uid
-    {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            PeerMismatch(format!(
-                "peer mismatch: {} is served by pid {peer} as uid {}, not by the plugin's own \
-                 uid {uid}",
-                socket.display(),
-                cred.uid()
-            )),
-        ));
-    }
-    if peer == child {
-        return Ok(stream);
-    }
-    match nix::unistd::getsid(Some(peer)) {
-        Ok(session) if session == child => Ok(stream),
-        session => Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            PeerMismatch(format!(
-                "peer mismatch: {} is served by pid {peer} (session {}), which is neither \
-                 the plugin (pid {child}) nor in its session",
-                socket.display(),
-                session.map_or_else(|e| format!("unknown: {e}"), |g| g.to_string()),
-            )),
-        )),
-    }
-}
-
-/// The error of [`connect_checked`] when another process serves the plugin's socket: on a
-/// reconnect it is an impostor, not a broken connection, so the call is not sent again.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(super) struct PeerMismatch(String);
 
 /// Makes one call, bounded by the supervisor's own deadline and by the process's life: a plugin
 /// that dies mid-call fails the call at once, not at the deadline. `send(left, attempt)` sends

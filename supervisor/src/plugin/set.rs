@@ -18,11 +18,11 @@ use tokio::task::JoinHandle;
 
 use super::owner::{Owner, Watchdog};
 use super::{Phase, Plugin, Snapshot};
-use crate::config::{Config, PluginConfig};
-use crate::routing::{self, Candidate};
-use crate::sandbox::Sandboxes;
-use crate::spawner::Spawner;
-use crate::stages::Lineup;
+use crate::decide::routing::{self, Candidate};
+use crate::decide::stages::Lineup;
+use crate::files::config::{Config, PluginConfig};
+use crate::plugin::sandbox::Sandboxes;
+use crate::plugin::spawner::Spawner;
 
 /// One owner task and the way to tell it to stop.
 #[derive(Debug)]

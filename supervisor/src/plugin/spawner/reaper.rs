@@ -47,7 +47,7 @@ pub(super) const PARENT_DEATH: Signal = Signal::SIGUSR1;
 const MAX_DESCENDANTS: usize = 4096;
 
 /// Runs the reaper and exits if this process was started as one (its first argument is
-/// [`ARG`]); returns at once otherwise. A binary that serves with [`crate::server`] calls this
+/// [`ARG`]); returns at once otherwise. A binary that serves with [`crate::serve::server`] calls this
 /// first thing in `main`, before any thread or runtime starts.
 pub fn main_if_reaper() {
     let mut args = std::env::args_os();

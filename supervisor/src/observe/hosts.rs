@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use hookvisor_proto::v1::{HostReport, HostStatus, HostToolStatus, ToolCount};
 use tonic::Status;
 
-use crate::limits::MAX_TOOL_NAME_BYTES;
+use crate::decide::limits::MAX_TOOL_NAME_BYTES;
 
 /// Hosts kept at most (the [`UNREPORTED`] one included).
 pub const MAX_HOSTS: usize = 64;

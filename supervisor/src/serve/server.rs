@@ -12,18 +12,19 @@ use hookvisor_proto::v1::hooks_server::HooksServer;
 use tokio::net::UnixListener;
 use tonic_health::ServingStatus;
 
-use crate::admin::{AdminService, ReloadReply};
-use crate::admission::{AdmissionLayer, HOST_MAX_REQUEST_BYTES};
-use crate::audit::Audit;
-use crate::config::Config;
-use crate::connections;
-use crate::drain::Drain;
-use crate::generation::{self, Generation};
-use crate::layout::{self, LayoutError};
-use crate::metrics::{self, Metrics};
+use crate::files::config::Config;
+use crate::files::layout::{self, LayoutError};
+use crate::files::preflight;
+use crate::host::admission::{AdmissionLayer, HOST_MAX_REQUEST_BYTES};
+use crate::host::connections;
+use crate::host::drain::Drain;
+use crate::host::service::{HooksService, Observers};
+use crate::observe::audit::Audit;
+use crate::observe::metrics::{self, Metrics};
 use crate::plugin::PluginSet;
-use crate::service::{HooksService, Observers};
-use crate::spawner::Spawner;
+use crate::plugin::generation::{self, Generation};
+use crate::plugin::spawner::Spawner;
+use crate::serve::admin::{AdminService, ReloadReply};
 use hookvisor_proto::v1::admin_server::AdminServer;
 
 /// How long closing the host connections may take once no call is in flight.
@@ -44,9 +45,9 @@ pub enum ServeError {
     /// A file or directory of hookvisor's own is missing, unsafe or in use (see [`layout`]).
     #[error(transparent)]
     Layout(#[from] LayoutError),
-    /// A plugin's sandbox cannot be had as configured (see [`crate::sandbox`]).
+    /// A plugin's sandbox cannot be had as configured (see [`crate::plugin::sandbox`]).
     #[error(transparent)]
-    Sandbox(#[from] crate::sandbox::SandboxError),
+    Sandbox(#[from] crate::plugin::sandbox::SandboxError),
     /// The gRPC server failed.
     #[error("the host API server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -126,10 +127,10 @@ pub async fn serve_on(
 ) -> Result<(), ServeError> {
     // Nothing is created before everything that would be refused is known.
     match &host {
-        HostSocket::Bind => layout::preflight(&config)?,
-        HostSocket::Activated(_) => layout::preflight_activated(&config)?,
+        HostSocket::Bind => preflight::preflight(&config)?,
+        HostSocket::Activated(_) => preflight::preflight_activated(&config)?,
     }
-    crate::sandbox::preflight(&config)?;
+    crate::plugin::sandbox::preflight(&config)?;
     // No process of another uid, nor a plugin of the same uid (Landlock), may read this
     // process's memory or environment through /proc or trace it.
     let _ = nix::sys::prctl::set_dumpable(false);
@@ -357,7 +358,7 @@ fn log_status(plugins: &PluginSet, observers: &Observers) {
         let (instance, pid) = record.instance.unzip();
         let up_ms = record.started.map(|t| t.elapsed().as_millis() as u64);
         let (shadow_answers, shadow_disagreements) =
-            if config.mode == crate::config::PluginMode::Shadow {
+            if config.mode == crate::files::config::PluginMode::Shadow {
                 let (answers, disagreed) = observers.shadow_tally.of(&plugin.name);
                 (Some(answers), Some(disagreed))
             } else {

@@ -17,7 +17,7 @@ use hookvisor_proto::v1::{
 use serde_json::{Map, Value};
 use tonic::Status;
 
-use crate::limits::{self, MAX_TOOL_NAME_BYTES};
+use crate::decide::limits::{self, MAX_TOOL_NAME_BYTES};
 
 pub use hookvisor_proto::limits::{
     MAX_CONTEXT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_NAMESPACES, MAX_NAMESPACE_BYTES,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hookvisor_proto::v1::{BlockKind, Failure, Outcome, Stage, ToolCallRequest};
 
 use super::*;
-use crate::request;
+use crate::decide::request;
 
 /// What a fake answers, after `after`.
 #[derive(Debug, Clone)]

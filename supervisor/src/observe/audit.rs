@@ -26,8 +26,8 @@ use hookvisor_proto::v1::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::config::{AuditConfig, AuditPath};
-use crate::request_id::RequestId;
+use crate::decide::request_id::RequestId;
+use crate::files::config::{AuditConfig, AuditPath};
 
 /// Bytes of lines waiting for the writer at most, whatever `queue_lines` says: with
 /// `log_params` a line can be 0.5 MiB, and the queue must bound memory, not only lines.
@@ -306,7 +306,7 @@ fn shadows(
                 "latency_us": r.latency_us,
                 "detail": r.detail,
                 "params_changed": r.params_changed,
-                "disagreed": crate::shadow::disagrees(r, outcome),
+                "disagreed": crate::observe::shadow::disagrees(r, outcome),
             })
         })
         .collect();
@@ -444,12 +444,12 @@ impl Sink {
 /// erase lines), and a file with more than one hard link (another name of it, elsewhere, could
 /// be what the lines really go to). Only a regular file or a FIFO is written to, and every
 /// directory on the way must be one no other user can write (the host socket's rule, see
-/// [`crate::layout`]): another user could otherwise move the log aside or delete it while
+/// [`crate::files::layout`]): another user could otherwise move the log aside or delete it while
 /// hookvisor writes verdicts into a file nobody will read.
 fn open_file(path: &std::path::Path) -> io::Result<File> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
     if let Some(parent) = path.parent() {
-        crate::layout::check_audit_directories(parent, path)
+        crate::files::layout::check_audit_directories(parent, path)
             .map_err(|e| io::Error::other(e.to_string()))?;
     }
     let file = std::fs::OpenOptions::new()
@@ -639,7 +639,7 @@ mod tests {
         let audit = Audit::start(&AuditConfig {
             path: AuditPath::File(fifo.clone()),
             log_params: true,
-            queue_lines: crate::config::MAX_AUDIT_QUEUE_LINES,
+            queue_lines: crate::files::config::MAX_AUDIT_QUEUE_LINES,
         })
         .unwrap();
         let line = json!({ "pad": "x".repeat(1024 * 1024) });

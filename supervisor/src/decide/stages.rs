@@ -23,12 +23,12 @@ use hookvisor_proto::v1::{
 };
 use tokio::time::Instant;
 
-use crate::config::HookConfig;
-use crate::limits;
-use crate::merge::{
+use crate::decide::limits;
+use crate::decide::merge::{
     self, Failed, Flow, InOrder, Merge, SessionAnswer, SessionMerge, Slot, ToolAnswer, ToolMerge,
 };
-use crate::request::{ToolCall, canonical_object};
+use crate::decide::request::{ToolCall, canonical_object};
+use crate::files::config::HookConfig;
 
 /// A boxed future, for [`Answerer`]'s methods.
 pub type Answer<'a, T> = Pin<Box<dyn Future<Output = Result<T, Failed>> + Send + 'a>>;

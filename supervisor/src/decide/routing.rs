@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use hookvisor_proto::v1::{Hook, HookRegistration, Stage};
 
-use crate::config::{OnFailure, PluginConfig, PluginMode};
-use crate::limits::MAX_TOOL_NAME_BYTES;
-use crate::merge::Slot;
-use crate::stages::{Answerer, Lineup, Participant};
+use crate::decide::limits::MAX_TOOL_NAME_BYTES;
+use crate::decide::merge::Slot;
+use crate::decide::stages::{Answerer, Lineup, Participant};
+use crate::files::config::{OnFailure, PluginConfig, PluginMode};
 
 pub use hookvisor_proto::limits::{MAX_REGISTERED_TOOLS, MAX_REGISTRATIONS};
 

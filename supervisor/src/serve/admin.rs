@@ -18,10 +18,10 @@ use hookvisor_proto::v1::{
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
-use crate::config::PluginMode;
-use crate::generation;
+use crate::files::config::PluginMode;
+use crate::host::service::Observers;
 use crate::plugin::Phase;
-use crate::service::Observers;
+use crate::plugin::generation;
 
 /// A reload asked for by `Admin/Reload`: the serve loop answers with the number of plugins now
 /// running, or why the configuration was refused.
@@ -135,7 +135,7 @@ impl Admin for AdminService {
             let known: Vec<&str> = generation.plugins.plugins().map(|p| &*p.name).collect();
             return Err(Status::not_found(format!(
                 "no plugin named '{}' (configured: {})",
-                crate::limits::cap_text(&name, 63),
+                crate::decide::limits::cap_text(&name, 63),
                 known.join(", ")
             )));
         };

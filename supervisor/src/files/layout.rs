@@ -1,6 +1,6 @@
 //! The files hookvisor owns on disk: the runtime directory (mode 0711, a socket directory per
 //! plugin in it), its lock file, the host socket; and the checks that refuse a place another
-//! user could tamper with. (The plugins' state and socket directories are [`crate::sandbox`]'s.)
+//! user could tamper with. (The plugins' state and socket directories are [`crate::plugin::sandbox`]'s.)
 //!
 //! The rules, all decided before anything is created:
 //! - Every directory on the way to the host socket and to the runtime directory is owned by root
@@ -17,7 +17,7 @@
 //!   directory, symlink or another user's socket where a socket should go is an error, never
 //!   unlinked.
 //!
-//! [`preflight`] checks all of this without side effects, so `check-config` refuses exactly what
+//! [`super::preflight`] checks all of this without side effects, so `check-config` refuses exactly what
 //! `serve` would refuse before starting plugins. `serve` calls it first, then the functions that
 //! create (each re-checks what it created, since the filesystem can change in between).
 
@@ -32,8 +32,6 @@ use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::unistd::AccessFlags;
 use tokio::net::UnixListener;
 
-use crate::config::Config;
-
 /// Longest path a Unix socket address holds (`sun_path` is 108 bytes including its NUL).
 pub const MAX_SOCKET_PATH_BYTES: usize = 107;
 /// The lock file in the runtime directory that keeps two supervisors apart.
@@ -44,7 +42,7 @@ const STAGING_TEMPLATE: &str = ".hv0000000";
 /// Permission bits that let group or others write a directory.
 const GROUP_OTHER_WRITE: u32 = 0o022;
 /// Permission bits that give group or others any access.
-const GROUP_OTHER_ANY: u32 = 0o077;
+pub(super) const GROUP_OTHER_ANY: u32 = 0o077;
 /// Permission bits that let group or others read or write (search alone is allowed).
 const GROUP_OTHER_READ_WRITE: u32 = 0o066;
 const STICKY: u32 = 0o1000;
@@ -130,92 +128,6 @@ pub enum LayoutError {
         /// What is wrong with it.
         problem: String,
     },
-}
-
-/// Checks, without creating or deleting anything, everything `serve` refuses before it starts
-/// plugins: the host socket's path and directories, the runtime directory, and every plugin
-/// command. (A busy host socket or a held lock are states, not configuration: `serve` checks
-/// those itself, so `check-config` works while a supervisor runs.)
-pub fn preflight(config: &Config) -> Result<(), LayoutError> {
-    check_host_socket_path(config)?;
-    preflight_activated(config)
-}
-
-/// [`preflight`] for a host socket that systemd passed in (socket activation): the configured
-/// `socket` path is not used, so only the runtime directory and the plugins are checked.
-pub fn preflight_activated(config: &Config) -> Result<(), LayoutError> {
-    let runtime_dir = &config.supervisor.runtime_dir;
-    if let Some(meta) = lstat(runtime_dir, "runtime directory", "inspect it")? {
-        check_runtime_dir(runtime_dir, &meta)?;
-    }
-    if let Some(parent) = runtime_dir.parent() {
-        check_directories(parent, "runtime directory", runtime_dir)?;
-    }
-    // The owner of each plugin's state directory is the record of its uid: nobody else may be
-    // able to move it aside.
-    let state_dir = &config.supervisor.state_dir;
-    if !config.plugins.is_empty()
-        && let Some(parent) = state_dir.parent()
-    {
-        check_directories(parent, "state directory", state_dir)?;
-    }
-    for plugin in &config.plugins {
-        check_command(&plugin.name, &plugin.command)?;
-    }
-    Ok(())
-}
-
-/// [`preflight_activated`], and the host socket's rule for the directories on the way to the
-/// socket systemd passed in (`socket`, its path): whoever could write one of them could move the
-/// socket aside and answer in hookvisor's place.
-pub fn preflight_activated_at(config: &Config, socket: &Path) -> Result<(), LayoutError> {
-    let dir = socket.parent().unwrap_or(Path::new("/"));
-    check_directories(dir, "host socket", socket)?;
-    preflight_activated(config)
-}
-
-/// The checks on the configured host socket path and the directories above it.
-fn check_host_socket_path(config: &Config) -> Result<(), LayoutError> {
-    let supervisor = &config.supervisor;
-    let socket = &supervisor.socket;
-    let runtime_dir = &supervisor.runtime_dir;
-    if let Some(problem) = socket_path_problem(socket) {
-        return Err(host_socket(socket, problem));
-    }
-    if *socket == lock_path(runtime_dir) {
-        return Err(host_socket(
-            socket,
-            "is the runtime directory's lock file; choose another path".to_owned(),
-        ));
-    }
-    if let Some(plugin) = config.plugin_of_socket(socket) {
-        return Err(host_socket(
-            socket,
-            format!("is plugin `{}`'s socket; choose another path", plugin.name),
-        ));
-    }
-    if supervisor.socket_mode & GROUP_OTHER_ANY != 0 && socket.starts_with(runtime_dir) {
-        return Err(host_socket(
-            socket,
-            format!(
-                "socket_mode \"{:04o}\" shares it, but it is inside the runtime directory {}, \
-                 which only hookvisor's user may list (0711); put runtime_dir in a \
-                 subdirectory, e.g. runtime_dir = \"/run/hookvisor/plugins\"",
-                supervisor.socket_mode,
-                runtime_dir.display()
-            ),
-        ));
-    }
-    let socket_dir = socket.parent().unwrap_or(Path::new("/"));
-    check_directories(socket_dir, "host socket", socket)?;
-    if let Some(meta) = lstat(socket, "host socket", "inspect it")?
-        && !is_our_socket(&meta)
-    {
-        return Err(LayoutError::NotOurSocket {
-            path: socket.clone(),
-        });
-    }
-    Ok(())
 }
 
 /// Why `path` cannot be the host socket's path, if it cannot: the socket is bound first under
@@ -365,7 +277,7 @@ pub fn remove_plugin_socket(path: &Path, plugin_uid: Option<u32>) -> Result<(), 
     }
 }
 
-fn host_socket(path: &Path, problem: String) -> LayoutError {
+pub(super) fn host_socket(path: &Path, problem: String) -> LayoutError {
     LayoutError::HostSocket {
         path: path.to_path_buf(),
         problem,
@@ -385,12 +297,12 @@ fn our_uid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
 
-fn is_our_socket(meta: &Metadata) -> bool {
+pub(super) fn is_our_socket(meta: &Metadata) -> bool {
     meta.file_type().is_socket() && meta.uid() == our_uid()
 }
 
 /// `lstat(path)`; `None` when nothing is there.
-fn lstat(
+pub(super) fn lstat(
     path: &Path,
     what: &'static str,
     doing: &'static str,
@@ -403,7 +315,7 @@ fn lstat(
 }
 
 /// The rules for an existing runtime directory (checked with `lstat`, so a symlink is seen).
-fn check_runtime_dir(dir: &Path, meta: &Metadata) -> Result<(), LayoutError> {
+pub(super) fn check_runtime_dir(dir: &Path, meta: &Metadata) -> Result<(), LayoutError> {
     let refuse = |problem: String| {
         Err(LayoutError::RuntimeDir {
             path: dir.to_path_buf(),
@@ -454,7 +366,11 @@ pub fn check_audit_directories(dir: &Path, log: &Path) -> Result<(), LayoutError
 /// each must itself be owned by root or us, and the directories the link leads through are
 /// checked as well. Missing parts are skipped: whoever creates them later (hookvisor) checks
 /// again once they exist.
-fn check_directories(dir: &Path, what: &'static str, target: &Path) -> Result<(), LayoutError> {
+pub(super) fn check_directories(
+    dir: &Path,
+    what: &'static str,
+    target: &Path,
+) -> Result<(), LayoutError> {
     let uid = our_uid();
     let mut checked: HashSet<PathBuf> = HashSet::new();
     let unsafe_dir = |path: &Path, meta: &Metadata, problem: String| LayoutError::UnsafeDirectory {
@@ -517,7 +433,7 @@ fn check_directories(dir: &Path, what: &'static str, target: &Path) -> Result<()
 }
 
 /// A plugin's command must exist, be a regular file (after symlinks) and be executable by us.
-fn check_command(plugin: &str, command: &Path) -> Result<(), LayoutError> {
+pub(super) fn check_command(plugin: &str, command: &Path) -> Result<(), LayoutError> {
     let refuse = |problem: String| {
         Err(LayoutError::Command {
             plugin: plugin.to_owned(),

@@ -76,7 +76,8 @@ impl Failed {
 
     /// The detail is capped: it can quote a plugin's own text (a status message, stderr lines).
     fn new(kind: Failure, detail: String) -> Self {
-        let detail = crate::limits::cap_string(detail, crate::limits::MAX_PLUGIN_TEXT_BYTES);
+        let detail =
+            crate::decide::limits::cap_string(detail, crate::decide::limits::MAX_PLUGIN_TEXT_BYTES);
         Self { kind, detail }
     }
 
@@ -266,7 +267,7 @@ impl ToolMerge {
         }
         let mut merged = self.params.clone();
         merged.extend(rewrite.iter().map(|(k, v)| (k.clone(), v.clone())));
-        crate::limits::check_value(&Value::Object(merged), 0).map_err(|e| {
+        crate::decide::limits::check_value(&Value::Object(merged), 0).map_err(|e| {
             Failed::invalid(format!(
                 "params_json merged over the policy stage's params: {e}"
             ))

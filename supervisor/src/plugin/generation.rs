@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::config::HooksConfig;
+use crate::files::config::HooksConfig;
 use crate::plugin::PluginSet;
 
 /// One configuration's plugins and hook settings.
@@ -56,8 +56,8 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::spawner::Spawner;
+    use crate::files::config::Config;
+    use crate::plugin::spawner::Spawner;
 
     #[tokio::test]
     async fn a_switch_is_seen_by_the_next_read_and_not_by_a_call_in_flight() {

@@ -5,7 +5,7 @@
 //! `write` path exists, that `plugin_uids` holds no uid or gid the system already knows (a
 //! plugin must never share a uid with a real user or service), that two plugins do not name
 //! the same `user`, and that a named `user` exists and is not root. Whether the machine can
-//! enforce each mechanism is the business of [`crate::sandbox`], at start.
+//! enforce each mechanism is the business of [`crate::plugin::sandbox`], at start.
 
 use std::path::PathBuf;
 

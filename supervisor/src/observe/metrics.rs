@@ -41,7 +41,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::audit::{failure_name, hook_name, outcome_name};
+use crate::observe::audit::{failure_name, hook_name, outcome_name};
 use crate::plugin::PluginSet;
 
 /// Latency buckets, in seconds: 50 µs to 10 s.

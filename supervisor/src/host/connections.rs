@@ -13,7 +13,7 @@
 //!   (a gRPC client reconnects by itself when it next calls);
 //! - each logs its refusals at most once every 10 s, with a count.
 //!
-//! Every connection's [`ConnState`] reaches the admission layer (`crate::admission`) through the
+//! Every connection's [`ConnState`] reaches the admission layer (`crate::host::admission`) through the
 //! connect info tonic puts in each request's extensions: that is how calls in flight are
 //! counted per connection, and how a connection knows it is not idle.
 
@@ -32,7 +32,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, UdsConnectInfo};
 
-use crate::config::HostLimits;
+use crate::files::config::HostLimits;
 
 /// The HTTP/2 client preface (24 bytes) and the header of the SETTINGS frame that must follow.
 const HANDSHAKE_BYTES: u64 = 24 + 9;
@@ -208,7 +208,7 @@ fn plugin_peer(stream: &UnixStream) -> io::Result<Option<String>> {
         return Ok(None);
     };
     Ok(
-        match crate::spawner::is_our_descendant(nix::unistd::Pid::from_raw(pid))? {
+        match crate::plugin::spawner::is_our_descendant(nix::unistd::Pid::from_raw(pid))? {
             Some(false) => None,
             Some(true) => Some(format!(
                 "pid {pid} (uid {}) is a plugin process or one a plugin started",

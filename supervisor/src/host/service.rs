@@ -2,7 +2,7 @@
 //! `UNAVAILABLE` while draining), checks the host's input (`request`), works out the budget from
 //! the host's `grpc-timeout`, and hands the call to the transport-free `stages` with the plugins'
 //! lineup; the verdict goes back as is. Each call gets a request id (the host's, or a new one:
-//! [`crate::request_id`]), returned as `x-hookvisor-request-id`, and is recorded by the
+//! [`crate::decide::request_id`]), returned as `x-hookvisor-request-id`, and is recorded by the
 //! [`Observers`] (audit log, metrics) after its verdict is sent on its way.
 
 use std::future::Future;
@@ -20,19 +20,19 @@ use tonic::{Request, Response, Status};
 
 use tracing::Instrument;
 
-use crate::admission::Arrived;
-use crate::audit::{self, Audit};
-use crate::config::HookConfig;
-use crate::connections::HostConnInfo;
-use crate::drain::{Drain, InFlight};
-use crate::generation::{self, Generation};
-use crate::hosts::{self, Caller, Hosts};
-use crate::metrics::Metrics;
-use crate::request;
-use crate::request_id::{self, RequestId};
-use crate::shadow::{self, Shadows, Tally};
-use crate::stages::{self, Budget};
-use crate::stats::CallStats;
+use crate::decide::request;
+use crate::decide::request_id::{self, RequestId};
+use crate::decide::stages::{self, Budget};
+use crate::files::config::HookConfig;
+use crate::host::admission::Arrived;
+use crate::host::connections::HostConnInfo;
+use crate::host::drain::{Drain, InFlight};
+use crate::observe::audit::{self, Audit};
+use crate::observe::hosts::{self, Caller, Hosts};
+use crate::observe::metrics::Metrics;
+use crate::observe::shadow::{self, Shadows, Tally};
+use crate::observe::stats::CallStats;
+use crate::plugin::generation::{self, Generation};
 
 /// What records each call once it is decided (the audit log, the metrics), and what shadow
 /// plugins share (the bound on their calls, the tally of their disagreements).

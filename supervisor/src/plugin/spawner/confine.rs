@@ -1,7 +1,7 @@
 //! The sandbox as the reaper applies it to the plugin it starts, between fork and exec: a uid
 //! and gid of its own with no supplementary groups, `no_new_privs`, process and memory limits,
 //! Landlock rules (files, TCP, signal and abstract-socket scopes), a seccomp filter, and every
-//! inherited descriptor past stderr closed. [`crate::sandbox`] decides *what*; this module only
+//! inherited descriptor past stderr closed. [`crate::plugin::sandbox`] decides *what*; this module only
 //! carries it out, so the supervisor never forks with half a decision.
 //!
 //! The supervisor hands the decision to the reaper as JSON in the reaper's environment

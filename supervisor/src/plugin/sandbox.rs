@@ -1,6 +1,6 @@
 //! The plugin sandbox: what each plugin may do, decided from its configuration and from what
 //! this machine can enforce, and the places on disk that go with it. The reaper carries the
-//! decision out between fork and exec ([`crate::spawner::confine`]).
+//! decision out between fork and exec ([`crate::plugin::spawner::confine`]).
 //!
 //! Per sandboxed plugin (`[plugin.sandbox] enabled = true`, the default):
 //! - **its own uid and gid** (when hookvisor runs as root, or holds the capabilities [`Mechanisms`] names),
@@ -31,8 +31,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use crate::config::{Config, PluginConfig, SandboxMode, SandboxUser};
-use crate::spawner::confine::{self, Confinement, Landlock, SocketRule};
+use crate::files::config::{Config, PluginConfig, SandboxMode, SandboxUser};
+use crate::plugin::spawner::confine::{self, Confinement, Landlock, SocketRule};
 
 /// Directories every sandboxed plugin may read and execute from: the system's programs,
 /// libraries and configuration, and the pseudo-files language runtimes read at start. Paths
@@ -167,7 +167,7 @@ impl Sandboxes {
 
     /// The sandbox settings of `supervisor` on this machine, for plugins whose working
     /// directory is `workdir`.
-    pub fn of(supervisor: &crate::config::SupervisorConfig, workdir: &Path) -> Sandboxes {
+    pub fn of(supervisor: &crate::files::config::SupervisorConfig, workdir: &Path) -> Sandboxes {
         Sandboxes {
             mode: supervisor.sandbox,
             uids: supervisor.plugin_uids,

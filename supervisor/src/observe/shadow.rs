@@ -15,8 +15,8 @@ use hookvisor_proto::v1::{Failure, Outcome, PluginResult, Stage};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::request_id;
-use crate::stages::Participant;
+use crate::decide::request_id;
+use crate::decide::stages::Participant;
 
 /// Shadow calls in flight at most, across all host calls. Each holds its host call's request
 /// (at most 1.25 MiB) past the verdict, so this also bounds that memory: 160 MiB at most.

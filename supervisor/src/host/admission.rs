@@ -32,8 +32,8 @@ use tonic::codegen::http;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
-use crate::config::HostLimits;
-use crate::connections::HostConnInfo;
+use crate::files::config::HostLimits;
+use crate::host::connections::HostConnInfo;
 
 /// The largest request a host may send, in bytes: 1.25 MiB (`docs/contract.md` §8).
 pub use hookvisor_proto::limits::HOST_MAX_REQUEST_BYTES;

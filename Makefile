@@ -2,9 +2,9 @@
 #   make demo   build hookvisor and the example plugins, run the scripted demo
 #   make test   install what the tests need (Python, Node and Go packages, inside the checkout)
 #               and run every test
-# and, for the performance figures (README, "Performance"):
+# and, for the performance figures (docs/performance.md):
 #   make bench  build in release (and the go-plugin peer, with Go) and run `hookvisor bench`
-.PHONY: demo test lint venv tools reachable bench sdks fuzz soak
+.PHONY: demo test lint venv tools reachable bench sdks fuzz soak dist package-test
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -34,10 +34,12 @@ venv: $(PYTHON)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
 # Programs the tests run: systemd-socket-activate (socket activation), setpriv and prlimit (a
-# second uid, descriptor limits). Debian ships them in systemd and util-linux.
+# second uid, descriptor limits), dpkg-shlibdeps (the Debian package's dependencies). Debian
+# ships them in systemd, util-linux and dpkg-dev.
 tools:
 	@command -v systemd-socket-activate >/dev/null || { apt-get update -qq && apt-get install -y -qq systemd; }
 	@{ command -v setpriv && command -v prlimit; } >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
+	@command -v dpkg-shlibdeps >/dev/null || { apt-get update -qq && apt-get install -y -qq dpkg-dev; }
 
 # The tests run plugins as root would, each under a uid of its own (the sandbox), so every
 # directory above the checkout must let other uids pass (search permission, not listing). On CI
@@ -83,6 +85,8 @@ test: venv tools reachable sdks lint
 	examples/openclaw/check.sh
 	HOOKVISOR_TEST_PYTHON=$(abspath $(PYTHON)) cargo test --locked --workspace 2>&1 \
 		| tee target/test-output.log
+	@# Last and alone: the Debian package installed on this machine, run, and purged.
+	$(MAKE) --no-print-directory package-test
 	@# cargo prints one summary per test binary; close with the total.
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
 		target/test-output.log
@@ -107,3 +111,21 @@ fuzz:
 soak:
 	cargo build --release --locked -p hookvisor-cli -p hookvisor-tests --bins --examples
 	./target/release/examples/soak
+
+# The release tarball and Debian package of the same tree (docs/install.md):
+# target/dist/hookvisor-VERSION-ARCH.tar.gz and target/dist/hookvisor_VERSION_ARCH.deb.
+dist:
+	cargo build --release --locked -p hookvisor-cli -p hookvisor-examples
+	rm -rf target/dist
+	packaging/build.sh release target/dist
+
+# The Debian package of the debug binaries, installed on this machine with dpkg -i, checked, run
+# and purged (packaging/test-install.sh). It uses the system's own paths and adds a system
+# user: root only, on Debian, and alone; `make test` runs it last. The build is `make test`'s
+# own (same targets, same features), so after it this compiles nothing.
+package-test: export CARGO_INCREMENTAL = 0
+package-test: tools
+	cargo build --locked --workspace --all-targets
+	rm -rf target/package-test
+	packaging/build.sh debug target/package-test
+	packaging/test-install.sh target/package-test/hookvisor_*.deb

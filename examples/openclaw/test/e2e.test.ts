@@ -126,6 +126,12 @@ describe("openclaw agent --local", () => {
       /hookvisor is unavailable at \S+ \(no socket there: is hookvisor running, and is this its socket\?\); the call is blocked/,
     );
     assert.doesNotMatch(toolResult(model.toolResults("down"), 0), /Resolution note/);
+    // And the adapter said so once at load, before the first call was blocked.
+    const log = down.output + fs.readFileSync(path.join(dir, "openclaw.log"), "utf8");
+    assert.match(
+      log,
+      /hookvisor does not answer at \S+ \(no socket there: is hookvisor running, and is this its socket\?\); every tool call will be blocked until it does/,
+    );
   });
 });
 

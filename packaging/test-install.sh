@@ -194,13 +194,13 @@ uids = set()
 for p in plugins:
     uid = p["sandbox"]["uid"]
     assert p["sandbox"]["enabled"] and uid is not None, p
-    assert 61000 <= uid <= 61999 and uid != int(sys.argv[2]), p
+    assert 70000 <= uid <= 70999 and uid != int(sys.argv[2]), p
     state = os.stat(f"/var/lib/hookvisor/plugins/{p['name']}")
     assert state.st_uid == uid and state.st_mode & 0o777 == 0o700, (p["name"], state)
     uids.add(uid)
 assert len(uids) == len(plugins), uids
 EOF
-ok "sandbox: a uid of its own per plugin from 61000-61999, owning /var/lib/hookvisor/plugins/NAME (0700)"
+ok "sandbox: a uid of its own per plugin from 70000-70999, owning /var/lib/hookvisor/plugins/NAME (0700)"
 /usr/bin/hookvisor status --socket $socket >"$work/status.txt" || fail "hookvisor status: $(cat "$work/status.txt")"
 ok "hookvisor status --socket $socket"
 

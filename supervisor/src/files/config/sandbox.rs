@@ -14,8 +14,12 @@ use toml::Spanned;
 
 use super::{ConfigError, Document, PluginConfig};
 
-/// The per-plugin uids when `plugin_uids` is not set.
-pub const DEFAULT_PLUGIN_UIDS: (u32, u32) = (61_000, 61_999);
+/// The per-plugin uids when `plugin_uids` is not set: clear of every range systemd assigns
+/// (regular and homed users up to 60513, DynamicUser services 61184-65519, `nobody`, container
+/// ranges from 524288: systemd's UIDS-GIDS.md calls 65536-524287 unused) and below the
+/// subordinate ids of user namespaces (`/etc/subuid`, from 100000 by default). Was 61000-61999,
+/// which a DynamicUser service could share from its 185th uid on.
+pub const DEFAULT_PLUGIN_UIDS: (u32, u32) = (70_000, 70_999);
 /// Most uids a `plugin_uids` range may hold (each is looked up at load).
 pub const MAX_PLUGIN_UIDS: u32 = 65_536;
 /// Lowest uid a range may start at: below it live the system's own users.
@@ -148,7 +152,7 @@ impl Document<'_> {
             return Err(self.key_error(
                 value,
                 "plugin_uids",
-                format!("{text:?} is not a range; expected \"FIRST-LAST\", e.g. \"61000-61999\""),
+                format!("{text:?} is not a range; expected \"FIRST-LAST\", e.g. \"70000-70999\""),
             ));
         };
         if first > last || first < MIN_PLUGIN_UID || last > MAX_PLUGIN_UID {

@@ -54,6 +54,12 @@ fn bench_reports_every_figure_of_one_run() {
         "sandbox_on_n1_p50_us",
         "sandbox_off_n1_p50_us",
         "ratio_sandbox_n1_p50",
+        "spaced_direct_p50_us",
+        "spaced_direct_p99_us",
+        "spaced_n1_p50_us",
+        "spaced_n4_p50_us",
+        "ratio_spaced_n1",
+        "ratio_spaced_n4",
     ] {
         positive(&figures, key);
     }

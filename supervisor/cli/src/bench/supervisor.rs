@@ -176,6 +176,22 @@ pub(super) async fn via(
     figures.set(&key("p50_us"), micros(percentile(&samples, 0.5)));
     figures.set(&key("p99_us"), micros(percentile(&samples, 0.99)));
     figures.set(&key("p999_us"), micros(percentile(&samples, 0.999)));
+    if n == 1 || n == 4 {
+        // One call at a time after a gap, as an agent's tool calls come (`spaced_*`).
+        let mut spaced = Vec::with_capacity(plan.spaced);
+        for _ in 0..plan.spaced {
+            tokio::time::sleep(SPACED_GAP).await;
+            spaced.extend(sequential(&client, request, 1, Some(Outcome::Allow)).await?);
+        }
+        figures.set(
+            &format!("spaced_n{n}_p50_us"),
+            micros(percentile(&spaced, 0.5)),
+        );
+        figures.set(
+            &format!("spaced_n{n}_p99_us"),
+            micros(percentile(&spaced, 0.99)),
+        );
+    }
 
     let owned = request.clone();
     let one = move |mut client: HooksClient<Channel>| {

@@ -519,6 +519,33 @@ mod tests {
         );
     }
 
+    /// Many processes reporting under one name, or one per pid: the pid table and each host's
+    /// process list stay bounded, the oldest forgotten first.
+    #[test]
+    fn pids_and_processes_stay_bounded() {
+        let hosts = Hosts::default();
+        let many = i32::try_from(MAX_PIDS).expect("small") + 100;
+        for pid in 1..=many {
+            let mut r = report("gw");
+            r.tools = vec![ToolCount {
+                tool: "exec".into(),
+                asked: 0,
+                ran: 1,
+            }];
+            hosts
+                .report(Some(Caller { pid, uid: 1000 }), &r)
+                .expect("report");
+        }
+        let inner = hosts.lock();
+        assert_eq!(inner.pids.len(), MAX_PIDS);
+        assert_eq!(inner.pid_order.len(), MAX_PIDS);
+        assert!(!inner.pids.contains_key(&1), "the oldest pid is forgotten");
+        assert_eq!(inner.hosts[0].processes.len(), MAX_PROCESSES);
+        drop(inner);
+        // Only the processes kept count: their unasked runs, one each.
+        assert_eq!(hosts.list()[0].unasked_runs, MAX_PROCESSES as u64);
+    }
+
     #[test]
     fn reports_are_checked() {
         let bad = |f: fn(&mut HostReport)| {

@@ -14,7 +14,16 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { FakeModel } from "./fake-model";
-import { BIN_DIR, OpenClawHome, Proc, Supervisor, freePort, tempDir, until } from "./harness";
+import {
+  BIN_DIR,
+  OpenClawHome,
+  Proc,
+  Supervisor,
+  freePort,
+  startGateway,
+  tempDir,
+  until,
+} from "./harness";
 
 const KEEP = process.env.HOOKVISOR_KEEP_TEMP === "1";
 const TOKEN = "hookvisor-approval-token";
@@ -244,23 +253,7 @@ describe("plugin approvals (openclaw gateway run)", () => {
       gatewayPort: port,
       gatewayToken: TOKEN,
     });
-    gateway = home.spawn(["gateway", "run", "--port", String(port)]);
-    await until(
-      "the gateway to be ready",
-      120_000,
-      async () => {
-        if (gateway.exitCode !== undefined) {
-          throw new Error(`the gateway exited with ${gateway.exitCode}\n${gateway.output}`);
-        }
-        try {
-          const response = await fetch(`http://127.0.0.1:${port}/readyz`);
-          return response.status === 200 ? true : undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      200,
-    );
+    gateway = await startGateway(home, port);
     operator = await Operator.start(home, port);
     localTurn = await localTurnDone;
   });

@@ -12,7 +12,16 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { FakeModel } from "./fake-model";
-import { BIN_DIR, OpenClawHome, Proc, Supervisor, freePort, tempDir, until } from "./harness";
+import {
+  BIN_DIR,
+  OpenClawHome,
+  Proc,
+  Supervisor,
+  freePort,
+  startGateway,
+  tempDir,
+  until,
+} from "./harness";
 
 const KEEP = process.env.HOOKVISOR_KEEP_TEMP === "1";
 const TOKEN = "hookvisor-gate-token";
@@ -57,27 +66,6 @@ function hostNamed(supervisor: Supervisor, name: string): HostStatus | undefined
 function cleanup(dir: string): void {
   if (KEEP) console.log(`kept ${dir}`);
   else fs.rmSync(dir, { recursive: true, force: true });
-}
-
-async function startGateway(home: OpenClawHome, port: number): Promise<Proc> {
-  const gateway = home.spawn(["gateway", "run", "--port", String(port)]);
-  await until(
-    "the gateway to be ready",
-    120_000,
-    async () => {
-      if (gateway.exitCode !== undefined) {
-        throw new Error(`the gateway exited with ${gateway.exitCode}\n${gateway.output}`);
-      }
-      try {
-        const response = await fetch(`http://127.0.0.1:${port}/readyz`);
-        return response.status === 200 ? true : undefined;
-      } catch {
-        return undefined;
-      }
-    },
-    200,
-  );
-  return gateway;
 }
 
 async function invoke(

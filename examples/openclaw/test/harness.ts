@@ -348,3 +348,34 @@ export class OpenClawHome {
     return proc;
   }
 }
+
+/** `openclaw gateway run --port PORT` from `home`, once `/readyz` answers 200 (stopped again if
+ * it never does). */
+export async function startGateway(
+  home: { spawn(args: string[]): Proc },
+  port: number,
+): Promise<Proc> {
+  const gateway = home.spawn(["gateway", "run", "--port", String(port)]);
+  try {
+    await until(
+      "the gateway to be ready",
+      120_000,
+      async () => {
+        if (gateway.exitCode !== undefined) {
+          throw new Error(`the gateway exited with ${gateway.exitCode}\n${gateway.output}`);
+        }
+        try {
+          const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+          return response.status === 200 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      200,
+    );
+  } catch (error) {
+    await gateway.stop();
+    throw error;
+  }
+  return gateway;
+}

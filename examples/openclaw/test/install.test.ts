@@ -21,6 +21,7 @@ import {
   Proc,
   Supervisor,
   freePort,
+  startGateway,
   tempDir,
   until,
 } from "./harness";
@@ -165,33 +166,7 @@ class FreshHome {
 
   /** `openclaw gateway run` on `port`, once /readyz answers 200. */
   async startGateway(port: number): Promise<Proc> {
-    const gateway = this.spawn(["gateway", "run", "--port", String(port)]);
-    try {
-      await until(
-        "the gateway to be ready",
-        120_000,
-        async () => {
-          if (gateway.exitCode !== undefined) {
-            throw new Error(`the gateway exited with ${gateway.exitCode}\n${gateway.output}`);
-          }
-          return (await isReady(port)) ? true : undefined;
-        },
-        200,
-      );
-    } catch (error) {
-      await gateway.stop();
-      throw error;
-    }
-    return gateway;
-  }
-}
-
-/** Whether a gateway on `port` answers /readyz with 200. */
-async function isReady(port: number): Promise<boolean> {
-  try {
-    return (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;
-  } catch {
-    return false;
+    return startGateway(this, port);
   }
 }
 

@@ -32,11 +32,13 @@ pub struct ToolCall {
     pub params: Map<String, Value>,
 }
 
-fn invalid(field: &str, why: impl std::fmt::Display) -> Status {
+/// `INVALID_ARGUMENT` naming the field: what every refused host input answers.
+pub(crate) fn invalid(field: &str, why: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {why}"))
 }
 
-fn check_len(field: &str, value: &str, limit: usize) -> Result<(), Status> {
+/// A field over its limit in bytes, refused naming both.
+pub(crate) fn check_len(field: &str, value: &str, limit: usize) -> Result<(), Status> {
     if value.len() > limit {
         return Err(invalid(
             field,

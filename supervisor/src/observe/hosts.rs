@@ -23,6 +23,7 @@ use hookvisor_proto::v1::{HostReport, HostStatus, HostToolStatus, ToolCount};
 use tonic::Status;
 
 use crate::decide::limits::MAX_TOOL_NAME_BYTES;
+use crate::decide::request::{check_len, invalid};
 
 /// Hosts kept at most (the [`UNREPORTED`] one included).
 pub const MAX_HOSTS: usize = 64;
@@ -193,21 +194,12 @@ impl Host {
     }
 }
 
-fn invalid(field: &str, why: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {why}"))
-}
-
 /// A host's text field: at most `limit` bytes, no control characters; `required` ones non-empty.
 fn check_text(field: &str, value: &str, limit: usize, required: bool) -> Result<(), Status> {
     if required && value.is_empty() {
         return Err(invalid(field, "must not be empty"));
     }
-    if value.len() > limit {
-        return Err(invalid(
-            field,
-            format!("length {} exceeds the limit of {limit} bytes", value.len()),
-        ));
-    }
+    check_len(field, value, limit)?;
     if value.chars().any(char::is_control) {
         return Err(invalid(field, "must not contain control characters"));
     }
@@ -251,15 +243,7 @@ pub fn check(report: &HostReport) -> Result<(), Status> {
         if tool.is_empty() {
             return Err(invalid("tools.tool", "must not be empty"));
         }
-        if tool.len() > MAX_TOOL_NAME_BYTES {
-            return Err(invalid(
-                "tools.tool",
-                format!(
-                    "length {} exceeds the limit of {MAX_TOOL_NAME_BYTES} bytes",
-                    tool.len()
-                ),
-            ));
-        }
+        check_len("tools.tool", tool, MAX_TOOL_NAME_BYTES)?;
         if !seen.insert(tool.as_str()) {
             return Err(invalid("tools.tool", format!("{tool:?} appears twice")));
         }
@@ -367,17 +351,18 @@ impl Hosts {
     pub fn call(&self, caller: Option<Caller>, tool: Option<(&str, bool)>) {
         let now = Instant::now();
         let mut inner = self.lock();
-        let name = caller
-            .and_then(|c| inner.pids.get(&c.pid).cloned())
-            .unwrap_or_else(|| UNREPORTED.to_owned());
-        let i = match inner.find(&name) {
+        // On every host call: no allocation once the host and the tool are known.
+        let known = caller
+            .and_then(|c| inner.pids.get(&c.pid))
+            .and_then(|name| inner.find(name));
+        let i = match known.or_else(|| inner.find(UNREPORTED)) {
             Some(i) => i,
             // The unreported host always has room: it replaces a quiet host, or is added past
             // the cap (one entry).
-            None => match inner.slot(&name, now) {
+            None => match inner.slot(UNREPORTED, now) {
                 Ok(i) => i,
                 Err(_) => {
-                    inner.hosts.push(Host::new(&name, now));
+                    inner.hosts.push(Host::new(UNREPORTED, now));
                     inner.hosts.len() - 1
                 }
             },
@@ -393,8 +378,13 @@ impl Hosts {
                 host.dispatch_calls += 1;
             } else {
                 host.calls += 1;
-                let key = host.tool_key(tool);
-                *host.tool_calls.entry(key).or_insert(0) += 1;
+                match host.tool_calls.get_mut(tool) {
+                    Some(calls) => *calls += 1,
+                    None => {
+                        let key = host.tool_key(tool);
+                        *host.tool_calls.entry(key).or_insert(0) += 1;
+                    }
+                }
             }
         }
     }

@@ -569,6 +569,32 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_file_and_a_huge_pattern_are_refused() {
+        let dir = std::env::temp_dir().join(format!("hookvisor-cases-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cases.jsonl");
+        // Sparse: the size is checked before anything is read.
+        std::fs::File::create(&file)
+            .unwrap()
+            .set_len(MAX_FILE_BYTES + 1)
+            .unwrap();
+        let err = load(&file).expect_err("too big");
+        assert!(err.contains("exceed the limit of 16777216"), "{err}");
+        // A pattern whose compiled program is over the limit is refused, not built.
+        let pattern = format!("(?:a{{1000}}){{{}}}", 1000);
+        let line = format!(
+            "{{\"tool\":\"x\",\"expect\":{{\"outcome\":\"block\",\"reason\":\"{pattern}\"}}}}"
+        );
+        std::fs::write(&file, line).unwrap();
+        let err = load(&file).expect_err("pattern too big");
+        assert!(
+            err.contains("expect.reason is not a regular expression"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_hook_rewrite_is_merged_and_a_policy_rewrite_replaces() {
         let call: Params = serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
         let rewrite: Params = serde_json::from_str(r#"{"b":3}"#).unwrap();

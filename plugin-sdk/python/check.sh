@@ -7,6 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 bin="$repo/.venv/bin"
 examples="$repo/examples/python"
+bare="$repo/bench/bare/python"
 config="$here/pyproject.toml"
 
 if [[ ! -x "$bin/ruff" || ! -x "$bin/mypy" || ! -x "$bin/pytest" ]]; then
@@ -25,8 +26,8 @@ fi
 
 echo "== ruff"
 # From $here: ruff resolves the config's relative paths (the excluded stubs) against the cwd.
-(cd "$here" && "$bin/ruff" format --check --config "$config" . "$examples")
-(cd "$here" && "$bin/ruff" check --config "$config" . "$examples")
+(cd "$here" && "$bin/ruff" format --check --config "$config" . "$examples" "$bare")
+(cd "$here" && "$bin/ruff" check --config "$config" . "$examples" "$bare")
 
 echo "== mypy"
 (cd "$here" && "$bin/mypy" --config-file "$config")

@@ -1,0 +1,346 @@
+//! Issue 23 §2, OPA as a policy: the OPA bridge (`examples/plugins/opa-bridge`) under the real
+//! `hookvisor serve`, sandboxed with `connect_ports` only, asking a real Open Policy Agent
+//! (`opa run --server`, v1.22.4, built into `target/go/` by `examples/opa/build.sh`) that loaded
+//! the example bundle (`examples/opa/bundle`). Allow, block with OPA's reason, rewrite, approval;
+//! an undefined document, OPA killed, OPA silent (a TCP server that never answers) and a bridge
+//! the sandbox keeps from OPA's port all block, naming the plugin and the cause.
+//!
+//! `opa` is built when missing (Go from the Go module proxy); the tests skip, saying so, only
+//! when it is missing and Go is absent too.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use hookvisor_proto::v1::{BlockKind, Failure, Outcome, Severity, ToolCallVerdict};
+use hookvisor_tests::harness::{PluginToml, Supervisor, TestDir, binary, plugins, repo_root};
+use serde_json::{Value, json};
+
+/// The OPA version `examples/opa/build.sh` builds.
+const OPA_VERSION: &str = "1.22.4";
+
+/// How long OPA may take to start and activate the bundle (a loaded 2-core machine).
+const OPA_START: Duration = Duration::from_secs(30);
+
+/// OPA's timeout in the bridge, generous for a loaded machine (the plugin's is 3000 ms).
+const OPA_TIMEOUT_MS: u32 = 2000;
+
+/// The document the example policy answers at.
+const PATH: &str = "hookvisor/decision";
+
+/// `target/go/opa`, built once per test process when missing; `None` (after saying why) when it
+/// is missing and Go is absent.
+fn opa_binary() -> Option<PathBuf> {
+    static OPA: OnceLock<Option<PathBuf>> = OnceLock::new();
+    OPA.get_or_init(|| {
+        let opa = repo_root().join("target/go/opa");
+        let have_go = Command::new("go")
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !opa.is_file() && !have_go {
+            eprintln!(
+                "SKIPPED: {} is missing and Go is not installed to build it (examples/opa/build.sh)",
+                opa.display()
+            );
+            return None;
+        }
+        if have_go {
+            // Builds only when the binary is missing or of another version.
+            let build = Command::new(repo_root().join("examples/opa/build.sh"))
+                .status()
+                .expect("running examples/opa/build.sh");
+            assert!(build.success(), "examples/opa/build.sh failed: {build}");
+        }
+        let version = Command::new(&opa)
+            .arg("version")
+            .output()
+            .expect("running opa version");
+        let text = String::from_utf8_lossy(&version.stdout);
+        assert!(
+            text.contains(&format!("Version: {OPA_VERSION}")),
+            "{} is not OPA {OPA_VERSION}: {text}",
+            opa.display()
+        );
+        Some(opa)
+    })
+    .clone()
+}
+
+/// A TCP port nothing listens on right now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// The status line of `GET path` on `127.0.0.1:port`, or `None` when nothing answers.
+fn get_status(port: u16, path: &str) -> Option<String> {
+    let address = ("127.0.0.1", port);
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: opa\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response);
+    text.lines().next().map(str::to_owned)
+}
+
+/// A real `opa run --server` with the example bundle on a port of its own; killed on drop.
+struct Opa {
+    child: Child,
+    port: u16,
+    dir: TestDir,
+}
+
+impl Opa {
+    /// Starts OPA and waits until `/health?bundles` says the bundle is active.
+    fn start(opa: &Path) -> Opa {
+        let dir = TestDir::new();
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("opa.log")).expect("opa.log");
+        let child = Command::new(opa)
+            .args([
+                "run",
+                "--server",
+                "--skip-version-check",
+                "--log-level=error",
+            ])
+            .arg(format!("--addr=127.0.0.1:{port}"))
+            .arg("--bundle")
+            .arg(repo_root().join("examples/opa/bundle"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning opa run --server");
+        let mut opa = Opa { child, port, dir };
+        let deadline = Instant::now() + OPA_START;
+        loop {
+            if let Some(status) = opa.child.try_wait().expect("try_wait opa") {
+                panic!("opa exited with {status} before serving: {}", opa.log());
+            }
+            let health = get_status(port, "/health?bundles");
+            if health.as_deref().is_some_and(|s| s.contains(" 200 ")) {
+                return opa;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "opa did not report its bundle active within {OPA_START:?} ({health:?}): {}",
+                opa.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("opa.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, and the port refuses connections from here on.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Opa {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The bridge as trusted policy `name`, asking `url` at `path` with [`OPA_TIMEOUT_MS`],
+/// sandboxed with TCP to `port` only.
+fn bridge(name: &str, url: &str, port: u16, path: &str) -> PluginToml {
+    bridge_with_timeout(name, url, port, path, OPA_TIMEOUT_MS)
+}
+
+/// [`bridge`] with OPA's timeout `opa_timeout_ms`.
+fn bridge_with_timeout(
+    name: &str,
+    url: &str,
+    port: u16,
+    path: &str,
+    opa_timeout_ms: u32,
+) -> PluginToml {
+    PluginToml::program(name, &binary("opa-bridge"))
+        .trusted()
+        .timeout_ms(3000)
+        .env("OPA_BRIDGE_URL", url)
+        .env("OPA_BRIDGE_PATH", path)
+        .env("OPA_BRIDGE_TIMEOUT_MS", &opa_timeout_ms.to_string())
+        .sandbox(&format!("connect_ports = [{port}]"))
+}
+
+fn params(verdict: &ToolCallVerdict) -> Value {
+    serde_json::from_str(&verdict.params_json).expect("the verdict's params are JSON")
+}
+
+/// A block by `plugin`'s failure (a gRPC error from the bridge), with the trace saying so.
+fn assert_failure_block(verdict: &ToolCallVerdict, plugin: &str, needles: &[&str]) {
+    assert_eq!(verdict.outcome(), Outcome::Block, "{verdict:?}");
+    assert_eq!(verdict.decided_by, plugin, "{verdict:?}");
+    assert_eq!(verdict.block_kind(), BlockKind::Failure, "{verdict:?}");
+    assert_eq!(verdict.trace[0].failure(), Failure::Error, "{verdict:?}");
+    let prefix = format!("plugin '{plugin}' failed with gRPC status");
+    assert!(verdict.block_reason.starts_with(&prefix), "{verdict:?}");
+    for needle in needles {
+        assert!(
+            verdict.block_reason.contains(needle),
+            "{needle:?} not in {:?}",
+            verdict.block_reason
+        );
+    }
+}
+
+/// The example policy's tests pass in OPA itself (`opa test`), so the cases below test the
+/// bridge, not the Rego.
+#[test]
+fn the_example_policy_passes_its_own_tests() {
+    let Some(opa) = opa_binary() else { return };
+    let root = repo_root();
+    let output = Command::new(opa)
+        .arg("test")
+        .arg(root.join("examples/opa/bundle"))
+        .arg(root.join("examples/opa/tests"))
+        .output()
+        .expect("running opa test");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "opa test: {text}");
+    assert!(text.contains("PASS: 6/6"), "{text}");
+}
+
+/// Allow, block with OPA's reason, rewrite, approval; an undefined document blocks; OPA killed
+/// blocks naming the bridge and the refused connection.
+#[tokio::test]
+async fn the_rego_policy_decides_and_a_dead_opa_blocks() {
+    let Some(opa_bin) = opa_binary() else { return };
+    let mut opa = Opa::start(&opa_bin);
+    let body = plugins(&[bridge("opa", &opa.url(), opa.port, PATH)]);
+    let supervisor = Supervisor::start(&body).await;
+
+    let allowed = supervisor
+        .verdict("read", json!({"path": "notes.txt"}))
+        .await;
+    assert_eq!(allowed.outcome(), Outcome::Allow, "{allowed:?}");
+    assert!(!allowed.params_changed, "{allowed:?}");
+
+    let blocked = supervisor
+        .verdict("exec", json!({"command": "rm -rf /"}))
+        .await;
+    assert_eq!(blocked.outcome(), Outcome::Block, "{blocked:?}");
+    assert_eq!(blocked.decided_by, "opa");
+    assert_eq!(blocked.block_kind(), BlockKind::Policy, "{blocked:?}");
+    assert!(
+        blocked
+            .block_reason
+            .contains("the command 'rm -rf /' is destructive"),
+        "{blocked:?}"
+    );
+
+    let rewritten = supervisor
+        .verdict(
+            "web_fetch",
+            json!({"url": "http://example.com/a", "max_bytes": 10}),
+        )
+        .await;
+    assert_eq!(rewritten.outcome(), Outcome::Allow, "{rewritten:?}");
+    assert!(rewritten.params_changed, "{rewritten:?}");
+    assert_eq!(
+        params(&rewritten),
+        json!({"url": "https://example.com/a", "max_bytes": 10})
+    );
+
+    let asked = supervisor
+        .verdict("exec", json!({"command": "git push origin main"}))
+        .await;
+    assert_eq!(asked.outcome(), Outcome::RequireApproval, "{asked:?}");
+    assert_eq!(asked.approval_plugin, "opa");
+    let approval = asked.approval.as_ref().expect("an approval request");
+    assert_eq!(approval.title, "Push to a remote?");
+    assert_eq!(
+        approval.description,
+        "Agent 'agent-1' wants to run: git push origin main"
+    );
+    assert_eq!(approval.severity(), Severity::Warning);
+    assert_eq!(approval.timeout_ms, 60_000);
+
+    // A document no rule defines: OPA answers `{}`, and the bridge blocks.
+    let undefined = Supervisor::start(&plugins(&[bridge(
+        "opa-nothing",
+        &opa.url(),
+        opa.port,
+        "hookvisor/nothing",
+    )]))
+    .await;
+    let verdict = undefined.verdict("read", json!({})).await;
+    assert_failure_block(
+        &verdict,
+        "opa-nothing",
+        &["Internal", "data.hookvisor.nothing is undefined"],
+    );
+
+    // OPA down: the kept-alive connection is gone and a new one is refused.
+    opa.kill();
+    let down = supervisor
+        .verdict("read", json!({"path": "notes.txt"}))
+        .await;
+    let url = format!("OPA at {}/v1/data/{PATH} is unreachable", opa.url());
+    assert_failure_block(&down, "opa", &["Unavailable", &url, "refused"]);
+}
+
+/// An OPA that accepts the connection and never answers: blocked after the bridge's timeout,
+/// well inside the plugin's deadline, naming the cause.
+#[tokio::test]
+async fn a_silent_opa_is_a_timeout_block() {
+    let silent = TcpListener::bind("127.0.0.1:0").expect("binding the silent server");
+    let port = silent.local_addr().expect("local address").port();
+    // Accepts and holds every connection, reading nothing and answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}");
+    let plugin = bridge_with_timeout("opa", &url, port, PATH, 300);
+    let supervisor = Supervisor::start(&plugins(&[plugin])).await;
+    let started = Instant::now();
+    let verdict = supervisor.verdict("read", json!({})).await;
+    let took = started.elapsed();
+    assert_failure_block(&verdict, "opa", &["did not answer within 300 ms"]);
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+}
+
+/// Without `connect_ports`, the sandbox keeps the bridge from OPA's port: the call blocks
+/// (the positive control is every other test here, which lists the port).
+#[tokio::test]
+async fn the_sandbox_keeps_the_bridge_from_an_unlisted_port() {
+    let Some(opa_bin) = opa_binary() else { return };
+    let opa = Opa::start(&opa_bin);
+    let plugin = PluginToml::program("opa", &binary("opa-bridge"))
+        .trusted()
+        .timeout_ms(3000)
+        .env("OPA_BRIDGE_URL", &opa.url())
+        .env("OPA_BRIDGE_PATH", PATH);
+    let supervisor = Supervisor::start(&plugins(&[plugin])).await;
+    let verdict = supervisor.verdict("read", json!({})).await;
+    let url = format!("OPA at {}/v1/data/{PATH} is unreachable", opa.url());
+    assert_failure_block(&verdict, "opa", &["Unavailable", &url, "Permission denied"]);
+}

@@ -89,7 +89,6 @@ async function start(server, dir) {
       HOOKVISOR_PLUGIN_NAME: server.name,
       HOOKVISOR_PROTOCOL_VERSION: "1",
       HOOKVISOR_MAGIC_COOKIE: "d7f0c2a4-hookvisor-plugin-v1",
-      ...(process.env.SERVER_ENV ? Object.fromEntries([process.env.SERVER_ENV.split("=")]) : {}),
     },
     stdio: ["ignore", process.stderr, "inherit"],
   });
@@ -110,11 +109,28 @@ async function start(server, dir) {
   }
 }
 
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+  await exited;
+  clearTimeout(timer);
+}
+
 async function timed(client, message) {
   const started = process.hrtime.bigint();
   await unary(client, "BeforeToolCall", message);
   return Number(process.hrtime.bigint() - started) / 1000;
 }
+
+/** The CPU time `pid` has used, in µs (user and system, from /proc). */
+function cpuMicros(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100;
 
 function quantile(samples, q) {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -132,7 +148,7 @@ async function main() {
   try {
     for (const server of opts.servers) servers.push(await start(server, dir));
     const per = Object.fromEntries(
-      servers.map((s) => [s.name, { p50: [], p99: [], spaced: [], all: [] }]),
+      servers.map((s) => [s.name, { p50: [], p99: [], spaced: [], all: [], cpu: [] }]),
     );
     for (const s of servers) for (let i = 0; i < opts.warmup; i++) await timed(s.client, message);
     for (let r = 0; r < opts.rounds; r++) {
@@ -141,7 +157,9 @@ async function main() {
       for (const s of order) {
         const samples = [];
         for (let i = 0; i < 50; i++) await timed(s.client, message);
+        const cpuBefore = cpuMicros(s.child.pid);
         for (let i = 0; i < opts.calls; i++) samples.push(await timed(s.client, message));
+        per[s.name].cpu.push((cpuMicros(s.child.pid) - cpuBefore) / opts.calls);
         per[s.name].p50.push(quantile(samples, 0.5));
         per[s.name].p99.push(quantile(samples, 0.99));
         per[s.name].all.push(...samples);
@@ -163,6 +181,7 @@ async function main() {
         pooled_p99_us: round(quantile(f.all, 0.99)),
         pooled_p999_us: round(quantile(f.all, 0.999)),
         spaced_p50_us: round(median(f.spaced)),
+        cpu_us_per_call: round(median(f.cpu)),
         p99_by_round_us: f.p99.map(round),
       };
     }
@@ -172,16 +191,16 @@ async function main() {
         p50: round(figures[name].p50_us / figures[base].p50_us),
         p99: round(figures[name].p99_us / figures[base].p99_us),
         spaced_p50: round(figures[name].spaced_p50_us / figures[base].spaced_p50_us),
+        cpu: round(figures[name].cpu_us_per_call / figures[base].cpu_us_per_call),
       };
     }
     figures.loadavg_before = loadBefore;
     figures.loadavg_after = fs.readFileSync("/proc/loadavg", "utf8").trim();
     process.stdout.write(`${JSON.stringify(figures, null, 1)}\n`);
   } finally {
-    for (const s of servers) {
-      s.client.close();
-      s.child.kill("SIGKILL");
-    }
+    // SIGTERM first, so a server run with --cpu-prof or --trace-gc writes its files.
+    for (const s of servers) s.client.close();
+    await Promise.all(servers.map((s) => stop(s.child)));
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

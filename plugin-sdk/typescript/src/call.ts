@@ -37,6 +37,17 @@ export class PluginError extends Error {
   }
 }
 
+/**
+ * A call's `AbortSignal`, or a function that gives it (the same one each time) when a handler
+ * first asks: the server makes one only then, since most handlers never look and each costs the
+ * call time.
+ */
+export type SignalSource = AbortSignal | (() => AbortSignal);
+
+function signalOf(source: SignalSource): AbortSignal {
+  return typeof source === "function" ? source() : source;
+}
+
 /** A `before_tool_call` question: which tool, with which params, in which context. */
 export class ToolCall {
   /** The tool's name, e.g. `exec`. */
@@ -53,19 +64,23 @@ export class ToolCall {
   readonly metadata: unknown;
   /** How long the supervisor will wait for the answer, in ms (0 if it did not say). */
   readonly deadlineMs: number;
-  /** Aborted when the supervisor cancels the call (deadline passed, or verdict already decided). */
-  readonly signal: AbortSignal;
+  readonly #signal: SignalSource;
   /** The host call's request id (`x-hookvisor-request-id`), for matching logs; "" if none. */
   readonly requestId: string;
 
-  constructor(request: BeforeToolCallRequest__Output, signal: AbortSignal, requestId = "") {
+  constructor(request: BeforeToolCallRequest__Output, signal: SignalSource, requestId = "") {
     this.toolName = request.tool_name;
     this.params = parseParams(request.params_json);
     this.context = request.context;
     this.metadata = parseMetadata(request.session_metadata_json);
     this.deadlineMs = request.deadline_ms;
-    this.signal = signal;
+    this.#signal = signal;
     this.requestId = requestId;
+  }
+
+  /** Aborted when the supervisor cancels the call (deadline passed, or verdict already decided). */
+  get signal(): AbortSignal {
+    return signalOf(this.#signal);
   }
 
   /** The param `key` if it is a string, else `undefined`. */
@@ -101,12 +116,11 @@ export class SessionCreate {
   readonly metadata: unknown;
   /** How long the supervisor will wait for the answer, in ms (0 if it did not say). */
   readonly deadlineMs: number;
-  /** Aborted when the supervisor cancels the call. */
-  readonly signal: AbortSignal;
+  readonly #signal: SignalSource;
   /** The host call's request id (`x-hookvisor-request-id`), for matching logs; "" if none. */
   readonly requestId: string;
 
-  constructor(request: BeforeSessionCreateRequest__Output, signal: AbortSignal, requestId = "") {
+  constructor(request: BeforeSessionCreateRequest__Output, signal: SignalSource, requestId = "") {
     this.sessionKey = request.session_key;
     this.agentId = request.agent_id;
     this.label = request.label;
@@ -116,8 +130,13 @@ export class SessionCreate {
     this.requester = request.requester;
     this.metadata = parseMetadata(request.session_metadata_json);
     this.deadlineMs = request.deadline_ms;
-    this.signal = signal;
+    this.#signal = signal;
     this.requestId = requestId;
+  }
+
+  /** Aborted when the supervisor cancels the call. */
+  get signal(): AbortSignal {
+    return signalOf(this.#signal);
   }
 }
 
@@ -128,18 +147,22 @@ export class SessionCreated {
   readonly agentId: string;
   /** This plugin's namespace of the session metadata; `undefined` when absent. */
   readonly metadata: unknown;
-  /** Aborted when the supervisor stops waiting. */
-  readonly signal: AbortSignal;
+  readonly #signal: SignalSource;
   /** The host call's request id (`x-hookvisor-request-id`), for matching logs; "" if none. */
   readonly requestId: string;
 
-  constructor(event: SessionCreatedEvent__Output, signal: AbortSignal, requestId = "") {
+  constructor(event: SessionCreatedEvent__Output, signal: SignalSource, requestId = "") {
     this.sessionKey = event.session_key;
     this.sessionId = event.session_id;
     this.agentId = event.agent_id;
     this.metadata = parseMetadata(event.session_metadata_json);
-    this.signal = signal;
+    this.#signal = signal;
     this.requestId = requestId;
+  }
+
+  /** Aborted when the supervisor stops waiting. */
+  get signal(): AbortSignal {
+    return signalOf(this.#signal);
   }
 }
 

@@ -18,7 +18,7 @@
 //   also for host-side code that calls `hookvisor.v1.Hooks`.
 
 export { PluginError, SessionCreate, SessionCreated, ToolCall } from "./call";
-export type { JsonObject } from "./call";
+export type { JsonObject, SignalSource } from "./call";
 export { LosslessNumber, isLosslessNumber, parseJson, stringifyJson } from "./json";
 export {
   MAX_DESCRIPTION_CHARS,

@@ -229,7 +229,7 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
   /** One hook: bounded, cancellable through an AbortSignal, every throw a non-OK status. */
   function hook<Req, Res>(
     name: HookName,
-    answer: (request: Req, signal: AbortSignal, requestId: string) => Promise<Res>,
+    answer: (request: Req, signal: () => AbortSignal, requestId: string) => Promise<Res>,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       if (inFlight >= MAX_CALLS_IN_FLIGHT) {
@@ -240,12 +240,18 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
         return;
       }
       inFlight += 1;
-      const cancelled = new AbortController();
-      call.on("cancelled", () => cancelled.abort());
+      const cancellation = new Cancellation();
+      // grpc-js emits "cancelled" after every call, answered ones too (its stream closes): only
+      // a cancel that comes before the answer aborts the signal.
+      let answered = false;
+      call.on("cancelled", () => answered || cancellation.cancel());
       const ids = call.metadata.get("x-hookvisor-request-id");
       const requestId = typeof ids[0] === "string" ? ids[0] : "";
-      answer(call.request, cancelled.signal, requestId)
-        .finally(() => (inFlight -= 1))
+      answer(call.request, () => cancellation.signal(), requestId)
+        .finally(() => {
+          inFlight -= 1;
+          answered = true;
+        })
         .then(
           (response) => callback(null, response),
           (err: unknown) => {
@@ -285,6 +291,31 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
       return {};
     }),
   };
+}
+
+/**
+ * A call's cancellation, its `AbortSignal` made only when a handler asks for it: an
+ * `AbortController` and its abort (a `DOMException` with a stack trace) cost every call about as
+ * much CPU as grpc-js's own work on it, and most handlers never look.
+ */
+class Cancellation {
+  #controller: AbortController | undefined;
+  #cancelled = false;
+
+  signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#cancelled) {
+        this.#controller.abort();
+      }
+    }
+    return this.#controller.signal;
+  }
+
+  cancel(): void {
+    this.#cancelled = true;
+    this.#controller?.abort();
+  }
 }
 
 function printLine(line: string): void {

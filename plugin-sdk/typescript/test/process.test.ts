@@ -247,6 +247,23 @@ describe("serving", () => {
     assert.equal(answered.block, true);
     assert.equal((await hung).code, status.DEADLINE_EXCEEDED);
   });
+
+  test("call.signal aborts when the call is cancelled, never after an answer", async () => {
+    const watch = (ms: number, timeoutMs: number, requestId: string) =>
+      clients.beforeToolCall(
+        { tool_name: "watch-me", params_json: JSON.stringify({ ms }) },
+        timeoutMs,
+        requestId,
+      );
+    // grpc-js reports every call as cancelled once its stream closes, answered ones too.
+    assert.equal((await watch(0, 5000, "answered")).block, false);
+    const started = Date.now();
+    assert.equal((await failureOf(watch(10_000, 200, "cancelled"))).code, status.DEADLINE_EXCEEDED);
+    const stderr = await plugin.stderrMatching(/aborted: cancelled\n/);
+    assert.match(stderr, /aborted: cancelled\n/);
+    assert.ok(Date.now() - started < 5000, "the handler saw the cancel long before its 10 s");
+    assert.doesNotMatch(stderr, /aborted: answered/);
+  });
 });
 
 describe("bounds", () => {

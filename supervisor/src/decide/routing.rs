@@ -125,6 +125,8 @@ pub fn lineup<'a>(
                         skip_on_failure: config.on_failure == OnFailure::Skip && !config.trusted,
                     },
                     timeout,
+                    speculative: config.speculative && stage == Stage::Hook && !shadow,
+                    rewrites_params: config.rewrites_params,
                 },
             ));
         };

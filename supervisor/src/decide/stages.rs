@@ -61,6 +61,10 @@ pub struct Participant {
     pub slot: Slot,
     /// The deadline the plugin's own registration or configuration asks for.
     pub timeout: Option<Duration>,
+    /// In the hook stage, asked at the same time as the policy stage (§4.6, `speculative`).
+    pub speculative: bool,
+    /// False: a rewrite of params from it is an invalid answer (`rewrites_params = false`).
+    pub rewrites_params: bool,
 }
 
 /// Who takes part in one call: the policy stage and the hook stage, each in merge order.
@@ -196,6 +200,14 @@ async fn ask_tool(
     budget: Budget,
 ) -> (Result<ToolAnswer, Failed>, Duration) {
     let request = &call.request;
+    let check = |decision: ToolCallDecision| {
+        if !p.rewrites_params && decision.params_json.is_some() {
+            return Err(Failed::invalid(
+                "params_json is set, but the plugin is configured with rewrites_params = false",
+            ));
+        }
+        tool_answer(decision)
+    };
     ask(
         p,
         budget,
@@ -211,7 +223,7 @@ async fn ask_tool(
                 deadline,
             )
         },
-        tool_answer,
+        check,
     )
     .await
 }
@@ -290,35 +302,76 @@ async fn tool_policies<'a>(
     params_json
 }
 
+/// One plugin's result in the hook stage, with its place in merge order.
+type Arrived<A> = (usize, (Result<A, Failed>, Duration));
+
+/// A hook-stage call tagged with its place in merge order (one future type for every call).
+async fn indexed<A>(
+    i: usize,
+    asked: impl Future<Output = (Result<A, Failed>, Duration)>,
+) -> Arrived<A> {
+    (i, asked.await)
+}
+
 /// The hook stage's shape: every participant called at once, results merged in order, and
 /// whatever is still in flight once the verdict is decided cancelled (dropping a call's future
-/// cancels it: for a real plugin, its HTTP/2 stream is reset).
-async fn concurrently<'a, M, F, Fut>(merge: &mut M, participants: &'a [Participant], ask: F)
-where
+/// cancels it: for a real plugin, its HTTP/2 stream is reset). The results that `arrived`
+/// already (speculative hooks that answered during the policy stage) are offered first, then
+/// the `pending` calls as they answer.
+async fn in_order<M, Fut>(
+    merge: &mut M,
+    participants: &[Participant],
+    arrived: Vec<Arrived<M::Answer>>,
+    mut pending: FuturesUnordered<Fut>,
+) where
     M: Merge,
-    F: Fn(&'a Participant) -> Fut,
-    Fut: Future<Output = (Result<M::Answer, Failed>, Duration)>,
+    Fut: Future<Output = Arrived<M::Answer>>,
 {
     let slots: Vec<_> = participants.iter().map(|p| p.slot.clone()).collect();
-    let mut pending: FuturesUnordered<_> = participants
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let asked = ask(p);
-            async move { (i, asked.await) }
-        })
-        .collect();
     let mut order = InOrder::new(merge, &slots);
-    while let Some((i, (result, latency))) = pending.next().await {
+    let mut decided = false;
+    for (i, (result, latency)) in arrived {
         if order.offer(i, result, latency) == Flow::Decided {
+            decided = true;
             break;
         }
+    }
+    while !decided && let Some((i, (result, latency))) = pending.next().await {
+        decided = order.offer(i, result, latency) == Flow::Decided;
     }
     drop(pending);
     order.finish();
 }
 
-/// `BeforeToolCall` (§4): the policy stage, the hook stage, revalidation.
+/// Runs `stage` (the policy stage) while driving the speculative hook calls in `early`, keeping
+/// what they answer in the meantime. Nothing of theirs is merged here: the stage decides first.
+async fn beside<T, A, Fut>(
+    stage: impl Future<Output = T>,
+    early: &mut FuturesUnordered<Fut>,
+    arrived: &mut Vec<Arrived<A>>,
+) -> T
+where
+    Fut: Future<Output = Arrived<A>>,
+{
+    if early.is_empty() {
+        return stage.await;
+    }
+    let mut stage = std::pin::pin!(stage);
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut stage => return done,
+            Some(answered) = early.next(), if !early.is_empty() => arrived.push(answered),
+        }
+    }
+}
+
+/// `BeforeToolCall` (§4): the policy stage, the hook stage, revalidation. Speculative hooks
+/// (§4.6) are asked with the host's params as the policy stage starts; their answers are merged
+/// in the hook stage, in the same order as if asked after it, and only when the policy stage
+/// neither blocked (they are then cancelled) nor rewrote the params (they are then asked again
+/// with the params the policies ended with: configuration forbids that case, this keeps the
+/// result equal to the sequential one even so).
 pub async fn before_tool_call(
     lineup: &Lineup,
     hook: &HookConfig,
@@ -326,42 +379,93 @@ pub async fn before_tool_call(
     budget: Budget,
 ) -> ToolCallVerdict {
     let mut merge = ToolMerge::new(call.params.clone());
-    let original = Cow::Borrowed(call.request.params_json.as_str());
+    let original = call.request.params_json.as_str();
+    let hooks = &lineup.hooks;
+    // Declared before the calls that borrow it, so that it outlives them on every path (drops
+    // run in reverse order of declaration, unwinding included).
+    #[expect(clippy::needless_late_init, reason = "the declaration's place sets the drop order")]
+    let policy_params: Cow<'_, str>;
+    let mut early: FuturesUnordered<_> = hooks
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.speculative)
+        .map(|(i, p)| indexed(i, ask_tool(p, call, original, budget)))
+        .collect();
+    let mut arrived = Vec::new();
     // The host's params are canonical already (`request`), and so is every rewrite: the text
     // the policies ended with is what the hooks see, without serializing it again.
-    let policy_params = tool_policies(&mut merge, &lineup.policies, call, budget, original).await;
-    if !merge.is_blocked() && !lineup.hooks.is_empty() {
-        concurrently(&mut merge, &lineup.hooks, |p| {
-            ask_tool(p, call, &policy_params, budget)
-        })
-        .await;
+    let policies = tool_policies(
+        &mut merge,
+        &lineup.policies,
+        call,
+        budget,
+        Cow::Borrowed(original),
+    );
+    policy_params = beside(policies, &mut early, &mut arrived).await;
+    if !merge.is_blocked() && !hooks.is_empty() {
+        let rewritten = matches!(policy_params, Cow::Owned(_));
+        if rewritten {
+            early.clear();
+            arrived.clear();
+        }
+        for (i, p) in hooks.iter().enumerate() {
+            if rewritten || !p.speculative {
+                early.push(indexed(i, ask_tool(p, call, &policy_params, budget)));
+            }
+        }
+        in_order(&mut merge, hooks, arrived, early).await;
+    } else {
+        drop(early); // blocked: the speculative calls still in flight are cancelled now
     }
     if hook.revalidate && merge.needs_revalidation() {
         merge.begin_revalidation();
         let params = Cow::Owned(canonical_object(merge.params()));
         tool_policies(&mut merge, &lineup.policies, call, budget, params).await;
     }
-    merge.finish(&call.request.params_json)
+    merge.finish(original)
 }
 
-/// `BeforeSessionCreate` (§5): the policy stage, then the hook stage; no revalidation.
+/// The session policy stage: one policy after another.
+async fn session_policies(
+    merge: &mut SessionMerge,
+    policies: &[Participant],
+    request: &SessionCreateRequest,
+    budget: Budget,
+) {
+    for p in policies {
+        let (result, latency) = ask_session(p, request, budget).await;
+        if merge.apply(&p.slot, result, latency) == Flow::Decided {
+            break;
+        }
+    }
+}
+
+/// `BeforeSessionCreate` (§5): the policy stage, then the hook stage; no revalidation. Every
+/// plugin sees the host's request whatever the policies answer, so a speculative hook's answer
+/// is the one it would give after the policy stage; it is cancelled if a policy blocks.
 pub async fn before_session_create(
     lineup: &Lineup,
     request: &SessionCreateRequest,
     budget: Budget,
 ) -> SessionVerdict {
     let mut merge = SessionMerge::new(request.session_metadata.clone());
-    for p in &lineup.policies {
-        let (result, latency) = ask_session(p, request, budget).await;
-        if merge.apply(&p.slot, result, latency) == Flow::Decided {
-            break;
+    let hooks = &lineup.hooks;
+    let mut early: FuturesUnordered<_> = hooks
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.speculative)
+        .map(|(i, p)| indexed(i, ask_session(p, request, budget)))
+        .collect();
+    let mut arrived = Vec::new();
+    let policies = session_policies(&mut merge, &lineup.policies, request, budget);
+    beside(policies, &mut early, &mut arrived).await;
+    if !merge.is_blocked() && !hooks.is_empty() {
+        for (i, p) in hooks.iter().enumerate() {
+            if !p.speculative {
+                early.push(indexed(i, ask_session(p, request, budget)));
+            }
         }
-    }
-    if !merge.is_blocked() && !lineup.hooks.is_empty() {
-        concurrently(&mut merge, &lineup.hooks, |p| {
-            ask_session(p, request, budget)
-        })
-        .await;
+        in_order(&mut merge, hooks, arrived, early).await;
     }
     merge.finish()
 }

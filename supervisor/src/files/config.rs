@@ -315,6 +315,10 @@ pub struct PluginConfig {
     pub sha256: Option<[u8; 32]>,
     /// `[plugin.sandbox]`.
     pub sandbox: PluginSandbox,
+    /// `speculative`: in the hook stage, asked at the same time as the policy stage (§4.6).
+    pub speculative: bool,
+    /// `rewrites_params`: false makes a rewrite of params from this plugin an invalid answer.
+    pub rewrites_params: bool,
 }
 
 impl PluginConfig {
@@ -335,6 +339,8 @@ impl PluginConfig {
             mode: PluginMode::Enforce,
             sha256: None,
             sandbox: PluginSandbox::default(),
+            speculative: false,
+            rewrites_params: true,
         }
     }
 }
@@ -597,6 +603,8 @@ struct RawPlugin {
     mode: Option<Spanned<String>>,
     sha256: Option<Spanned<String>>,
     sandbox: Option<sandbox::RawSandbox>,
+    speculative: Option<Spanned<bool>>,
+    rewrites_params: Option<bool>,
 }
 
 /// The text being loaded, with what is needed to resolve its paths and place its errors.
@@ -654,6 +662,7 @@ impl Document<'_> {
         let mut plugins: Vec<PluginConfig> = Vec::with_capacity(raw.plugin.len());
         let mut lines = Vec::with_capacity(raw.plugin.len());
         let mut name_lines: BTreeMap<String, usize> = BTreeMap::new();
+        let mut speculative = Vec::new();
         for raw in raw.plugin {
             let name_line = self.line(raw.name.span().start);
             if let Some(first) = name_lines.get(raw.name.get_ref()) {
@@ -666,12 +675,17 @@ impl Document<'_> {
                     ),
                 ));
             }
+            let speculative_at = raw.speculative.as_ref().map(Spanned::span);
             let plugin = self.plugin(raw, &supervisor)?;
+            if plugin.speculative {
+                speculative.push((plugin.name.clone(), speculative_at));
+            }
             name_lines.insert(plugin.name.clone(), name_line);
             lines.push(name_line);
             plugins.push(plugin);
         }
         self.distinct_users(&plugins, &lines)?;
+        self.speculation_is_safe(&plugins, &speculative, &name_lines)?;
         let audit = match raw.audit {
             None => None,
             Some(audit) => Some(AuditConfig {
@@ -995,6 +1009,24 @@ impl Document<'_> {
             },
         };
 
+        let speculative = match &raw.speculative {
+            Some(value) if *value.get_ref() => {
+                let problem = if raw.trusted {
+                    "a trusted plugin may run in the policy stage, which is never speculative; \
+                     `speculative` is for hook plugins"
+                } else if mode == PluginMode::Shadow {
+                    "a shadow plugin is never waited for, so `speculative` would change nothing"
+                } else {
+                    ""
+                };
+                if !problem.is_empty() {
+                    return Err(self.key_error(value, "speculative", problem));
+                }
+                true
+            }
+            _ => false,
+        };
+
         Ok(PluginConfig {
             name,
             command,
@@ -1009,7 +1041,48 @@ impl Document<'_> {
             mode,
             sha256: self.sha256(raw.sha256.as_ref())?,
             sandbox: self.plugin_sandbox(raw.sandbox)?,
+            speculative,
+            rewrites_params: raw.rewrites_params.unwrap_or(true),
         })
+    }
+
+    /// A speculative hook is asked with the host's params while the policy stage runs (§4.6), so
+    /// it would see params before a policy could rewrite (redact) them: every trusted plugin
+    /// that can be a policy of a hook it takes part in must be declared `rewrites_params =
+    /// false` (a rewrite from it is then an invalid answer). Session hooks see the host's
+    /// request whatever the policies answer, so only `before_tool_call` matters here.
+    fn speculation_is_safe(
+        &self,
+        plugins: &[PluginConfig],
+        speculative: &[(String, Option<Range<usize>>)],
+        name_lines: &BTreeMap<String, usize>,
+    ) -> Result<(), ConfigError> {
+        let on_tool_calls = |p: &PluginConfig| {
+            p.hooks
+                .as_ref()
+                .is_none_or(|h| h.contains(&Hook::BeforeToolCall))
+        };
+        for (name, at) in speculative {
+            if !plugins.iter().any(|p| &p.name == name && on_tool_calls(p)) {
+                continue;
+            }
+            if let Some(policy) = plugins
+                .iter()
+                .find(|p| p.trusted && p.rewrites_params && on_tool_calls(p))
+            {
+                let line = name_lines.get(&policy.name).copied().unwrap_or(0);
+                return Err(self.error(
+                    at.clone(),
+                    format!(
+                        "key `speculative`: plugin `{name}` would be asked with the host's params \
+                         before the trusted plugin `{}` (line {line}) could rewrite them; set \
+                         `rewrites_params = false` on `{}` or remove `speculative`",
+                        policy.name, policy.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn plugin_name(&self, name: &Spanned<String>) -> Result<String, ConfigError> {

@@ -15,6 +15,8 @@ enum Script {
     Allow,
     Block(&'static str),
     Rewrite(&'static str),
+    /// Blocks when the params it was given contain this text, allows otherwise.
+    BlockIf(&'static str),
     Hang,
 }
 
@@ -60,6 +62,10 @@ impl Answerer for Fake {
         request: BeforeToolCallRequest,
         _deadline: Duration,
     ) -> Answer<'_, ToolCallDecision> {
+        let matched = match self.script {
+            Script::BlockIf(text) => request.params_json.contains(text),
+            _ => false,
+        };
         if let Ok(mut seen) = self.seen.lock() {
             seen.push(request.params_json);
         }
@@ -74,6 +80,11 @@ impl Answerer for Fake {
                     decision.block_reason = reason.to_owned();
                 }
                 Script::Rewrite(params) => decision.params_json = Some(params.to_owned()),
+                Script::BlockIf(_) if matched => {
+                    decision.block = true;
+                    decision.block_reason = "matched".to_owned();
+                }
+                Script::BlockIf(_) => {}
                 Script::Hang => std::future::pending::<()>().await,
             }
             armed.0 = None;
@@ -103,6 +114,8 @@ fn participant(name: &str, stage: Stage, fake: &Arc<Fake>, timeout_ms: Option<u6
             skip_on_failure: false,
         },
         timeout: timeout_ms.map(Duration::from_millis),
+        speculative: false,
+        rewrites_params: true,
     }
 }
 
@@ -234,4 +247,295 @@ async fn policies_chain_and_revalidate_the_hook_rewrite() {
     // The policy's second answer (the same rewrite) replaces the object whole.
     assert_eq!(verdict.params_json, r#"{"a":1,"b":2}"#);
     assert!(verdict.trace[2].revalidation);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Speculative hooks (§4.6)
+
+fn speculative(mut p: Participant) -> Participant {
+    p.speculative = true;
+    p
+}
+
+fn keeps_params(mut p: Participant) -> Participant {
+    p.rewrites_params = false;
+    p
+}
+
+#[tokio::test(start_paused = true)]
+async fn speculative_hooks_are_asked_beside_the_policy_stage() {
+    let policy = Fake::new(Script::Allow, 10);
+    let early = Fake::new(Script::Allow, 10);
+    let late = Fake::new(Script::Allow, 10);
+    let lineup = Lineup {
+        policies: vec![keeps_params(participant(
+            "policy",
+            Stage::Policy,
+            &policy,
+            None,
+        ))],
+        hooks: vec![
+            speculative(participant("early", Stage::Hook, &early, None)),
+            participant("late", Stage::Hook, &late, None),
+        ],
+        ..Lineup::default()
+    };
+    let started = Instant::now();
+    let verdict = before_tool_call(&lineup, &HOOK, &call(r#"{"a":1}"#), budget()).await;
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(20),
+        "the speculative hook answered during the policy stage; only the other one waited"
+    );
+    assert_eq!(verdict.outcome(), Outcome::Allow);
+    let order: Vec<_> = verdict.trace.iter().map(|t| t.plugin.as_str()).collect();
+    assert_eq!(
+        order,
+        ["policy", "early", "late"],
+        "merge order is unchanged"
+    );
+    assert_eq!(early.seen(), [r#"{"a":1}"#]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_policy_block_cancels_the_speculative_hooks() {
+    let policy = Fake::new(Script::Block("no"), 10);
+    let early = Fake::new(Script::Hang, 0);
+    let lineup = Lineup {
+        policies: vec![keeps_params(participant(
+            "policy",
+            Stage::Policy,
+            &policy,
+            None,
+        ))],
+        hooks: vec![speculative(participant("early", Stage::Hook, &early, None))],
+        ..Lineup::default()
+    };
+    let started = Instant::now();
+    let verdict = before_tool_call(&lineup, &HOOK, &call("{}"), budget()).await;
+    assert_eq!(started.elapsed(), Duration::from_millis(10));
+    assert_eq!(verdict.outcome(), Outcome::Block);
+    assert_eq!(verdict.decided_by, "policy");
+    assert_eq!(early.cancelled.load(Ordering::SeqCst), 1);
+    assert_eq!(verdict.trace.len(), 1, "as if the hook was never asked");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rewrite_from_a_plugin_that_may_not_rewrite_is_an_invalid_answer() {
+    let policy = Fake::new(Script::Rewrite(r#"{"redacted":true}"#), 1);
+    let lineup = Lineup {
+        policies: vec![keeps_params(participant(
+            "policy",
+            Stage::Policy,
+            &policy,
+            None,
+        ))],
+        ..Lineup::default()
+    };
+    let verdict = before_tool_call(&lineup, &HOOK, &call(r#"{"a":1}"#), budget()).await;
+    assert_eq!(verdict.outcome(), Outcome::Block);
+    assert_eq!(verdict.trace[0].failure(), Failure::InvalidResponse);
+    assert_eq!(
+        verdict.block_reason,
+        "plugin 'policy' returned an invalid response: params_json is set, but the plugin is \
+         configured with rewrites_params = false"
+    );
+    assert_eq!(verdict.params_json, r#"{"a":1}"#);
+}
+
+#[tokio::test(start_paused = true)]
+async fn speculative_hooks_are_asked_again_when_a_policy_rewrote_after_all() {
+    // Configuration refuses this lineup (a speculative hook after a policy that may rewrite);
+    // the stages still give the sequential result.
+    let policy = Fake::new(Script::Rewrite(r#"{"a":2}"#), 10);
+    let early = Fake::new(Script::Allow, 5);
+    let lineup = Lineup {
+        policies: vec![participant("policy", Stage::Policy, &policy, None)],
+        hooks: vec![speculative(participant("early", Stage::Hook, &early, None))],
+        ..Lineup::default()
+    };
+    let verdict = before_tool_call(&lineup, &HOOK, &call(r#"{"a":1}"#), budget()).await;
+    assert_eq!(early.seen(), [r#"{"a":1}"#, r#"{"a":2}"#]);
+    assert_eq!(verdict.outcome(), Outcome::Allow);
+    assert_eq!(verdict.params_json, r#"{"a":2}"#);
+}
+
+#[tokio::test(start_paused = true)]
+async fn speculative_session_hooks_are_cancelled_by_a_policy_block() {
+    #[derive(Debug)]
+    struct Session {
+        block: bool,
+        after: Duration,
+        asked: AtomicUsize,
+    }
+    impl Answerer for Session {
+        fn before_tool_call(
+            &self,
+            _request: BeforeToolCallRequest,
+            _deadline: Duration,
+        ) -> Answer<'_, ToolCallDecision> {
+            Box::pin(async { Ok(ToolCallDecision::default()) })
+        }
+        fn before_session_create(
+            &self,
+            _request: BeforeSessionCreateRequest,
+            _deadline: Duration,
+        ) -> Answer<'_, SessionDecision> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                tokio::time::sleep(self.after).await;
+                Ok(SessionDecision {
+                    block: self.block,
+                    block_reason: "no".into(),
+                    ..SessionDecision::default()
+                })
+            })
+        }
+        fn session_created(
+            &self,
+            _event: SessionCreatedEvent,
+            _deadline: Duration,
+        ) -> Answer<'_, Ack> {
+            Box::pin(async { Ok(Ack {}) })
+        }
+    }
+    let answerer = |block: bool, ms: u64| -> Arc<Session> {
+        Arc::new(Session {
+            block,
+            after: Duration::from_millis(ms),
+            asked: AtomicUsize::new(0),
+        })
+    };
+    let lineup_of = |policy: &Arc<Session>, hook: &Arc<Session>| Lineup {
+        policies: vec![Participant {
+            answerer: policy.clone(),
+            slot: Slot {
+                plugin: Arc::from("policy"),
+                stage: Stage::Policy,
+                skip_on_failure: false,
+            },
+            timeout: None,
+            speculative: false,
+            rewrites_params: false,
+        }],
+        hooks: vec![Participant {
+            answerer: hook.clone(),
+            slot: Slot {
+                plugin: Arc::from("hook"),
+                stage: Stage::Hook,
+                skip_on_failure: false,
+            },
+            timeout: None,
+            speculative: true,
+            rewrites_params: true,
+        }],
+        ..Lineup::default()
+    };
+    let request = SessionCreateRequest::default();
+
+    let (policy, hook) = (answerer(false, 10), answerer(false, 10));
+    let started = Instant::now();
+    let verdict = before_session_create(&lineup_of(&policy, &hook), &request, budget()).await;
+    assert_eq!(started.elapsed(), Duration::from_millis(10), "side by side");
+    assert_eq!(verdict.trace.len(), 2);
+    assert_eq!(verdict.outcome(), Outcome::Allow);
+
+    let (policy, hook) = (answerer(true, 10), answerer(false, 50));
+    let started = Instant::now();
+    let verdict = before_session_create(&lineup_of(&policy, &hook), &request, budget()).await;
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(10),
+        "not waited for"
+    );
+    assert_eq!(verdict.outcome(), Outcome::Block);
+    assert_eq!(verdict.trace.len(), 1, "as if the hook was never asked");
+    assert_eq!(hook.asked.load(Ordering::SeqCst), 1);
+}
+
+mod speculation {
+    //! The merge result with speculative hooks equals the sequential one, over random answers,
+    //! delays and failures (the property §4.6 promises).
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const REWRITES: [&str; 3] = [r#"{"a":2}"#, r#"{"b":true}"#, r#"{"a":1,"c":"x"}"#];
+
+    fn script() -> impl Strategy<Value = Script> {
+        prop_oneof![
+            4 => Just(Script::Allow),
+            2 => Just(Script::Block("no")),
+            2 => (0..REWRITES.len()).prop_map(|i| Script::Rewrite(REWRITES[i])),
+            // An answer that depends on the params seen: a hook asked with stale params answers
+            // differently.
+            2 => prop_oneof![Just("\"a\":1"), Just("\"a\":2"), Just("\"b\"")].prop_map(Script::BlockIf),
+            1 => Just(Script::Hang),
+        ]
+    }
+
+    /// One plugin: what it answers, after how long, and (hooks) whether it is speculative.
+    fn plugin() -> impl Strategy<Value = (Script, u64, bool)> {
+        (script(), 0u64..40, any::<bool>())
+    }
+
+    fn lineup(
+        policies: &[(Script, u64, bool)],
+        hooks: &[(Script, u64, bool)],
+        speculate: bool,
+        keep_params: bool,
+    ) -> Lineup {
+        let made = |name: String, stage: Stage, (script, after, spec): &(Script, u64, bool)| {
+            // Every plugin has a timeout of its own, shorter than the budget, so that a hang
+            // fails after the same time whenever it was asked.
+            let mut p = participant(&name, stage, &Fake::new(script.clone(), *after), Some(30));
+            p.speculative = speculate && *spec && stage == Stage::Hook;
+            p.rewrites_params = !(keep_params && stage == Stage::Policy);
+            p
+        };
+        Lineup {
+            policies: policies
+                .iter()
+                .enumerate()
+                .map(|(i, p)| made(format!("p{i}"), Stage::Policy, p))
+                .collect(),
+            hooks: hooks
+                .iter()
+                .enumerate()
+                .map(|(i, p)| made(format!("h{i}"), Stage::Hook, p))
+                .collect(),
+            ..Lineup::default()
+        }
+    }
+
+    fn verdict(lineup: &Lineup) -> ToolCallVerdict {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a runtime");
+        let mut verdict = runtime.block_on(async {
+            before_tool_call(lineup, &HOOK, &call(r#"{"a":1}"#), budget()).await
+        });
+        for entry in &mut verdict.trace {
+            entry.latency_us = 0; // when each was asked differs; nothing else may
+        }
+        verdict
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn speculative_equals_sequential(
+            policies in proptest::collection::vec(plugin(), 0..3),
+            hooks in proptest::collection::vec(plugin(), 0..5),
+            keep_params in any::<bool>(),
+        ) {
+            let sequential = verdict(&lineup(&policies, &hooks, false, keep_params));
+            let speculative = verdict(&lineup(&policies, &hooks, true, keep_params));
+            prop_assert_eq!(speculative, sequential);
+        }
+    }
 }

@@ -206,12 +206,33 @@ fn errors_name_file_line_and_key() {
             format!("{PLUGIN}trused = true\n"),
             4,
             "unknown key `trused` in [[plugin]] (expected one of: name, command, args, trusted, priority, \
-             timeout_ms, on_failure, env, inherit_env, hooks, mode, sha256, sandbox)"
+             timeout_ms, on_failure, env, inherit_env, hooks, mode, sha256, sandbox, speculative, \
+             rewrites_params)"
                 .into(),
         ),
         ("unknown top-level key", "\n\nplugins = []\n".into(), 3, "unknown key `plugins` at the top level".into()),
         ("shadow and trusted", format!("{PLUGIN}trusted = true\nmode = \"shadow\"\n"), 5, "key `mode`: a shadow plugin never runs in the policy stage; it cannot be trusted".into()),
         ("unknown mode", format!("{PLUGIN}mode = \"dry-run\"\n"), 4, "key `mode`: \"dry-run\" is not a mode".into()),
+        (
+            "speculative and trusted",
+            format!("{PLUGIN}trusted = true\nspeculative = true\n"),
+            5,
+            "key `speculative`: a trusted plugin may run in the policy stage, which is never speculative".into(),
+        ),
+        (
+            "speculative shadow",
+            format!("{PLUGIN}mode = \"shadow\"\nspeculative = true\n"),
+            5,
+            "key `speculative`: a shadow plugin is never waited for".into(),
+        ),
+        (
+            "speculative after a policy that may rewrite",
+            format!("{PLUGIN}trusted = true\n\n[[plugin]]\nname = \"h\"\ncommand = \"/bin/h\"\nspeculative = true\n"),
+            9,
+            "key `speculative`: plugin `h` would be asked with the host's params before the trusted plugin `p` \
+             (line 2) could rewrite them; set `rewrites_params = false` on `p` or remove `speculative`"
+                .into(),
+        ),
         ("metrics address", "[metrics]\nlisten = \"localhost\"\n".into(), 2, "key `listen`: \"localhost\" is not an address and port".into()),
         ("audit queue", "[audit]\npath = \"-\"\nqueue_lines = 0\n".into(), 3, "key `queue_lines`: 0 is out of range; expected 1..=1048576".into()),
         ("audit without path", "[audit]\nlog_params = true\n".into(), 1, "missing required key `path` in [audit]".into()),
@@ -515,4 +536,26 @@ fn errors_without_a_file_say_config() {
         err.to_string().starts_with("<config>:1: unknown key `x`"),
         "{err}"
     );
+}
+
+#[test]
+fn speculative_hooks_need_policies_that_never_rewrite() {
+    let policy = "[[plugin]]\nname = \"p\"\ncommand = \"/bin/p\"\ntrusted = true\n";
+    let hook = "[[plugin]]\nname = \"h\"\ncommand = \"/bin/h\"\nspeculative = true\n";
+    let config = parse(&format!("{policy}rewrites_params = false\n\n{hook}")).expect("safe");
+    assert!(!config.plugins[0].rewrites_params);
+    assert!(config.plugins[1].speculative);
+    assert!(config.plugins[1].rewrites_params, "the default");
+    // A policy only of sessions does not see tool calls; a speculative hook only of sessions
+    // sees nothing a policy could rewrite.
+    parse(&format!(
+        "{policy}hooks = [\"before_session_create\"]\n\n{hook}"
+    ))
+    .expect("a policy of sessions only");
+    parse(&format!(
+        "{policy}\n{hook}hooks = [\"before_session_create\"]\n"
+    ))
+    .expect("a speculative hook of sessions only");
+    let defaults = one_plugin("[[plugin]]\nname = \"q\"\ncommand = \"/bin/q\"\n");
+    assert!(!defaults.speculative && defaults.rewrites_params);
 }

@@ -474,3 +474,92 @@ async fn tools_filter_limits_which_calls_a_plugin_takes() {
         .collect();
     assert_eq!(tools, [json!("exec"), json!("shell")]);
 }
+
+// Speculative hooks (contract §4.6).
+
+#[tokio::test]
+async fn a_speculative_hook_is_asked_beside_the_policy_and_dropped_when_it_blocks() {
+    let recording = Recording::new();
+    let supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("guard", "fixture-recorder")
+            .policy()
+            .key("rewrites_params = false")
+            .env("FIXTURE_DELAY_MS", "200")
+            .action("block:no exec")
+            .record(&recording),
+        PluginToml::new("early", "fixture-recorder")
+            .key("speculative = true")
+            .record(&recording),
+    ]))
+    .await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
+    assert_eq!(verdict.outcome(), Outcome::Block, "{verdict:#?}");
+    assert_eq!(verdict.decided_by, "guard");
+    assert_eq!(
+        steps(&verdict.trace),
+        vec![step("guard", Stage::Policy, Outcome::Block, Failure::None)],
+        "the verdict is the sequential one: the hook is not in it"
+    );
+    let calls = recording.calls_of("early");
+    assert_eq!(calls.len(), 1, "asked at the same time as the policy");
+    assert_eq!(
+        json(calls[0]["params_json"].as_str().unwrap_or_default()),
+        json!({"command": "ls"})
+    );
+}
+
+#[tokio::test]
+async fn a_speculative_hook_is_merged_in_its_place_and_revalidated() {
+    let recording = Recording::new();
+    let supervisor = Supervisor::start(&plugins(&[
+        PluginToml::new("guard", "fixture-recorder")
+            .policy()
+            .key("rewrites_params = false")
+            .env("FIXTURE_DELAY_MS", "100")
+            .record(&recording),
+        PluginToml::new("early", "fixture-recorder")
+            .key("speculative = true")
+            .action(r#"merge:{"cwd":"/tmp"}"#)
+            .record(&recording),
+    ]))
+    .await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
+    assert_eq!(verdict.outcome(), Outcome::Allow, "{verdict:#?}");
+    assert_eq!(params_of(&verdict), json!({"command": "ls", "cwd": "/tmp"}));
+    let trace = steps(&verdict.trace);
+    assert_eq!(
+        trace,
+        vec![
+            step("guard", Stage::Policy, Outcome::Allow, Failure::None),
+            step("early", Stage::Hook, Outcome::Allow, Failure::None),
+            // Revalidation: the hook's rewrite went past the policy again.
+            (
+                "guard".to_owned(),
+                Stage::Policy,
+                Outcome::Allow,
+                Failure::None,
+                true
+            ),
+        ]
+    );
+    assert_eq!(recording.calls_of("guard").len(), 2);
+}
+
+#[tokio::test]
+async fn a_rewrite_from_a_plugin_configured_not_to_rewrite_blocks() {
+    let supervisor = Supervisor::start(&plugins(&[PluginToml::new("guard", "fixture-recorder")
+        .policy()
+        .key("rewrites_params = false")
+        .action(r#"rewrite:{"command":"true"}"#)]))
+    .await;
+    let verdict = supervisor.verdict("exec", json!({"command": "ls"})).await;
+    assert_eq!(verdict.outcome(), Outcome::Block);
+    assert_eq!(verdict.block_kind(), BlockKind::Failure);
+    assert_eq!(verdict.trace[0].failure(), Failure::InvalidResponse);
+    assert_eq!(
+        verdict.block_reason,
+        "plugin 'guard' returned an invalid response: params_json is set, but the plugin is \
+         configured with rewrites_params = false"
+    );
+    assert_eq!(params_of(&verdict), json!({"command": "ls"}));
+}

@@ -36,6 +36,7 @@ use crate::demo::{TempDir, connect_channel, toml_string};
 
 mod go;
 mod measure;
+pub(crate) mod relay;
 mod supervisor;
 
 use crate::output::out;
@@ -211,6 +212,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     if let Err(why) = &goplugin {
         figures.set("goplugin_missing", why.clone());
     }
+    relay::floor(&bin_dir, &plugin, dir.path(), &request, &plan, &options, &mut figures).await?;
 
     progress("failfast: a required plugin that is down");
     let down = Supervisor::start(&bin_dir, dir.path(), "down", &down_config(), &options).await?;
@@ -651,7 +653,7 @@ fn print_table(figures: &Figures) {
     }
     out!("");
     out!("{:<28} {:>12}  {:<10} met", "target", "value", "bound");
-    for (key, op, bound) in TARGETS {
+    for &(key, op, bound) in TARGETS.iter().chain(relay::TARGETS) {
         let value = match key.split_once('.') {
             Some((object, field)) => figures
                 .0

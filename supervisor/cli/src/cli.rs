@@ -63,6 +63,9 @@ enum Command {
     /// fail-fast, crash to block, spawn to ready, memory. Needs the example plugins next to
     /// hookvisor (`make bench` builds everything and runs it).
     Bench(crate::bench::Options),
+    /// The minimal relay `hookvisor bench` measures hookvisor against (started by the bench).
+    #[command(hide = true)]
+    BenchRelay(crate::bench::relay::Options),
     /// Run a plugin command the way `serve` would and check the contract from outside, one line
     /// per check: the magic cookie, readiness, Describe, health, a battery of inputs for each
     /// registered hook, cancelled calls, SIGTERM. Exit status 0 only when every check passes.
@@ -165,6 +168,14 @@ pub(crate) fn main() -> ExitCode {
             // machine a multi-thread client adds its own wake-ups to every figure (a direct call
             // measured 190-240 µs from a multi-thread client, 45-160 µs from this one).
             run_on(Runtime::CurrentThread, crate::bench::run(options))
+        }
+        Command::BenchRelay(options) => {
+            init_logging("error");
+            let flavour = match options.worker_threads {
+                Some(n) if n > 1 => Runtime::MultiThread(Some(n as usize)),
+                _ => Runtime::CurrentThread,
+            };
+            run_on(flavour, crate::bench::relay::serve(options))
         }
         Command::Conformance(options) => {
             // The plugin's own output is logged as `serve` logs it (stderr lines are warnings).

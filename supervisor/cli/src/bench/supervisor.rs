@@ -119,6 +119,23 @@ pub(super) fn via_config(program: &Path, n: usize) -> String {
     text
 }
 
+/// [`via_config`] with the hooks asked at the same time as the policy stage (`speculative`),
+/// and the policy declared as one that never rewrites params, as `check-config` requires of
+/// every trusted policy before a speculative hook.
+pub(super) fn via_config_speculative(program: &Path, n: usize) -> String {
+    let mut text = plugin_table(program, "policy", "policy", "rewrites_params = false\n");
+    for i in 1..n {
+        let name = format!("hook-{i}");
+        text.push_str(&plugin_table(
+            program,
+            &name,
+            "hook",
+            "speculative = true\n",
+        ));
+    }
+    text
+}
+
 /// A required (trusted) plugin that never starts, and is not tried again while the benchmark
 /// runs: "known to be down", so the figure is the fail-fast path itself, not restarts beside it.
 /// (The lines before the first `[[plugin]]` belong to `[supervisor]`.)

@@ -1,15 +1,19 @@
 """Measures the Python SDK's trivial plugin against the bare grpcio servers, with one client.
 
-    .venv/bin/python bench/bare/python/measure.py [--rounds 5] [--calls 2000] [--spaced 20] [--json]
+    .venv/bin/python bench/bare/python/measure.py [--rounds 5] [--calls 2000] [--spaced 20]
+        [--only bare_thread,bare_aio,sdk,sdk_aio,rust] [--json]
 
 Starts each server the way hookvisor starts a plugin (cleared environment, cookie, socket in a
-private directory, own session; ready once `Describe` answers): `bare.py thread`, `bare.py aio`,
-and the SDK's `misbehave` fixture (no opinion on ordinary tools). Then, in rounds, each server in
-turn (the order rotates every round): `--calls` `BeforeToolCall`s back to back (p50, p99), then
-`--spaced` calls each after a `--gap` pause (p50). The client is one grpcio channel per server,
-calls made one at a time from this thread, with 256-byte params as `hookvisor bench` sends.
-Prints each figure's median over the rounds, and each server's ratio to the faster bare server
-(the median of the rounds' own ratios).
+private directory, own session; ready once `Describe` answers): `bare_thread` and `bare_aio`
+(`bare.py thread|aio`), `sdk` (the SDK's `misbehave` fixture on `hookvisor_plugin.run`, no
+opinion on ordinary tools), `sdk_aio` (its `sample.py aio` fixture on `hookvisor_plugin.aio.run`,
+the same answer) and, when asked, `rust` (the Rust `allow-all` example, for reference). Then, in
+rounds, each server in turn (the order rotates every round): `--calls` `BeforeToolCall`s back to
+back (p50, p99), then `--spaced` calls each after a `--gap` pause (p50); `cpu_per_call` is the
+server process's CPU time (all threads) per back-to-back call. The client is one grpcio channel
+per server, calls made one at a time from this thread, with 256-byte params as `hookvisor bench`
+sends. Prints each figure's median over the rounds, and each SDK server's ratio to the faster
+bare server and to the bare server of its own mode (medians of the rounds' own ratios).
 """
 
 from __future__ import annotations
@@ -35,16 +39,21 @@ REPO = HERE.parents[2]
 FIXTURES = REPO / "plugin-sdk" / "python" / "tests" / "fixtures"
 COOKIE = "d7f0c2a4-hookvisor-plugin-v1"
 BARE = ("bare_thread", "bare_aio")
+PYTHON = sys.executable
 SERVERS = {
-    "bare_thread": [str(HERE / "bare.py"), "thread"],
-    "bare_aio": [str(HERE / "bare.py"), "aio"],
-    "sdk": [str(FIXTURES / "misbehave.py")],
+    "bare_thread": [PYTHON, str(HERE / "bare.py"), "thread"],
+    "bare_aio": [PYTHON, str(HERE / "bare.py"), "aio"],
+    "sdk": [PYTHON, str(FIXTURES / "misbehave.py")],
     # The SDK's coroutine plugin (`hookvisor_plugin.aio`); no opinion on ordinary tools.
-    "sdk_aio": [str(FIXTURES / "sample.py"), "aio"],
+    "sdk_aio": [PYTHON, str(FIXTURES / "sample.py"), "aio"],
+    # Not Python: the Rust example plugin (`cargo build --release -p hookvisor-examples`), to see
+    # how much of each figure is this client's and the kernel's rather than the server's.
+    "rust": [str(REPO / "target" / "release" / "allow-all")],
 }
+DEFAULT = "bare_thread,bare_aio,sdk,sdk_aio"
 #: Which bare server serves in the same mode as each SDK server.
 SAME_MODE = {"sdk": "bare_thread", "sdk_aio": "bare_aio"}
-FIGURES = ("p50", "p99", "spaced_p50")
+FIGURES = ("p50", "p99", "spaced_p50", "cpu_per_call")
 PARAMS = json.dumps({"command": "echo " + "x" * 236})
 
 
@@ -65,6 +74,11 @@ class Server:
             raise AssertionError(f"{self.name} answered {answer}, not no opinion")
         return elapsed
 
+    def cpu_ns(self) -> int:
+        """The server process's CPU time so far (user and system, all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
     def add(self, figure: str, value: float) -> None:
         self.figures.setdefault(figure, []).append(value)
 
@@ -77,8 +91,10 @@ def start(name: str, args: list[str], workdir: str) -> Server:
         "HOOKVISOR_PLUGIN_NAME": name,
         "HOOKVISOR_PROTOCOL_VERSION": "1",
     }
+    if not os.path.exists(args[0]):
+        raise SystemExit(f"{name}: {args[0]} is missing (build it first)")
     proc = subprocess.Popen(
-        [sys.executable, *args],
+        args,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -118,7 +134,9 @@ def measure(servers: list[Server], rounds: int, calls: int, spaced: int, gap: fl
     for r in range(rounds):
         order = servers[r % len(servers) :] + servers[: r % len(servers)]
         for server in order:
+            cpu = server.cpu_ns()
             times = [server.call() for _ in range(calls)]
+            server.add("cpu_per_call", (server.cpu_ns() - cpu) / calls / 1000)
             server.add("p50", percentile(times, 0.5))
             server.add("p99", percentile(times, 0.99))
         for server in order:
@@ -146,7 +164,7 @@ def report(servers: list[Server], as_json: bool) -> None:
         thread, aio = (by_name[name].figures[figure] for name in BARE)
         faster = [min(a, b) for a, b in zip(thread, aio, strict=True)]
         for server in servers:
-            if server.name not in BARE:
+            if server.name in SAME_MODE:
                 # Against the faster bare server of each round, and against the bare server of
                 # the same mode.
                 same = by_name[SAME_MODE[server.name]].figures[figure]
@@ -178,7 +196,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="back-to-back calls per block")
     parser.add_argument("--spaced", type=int, default=20, help="spaced calls per block")
     parser.add_argument("--gap", type=float, default=0.1, help="pause before a spaced call, s")
-    parser.add_argument("--only", default=",".join(SERVERS), help="servers, comma-separated")
+    parser.add_argument("--only", default=DEFAULT, help="servers, comma-separated")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="hvbare-", dir="/tmp")

@@ -19,8 +19,8 @@ demo:
 # BENCH_ARGS: extra flags, e.g. BENCH_ARGS="--json" or "--params-bytes 65536 --plugins 1,4,8,16".
 bench:
 	cargo build --release --locked -p hookvisor-cli -p hookvisor-examples
-	@if command -v go >/dev/null; then bench/goplugin/build.sh target/release; \
-	else echo "go not found: the go-plugin comparison is skipped"; fi
+	@if command -v go >/dev/null; then bench/goplugin/build.sh target/release && bench/bare/go/build.sh target/go; \
+	else echo "go not found: the go-plugin comparison and the bare grpc-go server are skipped"; fi
 	./target/release/hookvisor bench $(BENCH_ARGS)
 
 # From the system's Python when there is one: plugins run under uids of their own (the sandbox),

@@ -37,6 +37,7 @@ use crate::demo::{TempDir, connect_channel, toml_string};
 mod go;
 mod measure;
 pub(crate) mod relay;
+mod sdks;
 mod supervisor;
 
 use crate::output::out;
@@ -181,6 +182,16 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     if !missing.is_empty() {
         figures.set("languages_missing", missing);
     }
+    progress("sdks: each SDK's trivial plugin against a bare server on its gRPC library");
+    sdks::sdks(
+        &bin_dir,
+        &languages,
+        dir.path(),
+        &request,
+        &plan,
+        &mut figures,
+    )
+    .await?;
     progress("sandbox: the Rust plugin's spawn-to-ready and its calls, sandbox on and off");
     sandbox_spawn(&plugin, dir.path(), &plan, &mut figures).await?;
     sandbox_calls(
@@ -212,7 +223,16 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     if let Err(why) = &goplugin {
         figures.set("goplugin_missing", why.clone());
     }
-    relay::floor(&bin_dir, &plugin, dir.path(), &request, &plan, &options, &mut figures).await?;
+    relay::floor(
+        &bin_dir,
+        &plugin,
+        dir.path(),
+        &request,
+        &plan,
+        &options,
+        &mut figures,
+    )
+    .await?;
 
     progress("failfast: a required plugin that is down");
     let down = Supervisor::start(&bin_dir, dir.path(), "down", &down_config(), &options).await?;
@@ -633,7 +653,7 @@ async fn sandbox_calls(
 // the table
 
 /// Targets of the performance issue: (figure, comparison, bound).
-const TARGETS: [(&str, &str, f64); 10] = [
+const TARGETS: [(&str, &str, f64); 18] = [
     ("ratio_p50_n4", "≤", 4.5),
     ("ratio_p99_n4", "≤", 4.0),
     ("ratio_rps_n4", "≥", 0.25),
@@ -644,6 +664,14 @@ const TARGETS: [(&str, &str, f64); 10] = [
     ("rss_mib_n8", "≤", 32.0),
     ("ratio_n1_goplugin_p50", "≤", 1.5),
     ("ratio_spaced_n1", "≤", 1.4),
+    ("sdk_ratio_rust_p50", "≤", 1.15),
+    ("sdk_ratio_rust_p99", "≤", 1.15),
+    ("sdk_ratio_go_p50", "≤", 1.15),
+    ("sdk_ratio_go_p99", "≤", 1.15),
+    ("sdk_ratio_python_p50", "≤", 1.15),
+    ("sdk_ratio_python_p99", "≤", 1.15),
+    ("sdk_ratio_typescript_p50", "≤", 1.15),
+    ("sdk_ratio_typescript_p99", "≤", 1.15),
 ];
 
 fn print_table(figures: &Figures) {

@@ -1,0 +1,21 @@
+// The bare grpc-go server of `hookvisor bench`: the Go SDK's trivial plugin without the SDK. The
+// generated messages come from the SDK's module (hookvisorpb is generated code, not the SDK's
+// serving), at the same grpc and protobuf versions as the SDK.
+module hookvisor.dev/bench/bare/go
+
+go 1.26.0
+
+require (
+	google.golang.org/grpc v1.85.0
+	hookvisor.dev/plugin-sdk/go v0.0.0
+)
+
+require (
+	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
+
+replace hookvisor.dev/plugin-sdk/go => ../../../plugin-sdk/go

@@ -1,0 +1,54 @@
+// Command bare-grpc-go is a benchmark baseline, not an example to copy: the Go SDK's trivial
+// plugin ("no opinion" on every tool call) written directly on grpc-go, without the SDK (no
+// health service, no JSON parsing, no handler goroutine, no signal handling). `hookvisor bench`
+// calls it and the SDK's misbehave fixture in alternating blocks; the ratio of the two is what
+// the Go SDK costs (sdk_ratio_go_*). It serves hookvisor.v1.Plugin on HOOKVISOR_PLUGIN_SOCKET
+// with grpc-go's defaults until killed.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+
+	"google.golang.org/grpc"
+
+	pb "hookvisor.dev/plugin-sdk/go/hookvisorpb"
+)
+
+type bare struct {
+	pb.UnimplementedPluginServer
+}
+
+func (bare) Describe(context.Context, *pb.DescribeRequest) (*pb.PluginInfo, error) {
+	return &pb.PluginInfo{
+		Name:            "bare-grpc-go",
+		Version:         "0.1.0",
+		ProtocolVersion: 1,
+		Hooks:           []*pb.HookRegistration{{Hook: pb.Hook_HOOK_BEFORE_TOOL_CALL, Stage: pb.Stage_STAGE_HOOK}},
+	}, nil
+}
+
+func (bare) BeforeToolCall(context.Context, *pb.BeforeToolCallRequest) (*pb.ToolCallDecision, error) {
+	return &pb.ToolCallDecision{}, nil
+}
+
+func main() {
+	socket := os.Getenv("HOOKVISOR_PLUGIN_SOCKET")
+	if socket == "" {
+		fmt.Fprintln(os.Stderr, "bare-grpc-go is a benchmark baseline started by `hookvisor bench`")
+		os.Exit(1)
+	}
+	listener, err := net.Listen("unix", socket)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cannot bind %s: %v\n", socket, err)
+		os.Exit(2)
+	}
+	server := grpc.NewServer()
+	pb.RegisterPluginServer(server, bare{})
+	if err := server.Serve(listener); err != nil {
+		fmt.Fprintf(os.Stderr, "the gRPC server failed: %v\n", err)
+		os.Exit(2)
+	}
+}

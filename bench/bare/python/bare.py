@@ -49,7 +49,9 @@ class Aio(pb_grpc.PluginServicer):
 
 
 def address() -> str:
-    socket = os.environ["HOOKVISOR_PLUGIN_SOCKET"]
+    socket = os.environ.get("HOOKVISOR_PLUGIN_SOCKET", "")
+    if not os.path.isabs(socket):
+        sys.exit(f"HOOKVISOR_PLUGIN_SOCKET must be an absolute path, got {socket!r}")
     if os.path.exists(socket):
         os.unlink(socket)
     return f"unix:{socket}"

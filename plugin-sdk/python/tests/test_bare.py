@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import REPO, Running
+from conftest import REPO, Running, run_to_exit
 
 from hookvisor_plugin.proto import pb2
 
@@ -26,5 +26,13 @@ def test_bare_describes_itself_and_has_no_opinion(mode: str, start: Start) -> No
 
 
 def test_bare_without_a_mode_is_a_usage_error(start: Start) -> None:
-    with pytest.raises(AssertionError, match="exited with 1"):
+    with pytest.raises(
+        AssertionError, match=r"exited with 1 before ready: usage: bare\.py thread\|aio"
+    ):
         start(BARE)
+
+
+def test_bare_without_a_socket_exits_1(workdir: str) -> None:
+    env = {"HOOKVISOR_PROTOCOL_VERSION": "1"}
+    status, err = run_to_exit(BARE, ["thread"], env)
+    assert (status, err) == (1, "HOOKVISOR_PLUGIN_SOCKET must be an absolute path, got ''\n")

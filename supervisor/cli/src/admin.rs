@@ -1,4 +1,4 @@
-//! `hookvisor status`, `hookvisor reload` and `hookvisor restart PLUGIN`: the operators'
+//! `hookvisor status`, `hookvisor reload`, `hookvisor upgrade` and `hookvisor restart PLUGIN`: the operators'
 //! `hookvisor.v1.Admin` service of a running supervisor, as a table or (`--json`) JSON.
 
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use clap::Args;
 use hookvisor_proto::v1::admin_client::AdminClient;
 use hookvisor_proto::v1::{
     Hook, HostStatus, ListHostsRequest, ListPluginsRequest, PluginStatus, ReloadRequest,
-    RestartPluginRequest, Stage,
+    RestartPluginRequest, Stage, UpgradeRequest,
 };
 use serde_json::{Value, json};
 use tonic::transport::Channel;
@@ -119,6 +119,70 @@ pub(crate) async fn restart(target: Target, name: String) -> anyhow::Result<Exit
         );
     }
     Ok(if answer.state == "ready" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// How long `hookvisor upgrade` waits for the new binary to serve.
+const UPGRADE_WAIT: Duration = Duration::from_secs(120);
+
+/// `hookvisor upgrade`: asks for the upgrade, then asks the supervisor (on new connections:
+/// its old ones are closed by the hand-over) how it ended.
+pub(crate) async fn upgrade(target: Target) -> anyhow::Result<ExitCode> {
+    let mut request = tonic::Request::new(UpgradeRequest { status_of: 0 });
+    request.set_timeout(Duration::from_secs(60));
+    let begun = client(&target)
+        .await?
+        .upgrade(request)
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))?
+        .into_inner();
+    let deadline = tokio::time::Instant::now() + UPGRADE_WAIT;
+    let mut last = begun.clone();
+    while last.state == "handing over" && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let Ok(mut admin) = client(&target).await else {
+            continue;
+        };
+        let mut request = tonic::Request::new(UpgradeRequest {
+            status_of: begun.id,
+        });
+        request.set_timeout(Duration::from_secs(10));
+        if let Ok(answer) = admin.upgrade(request).await {
+            last = answer.into_inner();
+        }
+    }
+    let done = last.state == "done";
+    if target.json {
+        out!(
+            "{}",
+            json_text(&json!({
+                "upgraded": done,
+                "state": last.state,
+                "detail": last.detail,
+                "pid": last.pid,
+                "plugins": last.plugins,
+                "plugins_kept": last.plugins_kept,
+            }))
+        );
+    } else if done {
+        out!(
+            "upgraded (pid {}): {} of {} plugins kept their process",
+            last.pid,
+            last.plugins_kept,
+            last.plugins
+        );
+    } else if last.state == "handing over" {
+        anyhow::bail!(
+            "the supervisor did not say how the upgrade ended within {} s",
+            UPGRADE_WAIT.as_secs()
+        );
+    } else {
+        anyhow::bail!("upgrade {}: {}", last.state, last.detail);
+    }
+    Ok(if done {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

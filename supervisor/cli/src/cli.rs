@@ -15,7 +15,8 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use hookvisor::files::config::Config;
-use hookvisor::serve::server::{Control, HostSocket, Reload};
+use hookvisor::serve::handover::{self, CheckArgs, Resumed};
+use hookvisor::serve::server::{Control, HostSocket, Reload, Upgrade};
 
 use crate::output::{self, out};
 
@@ -79,6 +80,10 @@ enum Command {
     /// Make a running supervisor reload its configuration file (as SIGHUP does) and say how it
     /// went: exit 0 when the new configuration runs, 1 when it was refused (the old one stays).
     Reload(crate::admin::Target),
+    /// Replace the running supervisor with the binary installed where it was started from, in
+    /// place (same pid), as SIGUSR2 does: no host call is refused and every plugin keeps its
+    /// process. Exit 0 when the new binary serves; 1 when it was refused (the old one serves on).
+    Upgrade(crate::admin::Target),
     /// Replace a plugin's process (SIGTERM, grace, SIGKILL, then a new one at once; a
     /// quarantined plugin is started again). Exit 0 when the new instance is ready.
     Restart {
@@ -89,9 +94,13 @@ enum Command {
     },
 }
 
-/// The entry point of the `hookvisor` binary.
-pub(crate) fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+/// The entry point of the `hookvisor` binary; `resumed` when an upgrade started this image.
+pub(crate) fn main(resumed: Option<Resumed>) -> ExitCode {
+    let parsed = match &resumed {
+        Some(resumed) => Cli::try_parse_from(&resumed.args),
+        None => Cli::try_parse(),
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -123,12 +132,28 @@ pub(crate) fn main() -> ExitCode {
             log_format,
         } => {
             let config_path = config;
-            let loaded = crate::activation::host_socket().and_then(|activated| {
-                let path = activated.as_ref().map(|a| a.path.as_path());
-                let config = load(&config_path, socket.as_deref(), path)?;
-                Ok((config, activated))
-            });
-            let (config, activated) = match loaded {
+            let upgrade = upgrade_target(resumed.as_ref());
+            let loaded = match resumed {
+                // The socket was handed over (LISTEN_FDS was taken by the first image).
+                Some(resumed) => {
+                    let path = resumed.activated.then(|| resumed.host_path.clone());
+                    load(&config_path, socket.as_deref(), path.as_deref())
+                        .map(|config| (config, HostSocket::HandedOver(Box::new(resumed)), path))
+                }
+                None => crate::activation::host_socket().and_then(|activated| {
+                    let path = activated.as_ref().map(|a| a.path.as_path());
+                    let config = load(&config_path, socket.as_deref(), path)?;
+                    Ok(match activated {
+                        Some(activated) => (
+                            config,
+                            HostSocket::Activated(activated.listener),
+                            Some(activated.path),
+                        ),
+                        None => (config, HostSocket::Bind, None),
+                    })
+                }),
+            };
+            let (config, host, activated_path) = match loaded {
                 Ok(loaded) => loaded,
                 Err(e) => {
                     output::error_line(format_args!("hookvisor: {e}"));
@@ -136,13 +161,6 @@ pub(crate) fn main() -> ExitCode {
                 }
             };
             init_logging_as("info", log_format);
-            let (host, activated_path) = match activated {
-                Some(activated) => (
-                    HostSocket::Activated(activated.listener),
-                    Some(activated.path),
-                ),
-                None => (HostSocket::Bind, None),
-            };
             let source = (config_path, socket);
             let reload = move || load(&source.0, source.1.as_deref(), activated_path.as_deref());
             // `worker_threads` is read once: a reload cannot change the runtime.
@@ -150,7 +168,7 @@ pub(crate) fn main() -> ExitCode {
                 1 => Runtime::CurrentThread,
                 n => Runtime::MultiThread(Some(n as usize)),
             };
-            run_on(flavour, serve(config, host, Box::new(reload)))
+            run_on(flavour, serve(config, host, Box::new(reload), upgrade))
         }
         Command::Demo => {
             init_logging("error");
@@ -194,9 +212,57 @@ pub(crate) fn main() -> ExitCode {
             init_logging("error");
             run_for_status(crate::admin::reload(target))
         }
+        Command::Upgrade(target) => {
+            init_logging("error");
+            run_for_status(crate::admin::upgrade(target))
+        }
         Command::Restart { plugin, target } => {
             init_logging("error");
             run_for_status(crate::admin::restart(target, plugin))
+        }
+    }
+}
+
+/// The installed binary an upgrade executes, and the command line after the program: the path
+/// this process was started by (`argv[0]` when it names one, as systemd's `ExecStart=` does, so
+/// a symbolic link an upgrade moves is followed anew), else the executable's own path.
+fn upgrade_target(resumed: Option<&Resumed>) -> (PathBuf, Vec<std::ffi::OsString>) {
+    let args: Vec<std::ffi::OsString> = match resumed {
+        Some(resumed) => resumed.args.clone(),
+        None => std::env::args_os().collect(),
+    };
+    let named = args
+        .first()
+        .map(PathBuf::from)
+        .filter(|p| p.components().count() > 1)
+        .and_then(|p| std::path::absolute(p).ok());
+    let binary = named
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+    (binary, args.into_iter().skip(1).collect())
+}
+
+/// `hookvisor __hookvisor-upgrade-check …`: this binary, about to be executed in place of a
+/// running supervisor, says which hand-over versions it reads once it has loaded the
+/// configuration that supervisor runs (as `check-config`); exit 64 with the error otherwise.
+pub(crate) fn upgrade_check(check: CheckArgs) -> ExitCode {
+    let Ok(Cli {
+        command: Command::Serve { config, socket, .. },
+    }) = Cli::try_parse_from(&check.args)
+    else {
+        output::error_line(format_args!(
+            "hookvisor: the upgrade check expects a `serve` command line"
+        ));
+        return ExitCode::from(EX_USAGE);
+    };
+    match load(&config, socket.as_deref(), check.activated.as_deref()) {
+        Ok(_) => {
+            out!("{} {}", handover::CHECK_REPLY, handover::VERSION);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            output::error_line(format_args!("hookvisor: {e}"));
+            ExitCode::from(EX_USAGE)
         }
     }
 }
@@ -458,16 +524,25 @@ async fn serve(
     config: Config,
     host: HostSocket,
     load: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
+    (binary, args): (PathBuf, Vec<std::ffi::OsString>),
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let reload = Reload {
         requests: reload_requests()?,
         load,
     };
+    let upgrade = Upgrade {
+        requests: upgrade_requests()?,
+        binary,
+        args,
+    };
     let control = Control {
         reload: Some(reload),
         status: Some(status_requests()?),
+        upgrade: Some(upgrade),
     };
+    // Every handler is in place: signals an upgrade held across its execve come in now.
+    handover::unhold_signals();
     crate::systemd::start_watchdog();
     hookvisor::serve::server::serve_on(config, host, control, shutdown, &crate::systemd::Systemd)
         .await?;
@@ -478,6 +553,13 @@ async fn serve(
 fn reload_requests() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
     signal_requests(tokio::signal::unix::SignalKind::hangup(), |()| {
         tracing::info!("SIGHUP received: reloading the configuration");
+    })
+}
+
+/// One message per SIGUSR2: a request to upgrade in place.
+fn upgrade_requests() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    signal_requests(tokio::signal::unix::SignalKind::user_defined2(), |()| {
+        tracing::info!("SIGUSR2 received: upgrading in place");
     })
 }
 

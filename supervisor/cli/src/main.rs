@@ -25,5 +25,21 @@ fn main() -> std::process::ExitCode {
     // Each plugin runs behind this binary re-executed as its reaper; that must happen before
     // anything else (no thread, no runtime, no open file).
     hookvisor::plugin::spawner::reaper::main_if_reaper();
-    cli::main()
+    // An upgrade runs the new binary once to check it, then executes it in place of the old
+    // image with the hand-over's descriptors: both before any thread or file.
+    if let Some(check) = hookvisor::serve::handover::check_args() {
+        return cli::upgrade_check(check);
+    }
+    let resumed = match hookvisor::serve::handover::resume_from_args() {
+        None => None,
+        Some(Ok(resumed)) => Some(resumed),
+        Some(Err(e)) => {
+            // The plugins, this process's children, end with it: fail closed.
+            output::error_line(format_args!(
+                "hookvisor: cannot take over after an upgrade: {e}"
+            ));
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    cli::main(resumed)
 }

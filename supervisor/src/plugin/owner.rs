@@ -25,7 +25,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::process::{Process, StartError};
+use super::process::{Adoptee, Process, StartError};
 use super::{Phase, Snapshot};
 use crate::decide::routing;
 use crate::files::config::{Lifecycle, MAX_INSTANCE, PluginConfig, socket_in};
@@ -89,6 +89,9 @@ pub(super) struct Owner {
     pub stop: oneshot::Receiver<Duration>,
     /// The grace period of a restart an operator asked for.
     pub stop_grace: Duration,
+    /// A process an earlier image of this supervisor started and handed over at an upgrade:
+    /// the first instance, checked again as at start, instead of a new one.
+    pub adopt: Option<Adoptee>,
 }
 
 /// How one instance ended.
@@ -111,7 +114,11 @@ impl Owner {
         let mut failures: VecDeque<Instant> = VecDeque::new();
         let mut delay = self.first_delay();
         loop {
-            let (phase, permanent, ready_for) = match self.instance(next_instance()).await {
+            let ended = match self.adopt.take() {
+                Some(adoptee) => self.adopted(adoptee).await,
+                None => self.instance(next_instance()).await,
+            };
+            let (phase, permanent, ready_for) = match ended {
                 Ended::Stopped => return,
                 Ended::Restarted => {
                     tracing::info!(plugin = %self.config.name, "restarting, as asked");
@@ -267,6 +274,68 @@ impl Owner {
             s.record.started = Some(Instant::now());
             s.record.heartbeat = None;
         });
+        self.run_instance(process, socket, instance, tasks).await
+    }
+
+    /// Takes over the process an upgrade handed over (see [`Process::adopt`]) and runs it as an
+    /// instance whose handshake is still to come: the peer check and `Describe` run again, as
+    /// at start, and the plugin takes calls only once they pass. Its record (instance number,
+    /// restarts, last error, uptime) carries on.
+    async fn adopted(&mut self, adoptee: Adoptee) -> Ended {
+        let mut tasks = JoinSet::new();
+        let Adoptee { handed, output_fds } = adoptee;
+        if let Ok(placement) = self.sandboxes.place(&self.config) {
+            self.report_sandbox(&placement);
+        }
+        let started = Instant::now()
+            .checked_sub(Duration::from_millis(handed.uptime_ms))
+            .unwrap_or_else(Instant::now);
+        self.publish.send_modify(|s| {
+            s.record.restarts = handed.restarts;
+            s.record.last_error.clone_from(&handed.last_error);
+            s.record.instance = Some((handed.instance, handed.pid));
+            s.record.started = Some(started);
+            s.record.heartbeat = None;
+        });
+        let process = match Process::adopt(&self.spawner, &handed, output_fds, &mut tasks) {
+            Ok(process) => Arc::new(process),
+            Err(error) => {
+                tracing::warn!(plugin = %self.config.name, pid = handed.pid, "{error}");
+                return Ended::Failed {
+                    phase: Phase::Failed {
+                        error,
+                        stderr: String::new(),
+                    },
+                    permanent: false,
+                    ready_for: Duration::ZERO,
+                };
+            }
+        };
+        tracing::info!(plugin = %self.config.name, pid = handed.pid, instance = handed.instance,
+            "taken over from the previous image; checking it again");
+        self.run_instance(process, handed.socket.clone(), handed.instance, tasks)
+            .await
+    }
+
+    /// Runs a spawned (or adopted) instance from its handshake to its end.
+    async fn run_instance(
+        &mut self,
+        process: Arc<Process>,
+        socket: PathBuf,
+        instance: u32,
+        tasks: JoinSet<()>,
+    ) -> Ended {
+        // The output readers and the exit waiter live as long as the instance.
+        let _tasks = tasks;
+        let uid = process.peer().uid;
+        let failed = |error: StartError, stderr: String| {
+            let permanent = error.is_permanent();
+            Ended::Failed {
+                phase: Phase::Failed { error, stderr },
+                permanent,
+                ready_for: Duration::ZERO,
+            }
+        };
         let connected = tokio::select! {
             connected = process.handshake(&socket, self.start_timeout) => connected,
             grace = &mut self.stop => {
@@ -476,6 +545,18 @@ fn jitter(delay: Duration) -> Duration {
     let permille = 900 + u64::from(nanos % 201);
     let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(ms.saturating_mul(permille) / 1000)
+}
+
+/// Makes the next instance numbers start after `floor` (the highest an earlier image of this
+/// supervisor used), so no new instance takes the socket name of one handed over.
+pub fn continue_instances_after(floor: u32) {
+    let next = if floor >= MAX_INSTANCE { 1 } else { floor + 1 };
+    NEXT_INSTANCE.fetch_max(next, Ordering::Relaxed);
+}
+
+/// The next instance number this supervisor will give (for the hand-over at an upgrade).
+pub fn peek_next_instance() -> u32 {
+    NEXT_INSTANCE.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use crate::decide::merge::Failed;
 use crate::files::config::PluginConfig;
 use crate::plugin::sandbox::Placement;
 use crate::plugin::spawner::confine;
-use crate::plugin::spawner::{Spawned, Spawner};
+use crate::plugin::spawner::{self, Spawned, Spawner};
 
 /// gRPC messages from plugins larger than this are refused (§8).
 pub use super::peer::{MAX_MESSAGE_BYTES, Peer, channel};
@@ -176,6 +177,54 @@ pub struct Process {
     exit: watch::Receiver<Option<Exit>>,
     output: Output,
     stderr_done: watch::Receiver<bool>,
+    /// Copies of the read ends of its stdout and stderr pipes (close-on-exec), handed to the
+    /// next image at an upgrade so the plugin's output is still read.
+    output_fds: [Option<OwnedFd>; 2],
+    /// The start times of the plugin and its reaper (`/proc/PID/stat`), its identity at an
+    /// upgrade.
+    starts: (u64, u64),
+}
+
+/// A plugin process handed over at an upgrade, with the inherited read ends of its output.
+#[derive(Debug)]
+pub struct Adoptee {
+    /// What the earlier image said of it.
+    pub handed: Handed,
+    /// Its stdout and stderr pipes' read ends.
+    pub output_fds: [Option<OwnedFd>; 2],
+}
+
+/// What an upgrade hands the next image about one ready plugin process (contract §6): enough to
+/// find it again (pids and start times: never a reused pid), reach it (its socket, checked
+/// again), keep reading its output, and keep its record.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Handed {
+    /// The configured name.
+    pub name: String,
+    /// [`crate::plugin::PluginSet`]'s fingerprint of its process-defining settings.
+    pub fingerprint: String,
+    /// Its instance number (its socket's name).
+    pub instance: u32,
+    /// The plugin and its start time.
+    pub pid: i32,
+    /// The plugin's start time (clock ticks since boot).
+    pub pid_start: u64,
+    /// Its reaper (the supervisor's child) and its start time.
+    pub reaper: i32,
+    /// The reaper's start time.
+    pub reaper_start: u64,
+    /// Its own uid, when the sandbox gave it one.
+    pub uid: Option<u32>,
+    /// The socket it serves on.
+    pub socket: PathBuf,
+    /// The inherited read ends of its stdout and stderr pipes (descriptor numbers).
+    pub output_fds: [Option<i32>; 2],
+    /// Its record.
+    pub restarts: u32,
+    /// Its last failure, as logged.
+    pub last_error: Option<String>,
+    /// How long the instance has been up, in milliseconds.
+    pub uptime_ms: u64,
 }
 
 /// A plugin that passed the handshake.
@@ -258,6 +307,20 @@ impl Process {
 
         let output = Output::new(name.clone());
         let (stderr_done_tx, stderr_done) = watch::channel(false);
+        let output_fds = [
+            child
+                .stdout
+                .as_ref()
+                .and_then(|o| o.as_fd().try_clone_to_owned().ok()),
+            child
+                .stderr
+                .as_ref()
+                .and_then(|o| o.as_fd().try_clone_to_owned().ok()),
+        ];
+        let starts = (
+            spawner::identity(pid).map_or(0, |i| i.start),
+            spawner::identity(reaper).map_or(0, |i| i.start),
+        );
         if let Some(out) = child.stdout.take() {
             let output = output.clone();
             tasks.spawn(async move { output.forward(out, Stream::Stdout).await });
@@ -290,7 +353,122 @@ impl Process {
             exit,
             output,
             stderr_done,
+            output_fds,
+            starts,
         })
+    }
+
+    /// Takes over a plugin process an earlier image of this supervisor started, after an
+    /// upgrade's `execve` (`handed`, with the inherited read ends of its output pipes): checks
+    /// that its reaper is this process's child and its plugin the reaper's child and a session
+    /// leader, each with the start time recorded (never a reused pid), then reads its output and
+    /// waits for its reaper's exit again. The plugin is not signalled; the caller runs the
+    /// handshake again before it takes calls.
+    pub fn adopt(
+        spawner: &Spawner,
+        handed: &Handed,
+        output_fds: [Option<OwnedFd>; 2],
+        tasks: &mut JoinSet<()>,
+    ) -> Result<Process, StartError> {
+        let (pid, reaper) = (Pid::from_raw(handed.pid), Pid::from_raw(handed.reaper));
+        let lost = |what: String| StartError::Spawn(format!("not taken over: {what}"));
+        match spawner::identity(reaper) {
+            Some(id) if id.ppid == Pid::this().as_raw() && id.start == handed.reaper_start => {}
+            _ => {
+                return Err(lost(format!(
+                    "its reaper (pid {reaper}) is no longer this supervisor's child"
+                )));
+            }
+        }
+        // From here the reaper is ours: whatever happens, it is waited for.
+        let waited = spawner
+            .wait_adopted(reaper)
+            .map_err(|e| lost(format!("cannot wait for its reaper: {e}")))?;
+        let plugin_ok = spawner::identity(pid).is_some_and(|id| {
+            id.ppid == reaper.as_raw() && id.sid == pid.as_raw() && id.start == handed.pid_start
+        });
+        let name: Arc<str> = Arc::from(handed.name.as_str());
+        let output = Output::new(name.clone());
+        let (stderr_done_tx, stderr_done) = watch::channel(false);
+        let [out, err] = output_fds;
+        let copies = [
+            out.as_ref().and_then(|f| f.try_clone().ok()),
+            err.as_ref().and_then(|f| f.try_clone().ok()),
+        ];
+        if let Some(reader) = out.and_then(|fd| pipe_reader(fd).ok()) {
+            let output = output.clone();
+            tasks.spawn(async move { output.forward(reader, Stream::Stdout).await });
+        }
+        match err.and_then(|fd| pipe_reader(fd).ok()) {
+            Some(reader) => {
+                let output = output.clone();
+                tasks.spawn(async move {
+                    output.forward(reader, Stream::Stderr).await;
+                    let _ = stderr_done_tx.send(true);
+                });
+            }
+            None => {
+                let _ = stderr_done_tx.send(true);
+            }
+        }
+        let (exit_tx, exit) = watch::channel(None);
+        tasks.spawn(async move {
+            let status = match waited.await {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => Exit::Code(code),
+                Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, core_dumped)) => Exit::Signal {
+                    signal: signal as i32,
+                    core_dumped,
+                },
+                _ => Exit::Unknown,
+            };
+            let _ = exit_tx.send(Some(status));
+        });
+        let process = Process {
+            name,
+            pid,
+            reaper,
+            uid: handed.uid,
+            socket: handed.socket.clone(),
+            exit,
+            output,
+            stderr_done,
+            output_fds: copies,
+            starts: (handed.pid_start, handed.reaper_start),
+        };
+        if !plugin_ok {
+            // Its reaper is ours and the plugin is not what was handed over: end the subtree.
+            let _ = nix::sys::signal::kill(reaper, Signal::SIGKILL);
+            return Err(lost(format!(
+                "pid {pid} is no longer the plugin its reaper started"
+            )));
+        }
+        tracing::debug!(plugin = %process.name, pid = pid.as_raw(), "taken over");
+        Ok(process)
+    }
+
+    /// What an upgrade hands over of this process: its identity and a fresh copy of each of its
+    /// output descriptors (close-on-exec until the hand-over clears it).
+    pub fn handed(&self) -> (Handed, [Option<OwnedFd>; 2]) {
+        let fds = [
+            self.output_fds[0].as_ref().and_then(|f| f.try_clone().ok()),
+            self.output_fds[1].as_ref().and_then(|f| f.try_clone().ok()),
+        ];
+        let handed = Handed {
+            name: self.name.to_string(),
+            fingerprint: String::new(),
+            instance: 0,
+            pid: self.pid.as_raw(),
+            pid_start: self.starts.0,
+            reaper: self.reaper.as_raw(),
+            reaper_start: self.starts.1,
+            uid: self.uid,
+            socket: self.socket.clone(),
+            output_fds: [None, None],
+            restarts: 0,
+            last_error: None,
+            uptime_ms: 0,
+        };
+        (handed, fds)
     }
 
     /// The process id (also its process group and session id).
@@ -480,6 +658,11 @@ impl Process {
         let _ = nix::sys::signal::kill(self.reaper, Signal::SIGKILL);
         self.wait_exit().await
     }
+}
+
+/// A pipe's read end inherited across `execve`, as a reader on the runtime.
+fn pipe_reader(fd: OwnedFd) -> io::Result<tokio::net::unix::pipe::Receiver> {
+    tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
 }
 
 /// How long a reaper may take to clear its plugin's subtree and exit once the plugin is killed.

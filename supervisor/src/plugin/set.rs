@@ -16,7 +16,8 @@ use hookvisor_proto::v1::Hook;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::owner::{Owner, Watchdog};
+use super::owner::{self, Owner, Watchdog};
+use super::process::{Adoptee, Handed, Process};
 use super::{Phase, Plugin, Snapshot};
 use crate::decide::routing::{self, Candidate};
 use crate::decide::stages::Lineup;
@@ -80,10 +81,103 @@ fn same_process(a: &PluginConfig, b: &PluginConfig) -> bool {
         && a.sandbox == b.sandbox
 }
 
+/// A digest of what [`same_process`] compares, carried by an upgrade's hand-over: the next
+/// image keeps a plugin's process only when its configuration gives the same digest (a reload's
+/// rule). A binary that formats these settings differently restarts the plugins once, never
+/// keeps a changed one. Env values may be secrets: only the digest leaves this process.
+pub fn fingerprint(config: &PluginConfig) -> String {
+    use sha2::Digest;
+    let text = format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        config.command,
+        config.args,
+        config.env,
+        config.inherit_env,
+        config.trusted,
+        config.hooks,
+        config.sha256,
+        config.sandbox
+    );
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl PluginSet {
     /// Starts every plugin concurrently and waits until each is ready or has failed.
     pub async fn start(config: &Config, spawner: Spawner) -> PluginSet {
         PluginSet::next(None, config, spawner).await
+    }
+
+    /// The set for `config` in a supervisor that re-executed itself for an upgrade: each plugin
+    /// handed over whose name and [`fingerprint`] match a configured one is taken over (its
+    /// process checked again, as at start), the others configured start now, and those handed
+    /// over that the configuration no longer has, or has changed, are stopped (SIGTERM, `grace`,
+    /// SIGKILL) once the set is ready, as a reload would. Also says how many were taken over.
+    pub async fn resume(
+        config: &Config,
+        spawner: Spawner,
+        handed: Vec<Adoptee>,
+        grace: Duration,
+    ) -> (PluginSet, usize) {
+        let mut handed: Vec<Option<Adoptee>> = handed.into_iter().map(Some).collect();
+        let mut adopt = Vec::with_capacity(config.plugins.len());
+        for plugin in &config.plugins {
+            let print = fingerprint(plugin);
+            let found = handed.iter_mut().find(|h| {
+                h.as_ref()
+                    .is_some_and(|h| h.handed.name == plugin.name && h.handed.fingerprint == print)
+            });
+            adopt.push(found.and_then(Option::take));
+        }
+        let kept = adopt.iter().filter(|a| a.is_some()).count();
+        let set = PluginSet::build(None, config, spawner.clone(), adopt).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut leftovers = Vec::new();
+        for adoptee in handed.into_iter().flatten() {
+            tracing::info!(plugin = %adoptee.handed.name, pid = adoptee.handed.pid,
+                "handed over but removed or changed in the configuration: stopping it");
+            match Process::adopt(&spawner, &adoptee.handed, adoptee.output_fds, &mut tasks) {
+                Ok(process) => leftovers.push(process),
+                Err(e) => tracing::warn!(plugin = %adoptee.handed.name, "{e}"),
+            }
+        }
+        join_all(leftovers.iter().map(|p| p.stop(grace))).await;
+        (set, kept)
+    }
+
+    /// The instance number the next new instance of any plugin will get.
+    pub fn next_instance() -> u32 {
+        owner::peek_next_instance()
+    }
+
+    /// Makes new instance numbers start after `floor` (see [`PluginSet::resume`]).
+    pub fn continue_instances_after(floor: u32) {
+        owner::continue_instances_after(floor);
+    }
+
+    /// What an upgrade hands over: each ready plugin's process (see [`Process::handed`]) with
+    /// its record, and fresh copies of its output descriptors. A plugin that is not ready
+    /// (starting, restarting, quarantined) is not handed over: the next image starts it.
+    pub fn handover(&self) -> Vec<(Handed, [Option<std::os::fd::OwnedFd>; 2])> {
+        self.members
+            .iter()
+            .filter_map(|m| {
+                let snapshot = m.plugin.snapshot();
+                let (_, process) = snapshot.ready.as_ref()?;
+                let (mut handed, fds) = process.handed();
+                let record = &snapshot.record;
+                handed.fingerprint = fingerprint(&m.config);
+                handed.instance = record.instance.map_or(0, |(n, _)| n);
+                handed.restarts = record.restarts;
+                handed.last_error.clone_from(&record.last_error);
+                handed.uptime_ms = record.started.map_or(0, |t| {
+                    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+                });
+                Some((handed, fds))
+            })
+            .collect()
     }
 
     /// The set for `config`: plugins of `running` whose process did not change are kept (same
@@ -91,11 +185,25 @@ impl PluginSet {
     /// or has failed its start. `running` is left as it is: stop what it no longer needs with
     /// [`PluginSet::stop_unless_kept`] once the new set is in use.
     pub async fn next(running: Option<&PluginSet>, config: &Config, spawner: Spawner) -> PluginSet {
+        let none = config.plugins.iter().map(|_| None).collect();
+        PluginSet::build(running, config, spawner, none).await
+    }
+
+    /// [`PluginSet::next`], taking over `adopt[i]` (when there is one) as the first instance of
+    /// the `i`th configured plugin.
+    async fn build(
+        running: Option<&PluginSet>,
+        config: &Config,
+        spawner: Spawner,
+        adopt: Vec<Option<Adoptee>>,
+    ) -> PluginSet {
+        let mut adopt = adopt.into_iter();
         let start_timeout = Duration::from_millis(config.supervisor.start_timeout_ms.into());
         let sandboxes = Sandboxes::new(config);
         let mut members = Vec::with_capacity(config.plugins.len());
         let mut started = Vec::new();
         for plugin_config in &config.plugins {
+            let adoptee = adopt.next().flatten();
             let kept = running.and_then(|set| {
                 set.members.iter().find(|m| {
                     m.config.name == plugin_config.name && same_process(&m.config, plugin_config)
@@ -123,6 +231,7 @@ impl PluginSet {
                 publish,
                 stop: stop_rx,
                 stop_grace: Duration::from_millis(config.supervisor.stop_grace_ms.into()),
+                adopt: adoptee,
             };
             let plugin = Arc::new(Plugin {
                 name: Arc::from(plugin_config.name.as_str()),

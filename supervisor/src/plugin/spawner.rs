@@ -33,7 +33,7 @@ use std::thread;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
@@ -71,9 +71,21 @@ impl Spawner {
     /// for orphans on `runtime`. The spawner thread enters `runtime` so that spawned children
     /// are reaped by tokio (their `wait()` futures are awaited on the runtime).
     pub fn start(runtime: tokio::runtime::Handle) -> io::Result<Spawner> {
+        Spawner::start_adopting(runtime, &[])
+    }
+
+    /// [`Spawner::start`] in a supervisor that re-executed itself for an upgrade: `adopted` are
+    /// the reapers the previous image started (still this process's children, `execve` keeps
+    /// them), known to the sweep from its first round so that it never takes them for orphans.
+    pub fn start_adopting(runtime: tokio::runtime::Handle, adopted: &[Pid]) -> io::Result<Spawner> {
         nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
         let (jobs, queue) = mpsc::channel::<Job>();
-        let reapers = Arc::new(Mutex::new(HashSet::new()));
+        let reapers = Arc::new(Mutex::new(
+            adopted
+                .iter()
+                .map(|pid| pid.as_raw())
+                .collect::<HashSet<i32>>(),
+        ));
         let known = reapers.clone();
         let sweeps = runtime.clone();
         thread::Builder::new()
@@ -154,6 +166,32 @@ impl Spawner {
                 Err(e)
             }
         }
+    }
+
+    /// Waits, on a thread of its own, for `reaper` (a child adopted across an upgrade's
+    /// `execve`, which tokio did not spawn and so does not reap) to exit, and reaps it. The
+    /// status arrives on the receiver; the reaper is then forgotten.
+    pub fn wait_adopted(&self, reaper: Pid) -> io::Result<oneshot::Receiver<WaitStatus>> {
+        let (tx, rx) = oneshot::channel();
+        let reapers = Arc::downgrade(&self.reapers);
+        thread::Builder::new()
+            .name("hookvisor-adopted".into())
+            .spawn(move || {
+                let status = loop {
+                    match waitpid(reaper, None) {
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Ok(status) => break status,
+                        // ECHILD: not (or no longer) our child; nothing to report but that.
+                        Err(_) => break WaitStatus::StillAlive,
+                    }
+                };
+                if let Some(reapers) = reapers.upgrade() {
+                    let mut known = reapers.lock().unwrap_or_else(|e| e.into_inner());
+                    known.remove(&reaper.as_raw());
+                }
+                let _ = tx.send(status);
+            })?;
+        Ok(rx)
     }
 
     /// Forgets a reaper that has exited (its pid may be reused).
@@ -321,4 +359,57 @@ pub(crate) fn descendants(root: Pid, max: usize) -> Vec<Pid> {
         }
     }
     seen.into_iter().skip(1).collect()
+}
+
+/// What `/proc/PID/stat` says of a process: its parent, its session and its start time (clock
+/// ticks since boot, which with the pid names one process for the life of the machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// The parent's pid.
+    pub ppid: i32,
+    /// The session id.
+    pub sid: i32,
+    /// The start time, in clock ticks since boot.
+    pub start: u64,
+}
+
+/// The [`Identity`] of `pid`, or `None` when it is gone (or `/proc` cannot say).
+pub fn identity(pid: Pid) -> Option<Identity> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the last ')': state(0) ppid(1) pgrp(2) session(3) … starttime(19).
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(Identity {
+        ppid: rest.get(1)?.parse().ok()?,
+        sid: rest.get(3)?.parse().ok()?,
+        start: rest.get(19)?.parse().ok()?,
+    })
+}
+
+/// Takes ownership of descriptor `fd`, inherited across `execve` for an upgrade's hand-over.
+/// Refuses stdio, a descriptor that is not open, and (the caller's promise) any number it
+/// takes twice: each number of the hand-over is taken once, first thing at start.
+pub fn take_inherited(fd: i32) -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if fd <= 2 {
+        return Err(io::Error::other(format!(
+            "descriptor {fd} is stdio, not a hand-over"
+        )));
+    }
+    // SAFETY: F_GETFD reads the descriptor's flags and touches nothing else.
+    let open = unsafe { nix::libc::fcntl(fd, nix::libc::F_GETFD) } != -1;
+    if !open {
+        return Err(io::Error::other(format!("descriptor {fd} is not open")));
+    }
+    // SAFETY: the descriptor is open, and nothing else in this process owns it: it was
+    // inherited across execve for the hand-over alone, and the hand-over names each number once
+    // and is read before anything else opens a file (the caller checks the numbers are
+    // distinct). From here on this `OwnedFd` is its one owner.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Close-on-exec again, as every descriptor of ours: the next upgrade hands over fresh
+    // copies, and nothing else may inherit this one.
+    nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    Ok(owned)
 }

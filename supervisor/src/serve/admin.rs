@@ -1,7 +1,8 @@
 //! The operators' service, `hookvisor.v1.Admin` (`proto/hookvisor/v1/admin.proto`), on the host
 //! socket beside `Hooks`: the plugin table (`ListPlugins`), a restart of one plugin
-//! (`RestartPlugin`), a reload of the configuration (`Reload`, as SIGHUP), and the hosts that
-//! report and call (`ListHosts`, contract §4.5).
+//! (`RestartPlugin`), a reload of the configuration (`Reload`, as SIGHUP), the hosts that
+//! report and call (`ListHosts`, contract §4.5), and an upgrade in place (`Upgrade`, as SIGUSR2:
+//! [`crate::serve::handover`]).
 //!
 //! Whoever may call the host socket may call this too (the socket's mode decides who). None of
 //! it can let a call through: a restart blocks the plugin's calls until its new instance is
@@ -13,7 +14,8 @@ use std::time::Duration;
 use hookvisor_proto::v1::admin_server::Admin;
 use hookvisor_proto::v1::{
     ListHostsRequest, ListHostsResponse, ListPluginsRequest, ListPluginsResponse, PluginStatus,
-    ReloadRequest, ReloadResponse, RestartPluginRequest, RestartPluginResponse,
+    ReloadRequest, ReloadResponse, RestartPluginRequest, RestartPluginResponse, UpgradeRequest,
+    UpgradeResponse,
 };
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
@@ -27,6 +29,59 @@ use crate::plugin::generation;
 /// running, or why the configuration was refused.
 pub type ReloadReply = oneshot::Sender<Result<usize, String>>;
 
+/// An upgrade asked for by `Admin/Upgrade`: the serve loop answers with the upgrade's id once
+/// the new binary passed its check (the hand-over follows), or why it was refused.
+pub type UpgradeReply = oneshot::Sender<Result<u64, String>>;
+
+/// How an upgrade went, for `Admin/Upgrade`'s `status_of`.
+#[derive(Debug, Clone)]
+pub struct UpgradeStatus {
+    /// Its id.
+    pub id: u64,
+    /// `handing over`, `done` or `failed`.
+    pub state: &'static str,
+    /// What happened, for a person.
+    pub detail: String,
+    /// For `done`: plugins configured, and how many kept their process.
+    pub plugins: usize,
+    /// How many kept their process.
+    pub kept: usize,
+}
+
+impl UpgradeStatus {
+    /// A refused or failed upgrade.
+    pub fn failed(id: u64, why: String) -> UpgradeStatus {
+        UpgradeStatus {
+            id,
+            state: "failed",
+            detail: why,
+            plugins: 0,
+            kept: 0,
+        }
+    }
+}
+
+/// The last upgrades this image knows of (begun or refused here, or the one that started it).
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeLog(Arc<std::sync::Mutex<std::collections::VecDeque<UpgradeStatus>>>);
+
+impl UpgradeLog {
+    /// Records (or updates) `status`; the last 16 are kept.
+    pub fn record(&self, status: UpgradeStatus) {
+        let mut log = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        log.retain(|s| s.id != status.id);
+        if log.len() >= 16 {
+            log.pop_front();
+        }
+        log.push_back(status);
+    }
+
+    fn find(&self, id: u64) -> Option<UpgradeStatus> {
+        let log = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        log.iter().find(|s| s.id == id).cloned()
+    }
+}
+
 /// How long `RestartPlugin` waits for the new instance to be ready or to fail.
 const RESTART_WAIT: Duration = Duration::from_secs(60);
 
@@ -36,19 +91,26 @@ pub struct AdminService {
     generation: generation::Reader,
     observers: Arc<Observers>,
     reloads: mpsc::Sender<ReloadReply>,
+    upgrades: mpsc::Sender<UpgradeReply>,
+    upgrade_log: UpgradeLog,
 }
 
 impl AdminService {
-    /// A service over the current generation; reloads are sent to the serve loop on `reloads`.
+    /// A service over the current generation; reloads and upgrades are sent to the serve loop
+    /// on `reloads` and `upgrades`, and upgrades' outcomes read from `upgrade_log`.
     pub fn new(
         generation: generation::Reader,
         observers: Arc<Observers>,
         reloads: mpsc::Sender<ReloadReply>,
+        upgrades: mpsc::Sender<UpgradeReply>,
+        upgrade_log: UpgradeLog,
     ) -> Self {
         Self {
             generation,
             observers,
             reloads,
+            upgrades,
+            upgrade_log,
         }
     }
 }
@@ -174,6 +236,51 @@ impl Admin for AdminService {
             Ok(Ok(plugins)) => Ok(Response::new(ReloadResponse {
                 plugins: u32::try_from(plugins).unwrap_or(u32::MAX),
             })),
+            Ok(Err(why)) => Err(Status::failed_precondition(why)),
+            Err(_) => Err(Status::unavailable("hookvisor is shutting down")),
+        }
+    }
+
+    async fn upgrade(
+        &self,
+        request: Request<UpgradeRequest>,
+    ) -> Result<Response<UpgradeResponse>, Status> {
+        let pid = i32::try_from(std::process::id()).unwrap_or(0);
+        let answer = |status: UpgradeStatus| UpgradeResponse {
+            id: status.id,
+            state: status.state.to_owned(),
+            detail: status.detail,
+            pid,
+            plugins: u32::try_from(status.plugins).unwrap_or(u32::MAX),
+            plugins_kept: u32::try_from(status.kept).unwrap_or(u32::MAX),
+        };
+        let status_of = request.into_inner().status_of;
+        if status_of != 0 {
+            let status = self.upgrade_log.find(status_of).unwrap_or(UpgradeStatus {
+                id: status_of,
+                state: "unknown",
+                detail: "this supervisor knows no upgrade of that id".into(),
+                plugins: 0,
+                kept: 0,
+            });
+            return Ok(Response::new(answer(status)));
+        }
+        tracing::info!("upgrade asked for through the admin service");
+        let (reply, answered) = oneshot::channel();
+        self.upgrades
+            .send(reply)
+            .await
+            .map_err(|_| Status::unavailable("hookvisor is shutting down"))?;
+        match answered.await {
+            Ok(Ok(id)) => Ok(Response::new(answer(self.upgrade_log.find(id).unwrap_or(
+                UpgradeStatus {
+                    id,
+                    state: "handing over",
+                    detail: String::new(),
+                    plugins: 0,
+                    kept: 0,
+                },
+            )))),
             Ok(Err(why)) => Err(Status::failed_precondition(why)),
             Err(_) => Err(Status::unavailable("hookvisor is shutting down")),
         }

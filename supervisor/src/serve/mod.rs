@@ -2,7 +2,9 @@
 //! `hookvisor.v1.Admin` service.
 //!
 //! - [`server`]: `hookvisor serve`.
-//! - [`admin`]: the plugin table, a restart of one plugin, a reload, the hosts.
+//! - [`admin`]: the plugin table, a restart of one plugin, a reload, the hosts, an upgrade.
+//! - [`handover`]: an upgrade in place: the new binary's check, and what crosses its `execve`.
 
 pub mod admin;
+pub mod handover;
 pub mod server;

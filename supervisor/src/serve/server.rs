@@ -2,9 +2,11 @@
 //! an orderly shutdown (drain, stop plugins, remove sockets). The files it uses on disk, and the
 //! checks on them, are [`layout`]'s.
 
+use std::ffi::OsString;
 use std::future::Future;
 use std::io;
-use std::path::Path;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +26,8 @@ use crate::observe::metrics::{self, Metrics};
 use crate::plugin::PluginSet;
 use crate::plugin::generation::{self, Generation};
 use crate::plugin::spawner::Spawner;
-use crate::serve::admin::{AdminService, ReloadReply};
+use crate::serve::admin::{AdminService, ReloadReply, UpgradeLog, UpgradeReply, UpgradeStatus};
+use crate::serve::handover::{self, Resumed};
 use hookvisor_proto::v1::admin_server::AdminServer;
 
 /// How long closing the host connections may take once no call is in flight.
@@ -79,6 +82,9 @@ pub enum HostSocket {
     /// Serve on a listening socket systemd passed in (socket activation); the configured path
     /// is not used, and the socket is systemd's to remove.
     Activated(std::os::unix::net::UnixListener),
+    /// Serve on the socket an earlier image of this process handed over at an upgrade, and take
+    /// over its plugins ([`handover`]).
+    HandedOver(Box<Resumed>),
 }
 
 /// Runs the supervisor until `shutdown` resolves, then drains and stops (§6, issue: SIGTERM).
@@ -104,6 +110,20 @@ pub struct Control {
     pub reload: Option<Reload>,
     /// Log every plugin's state and record, one line each (SIGUSR1).
     pub status: Option<tokio::sync::mpsc::Receiver<()>>,
+    /// Upgrade in place (SIGUSR2, `Admin/Upgrade`).
+    pub upgrade: Option<Upgrade>,
+}
+
+/// How `serve` upgrades: the installed binary and the command line it re-executes
+/// ([`handover`]).
+pub struct Upgrade {
+    /// One message per upgrade asked for by signal (SIGUSR2).
+    pub requests: tokio::sync::mpsc::Receiver<()>,
+    /// The installed binary: the path this process was started from (a package that upgrades
+    /// replaces the file there).
+    pub binary: PathBuf,
+    /// The command line after the program: `serve …`, as it was started.
+    pub args: Vec<OsString>,
 }
 
 /// How `serve` reloads its configuration: each message on `requests` (SIGHUP, say) makes it call
@@ -116,8 +136,23 @@ pub struct Reload {
     pub load: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
 }
 
-/// [`serve`] on `host` (the configured socket, or one systemd passed in), answering `control`'s
-/// requests.
+/// The host API server on one listener, and the way to stop it gracefully (HTTP/2 GOAWAY).
+struct HostServer {
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl HostServer {
+    /// Stops accepting and closes every connection gracefully (GOAWAY, calls in flight finish).
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// [`serve`] on `host` (the configured socket, one systemd passed in, or one handed over at an
+/// upgrade), answering `control`'s requests.
 pub async fn serve_on(
     config: Config,
     host: HostSocket,
@@ -125,10 +160,41 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()>,
     observer: &dyn Observer,
 ) -> Result<(), ServeError> {
+    let (host, resumed) = match host {
+        HostSocket::HandedOver(resumed) => {
+            let Resumed {
+                id,
+                host,
+                host_path,
+                activated,
+                lock,
+                metrics,
+                next_instance,
+                plugins,
+                args: _,
+            } = *resumed;
+            let (listener, host) = if activated {
+                (HostSocket::Activated(host), None)
+            } else {
+                (HostSocket::Bind, Some(host))
+            };
+            let taken = Taken {
+                id,
+                host,
+                host_path,
+                lock,
+                metrics,
+                next_instance,
+                plugins,
+            };
+            (listener, Some(taken))
+        }
+        host => (host, None),
+    };
     // Nothing is created before everything that would be refused is known.
     match &host {
-        HostSocket::Bind => preflight::preflight(&config)?,
-        HostSocket::Activated(_) => preflight::preflight_activated(&config)?,
+        HostSocket::Bind if resumed.is_none() => preflight::preflight(&config)?,
+        _ => preflight::preflight_activated(&config)?,
     }
     crate::plugin::sandbox::preflight(&config)?;
     // No process of another uid, nor a plugin of the same uid (Landlock), may read this
@@ -136,9 +202,24 @@ pub async fn serve_on(
     let _ = nix::sys::prctl::set_dumpable(false);
     connections::raise_nofile_limit();
     layout::prepare_runtime_dir(&config.supervisor.runtime_dir)?;
-    // Held until the end: two supervisors must never share plugin sockets.
-    let _lock = layout::lock_runtime_dir(&config.supervisor.runtime_dir)?;
-    if matches!(host, HostSocket::Bind) {
+    // Held until the end: two supervisors must never share plugin sockets. After an upgrade,
+    // the open file that holds it was handed over.
+    let lock = match &resumed {
+        Some(taken) => {
+            let file = taken
+                .lock
+                .try_clone()
+                .map_err(io_error("the runtime directory lock"))?;
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+                |(_, errno)| ServeError::Io {
+                    context: "the runtime directory lock handed over".into(),
+                    error: errno.into(),
+                },
+            )?
+        }
+        None => layout::lock_runtime_dir(&config.supervisor.runtime_dir)?,
+    };
+    if matches!(host, HostSocket::Bind) && resumed.is_none() {
         layout::check_host_socket_free(&config.supervisor.socket)?;
     }
     // Before any plugin starts: an audit log that cannot be opened stops `serve` here.
@@ -146,31 +227,99 @@ pub async fn serve_on(
         Some(audit) => Some(Audit::start(audit).map_err(io_error("[audit] path"))?),
         None => None,
     };
+    let handed_metrics = resumed
+        .as_ref()
+        .and_then(|t| t.metrics.as_ref())
+        .and_then(|l| l.try_clone().ok());
     let metrics_listener = match &config.metrics {
-        Some(metrics) => Some(
-            metrics::bind(metrics.listen)
+        Some(metrics) => Some(match handed_metrics {
+            Some(listener)
+                if listener.local_addr().ok() == Some(metrics.listen)
+                    || metrics.listen.port() == 0 =>
+            {
+                listener
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpListener::from_std(listener))
+                    .map_err(io_error("[metrics] listener handed over"))?
+            }
+            _ => metrics::bind(metrics.listen)
                 .await
                 .map_err(io_error("[metrics] listen"))?,
-        ),
+        }),
         None => None,
     };
+    let metrics_fd = metrics_listener
+        .as_ref()
+        .and_then(|l| l.as_fd().try_clone_to_owned().ok());
     let metrics = metrics_listener.as_ref().map(|_| Arc::new(Metrics::new()));
     let observers = Arc::new(Observers::new(audit, metrics));
-    let spawner = Spawner::start(tokio::runtime::Handle::current())
-        .map_err(io_error("cannot start the spawner thread"))?;
-    let plugins = Arc::new(PluginSet::start(&config, spawner.clone()).await);
     let grace = Duration::from_millis(config.supervisor.stop_grace_ms.into());
+    let (spawner, plugins, upgraded) = match resumed {
+        Some(Taken {
+            id,
+            host,
+            host_path,
+            next_instance,
+            plugins,
+            ..
+        }) => {
+            let reapers: Vec<_> = plugins
+                .iter()
+                .map(|p| nix::unistd::Pid::from_raw(p.handed.reaper))
+                .collect();
+            let spawner = Spawner::start_adopting(tokio::runtime::Handle::current(), &reapers)
+                .map_err(io_error("cannot start the spawner thread"))?;
+            let floor = plugins.iter().map(|p| p.handed.instance).max().unwrap_or(0);
+            PluginSet::continue_instances_after(floor.max(next_instance.saturating_sub(1)));
+            let handed = plugins.len();
+            let (set, kept) = PluginSet::resume(&config, spawner.clone(), plugins, grace).await;
+            tracing::info!(
+                kept,
+                handed,
+                configured = config.plugins.len(),
+                "upgraded in place: plugins taken over"
+            );
+            let outcome = UpgradeStatus {
+                id,
+                state: "done",
+                detail: format!(
+                    "{} serves; {kept} of {} plugins kept their process",
+                    std::env::current_exe()
+                        .map_or_else(|_| "hookvisor".into(), |p| p.display().to_string()),
+                    config.plugins.len()
+                ),
+                plugins: config.plugins.len(),
+                kept,
+            };
+            (spawner, Arc::new(set), Some((outcome, host, host_path)))
+        }
+        None => {
+            let spawner = Spawner::start(tokio::runtime::Handle::current())
+                .map_err(io_error("cannot start the spawner thread"))?;
+            let set = PluginSet::start(&config, spawner.clone()).await;
+            (spawner, Arc::new(set), None)
+        }
+    };
 
     let activated = matches!(host, HostSocket::Activated(_));
-    let listener = match host {
-        HostSocket::Bind => {
+    let (upgraded, handed_host) = match upgraded {
+        Some((outcome, host, path)) => (Some(outcome), host.map(|h| (h, path))),
+        None => (None, None),
+    };
+    let handed_path = handed_host.as_ref().map(|(_, path)| path.clone());
+    let listener = match (host, handed_host) {
+        (HostSocket::Bind, Some((listener, _))) | (HostSocket::Activated(listener), _) => listener
+            .set_nonblocking(true)
+            .and_then(|()| UnixListener::from_std(listener))
+            .map_err(io_error("the host socket passed in")),
+        (HostSocket::Bind, None) => {
             layout::bind_host_socket(&config.supervisor.socket, config.supervisor.socket_mode)
                 .map_err(ServeError::from)
         }
-        HostSocket::Activated(listener) => listener
-            .set_nonblocking(true)
-            .and_then(|()| UnixListener::from_std(listener))
-            .map_err(io_error("the socket systemd passed in")),
+        (HostSocket::HandedOver(_), _) => Err(ServeError::Io {
+            context: "the host socket handed over".into(),
+            error: io::Error::other("taken twice"),
+        }),
     };
     let listener = match listener {
         Ok(listener) => listener,
@@ -185,8 +334,17 @@ pub async fn serve_on(
         .and_then(|a| a.as_pathname().map(Path::to_path_buf))
     {
         Some(path) if activated => path,
-        _ => config.supervisor.socket.clone(),
+        _ => match &handed_path {
+            Some(path) => path.clone(),
+            None => config.supervisor.socket.clone(),
+        },
     };
+    // A copy of the listener outlives each server on it: an upgrade hands it over, and a failed
+    // one serves on it again. Connections wait in its backlog between the two.
+    let host_fd = listener
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(io_error("the host socket"))?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<HooksServer<HooksService>>().await;
@@ -199,10 +357,17 @@ pub async fn serve_on(
     });
     let hooks = HooksService::new(reader.clone(), drain.clone(), observers.clone());
     let (admin_reloads_tx, mut admin_reloads) = tokio::sync::mpsc::channel::<ReloadReply>(4);
+    let (admin_upgrades_tx, mut admin_upgrades) = tokio::sync::mpsc::channel::<UpgradeReply>(4);
+    let upgrades = UpgradeLog::default();
+    if let Some(outcome) = upgraded {
+        upgrades.record(outcome);
+    }
     let admin = AdminServer::new(AdminService::new(
         reader.clone(),
         observers.clone(),
         admin_reloads_tx,
+        admin_upgrades_tx,
+        upgrades.clone(),
     ));
     // gRPC reflection, v1 and the v1alpha older tools still ask for.
     let reflection = || {
@@ -242,23 +407,31 @@ pub async fn serve_on(
         .max_encoding_message_size(usize::MAX);
 
     let limits = config.supervisor.host_limits;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(
-        tonic::transport::Server::builder()
-            // HTTP/2's own bound on streams; the admission layer answers RESOURCE_EXHAUSTED
-            // below it, so hosts are told rather than queued.
-            .max_concurrent_streams(limits.max_calls_per_connection.saturating_mul(2))
-            .http2_keepalive_interval(None)
-            .layer(AdmissionLayer::new(&limits))
-            .add_service(health_service)
-            .add_service(hooks)
-            .add_service(admin)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .serve_with_incoming_shutdown(connections::incoming(listener, limits), async {
+    let router = tonic::transport::Server::builder()
+        // HTTP/2's own bound on streams; the admission layer answers RESOURCE_EXHAUSTED
+        // below it, so hosts are told rather than queued.
+        .max_concurrent_streams(limits.max_calls_per_connection.saturating_mul(2))
+        .http2_keepalive_interval(None)
+        .layer(AdmissionLayer::new(&limits))
+        .add_service(health_service)
+        .add_service(hooks)
+        .add_service(admin)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    let start_server = |listener: UnixListener| {
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(router.clone().serve_with_incoming_shutdown(
+            connections::incoming(listener, limits),
+            async {
                 let _ = stop_rx.await;
-            }),
-    );
+            },
+        ));
+        HostServer {
+            task,
+            stop: Some(stop),
+        }
+    };
+    let mut server = start_server(listener);
     tracing::info!(socket = %socket.display(), plugins = plugins.statuses().len(), "serving");
     observer.ready(&socket, &plugins);
 
@@ -266,6 +439,7 @@ pub async fn serve_on(
     let Control {
         mut reload,
         mut status,
+        mut upgrade,
     } = control;
     let mut config = config;
     let early = loop {
@@ -281,20 +455,28 @@ pub async fn serve_on(
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let upgrade_signalled = async {
+            match upgrade.as_mut() {
+                Some(upgrade) => upgrade.requests.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let asked_upgrade = tokio::select! {
             _ = &mut shutdown => break None,
-            ended = &mut server => break Some(ended),
+            ended = &mut server.task => break Some(flatten(ended)),
             Some(()) = status_asked => {
                 log_status(&current.get().plugins, &observers);
                 if let Some(audit) = &observers.audit {
                     audit.reopen();
                 }
+                continue;
             }
             Some(()) = requested => {
                 let Some(reload) = reload.as_ref() else { continue };
                 observer.reloading();
                 let _ = reload_with(reload, &current, &mut config, &spawner, grace).await;
                 observer.ready(&socket, &current.get().plugins);
+                continue;
             }
             Some(reply) = admin_reloads.recv() => {
                 let Some(reload) = reload.as_ref() else {
@@ -306,11 +488,117 @@ pub async fn serve_on(
                 let result = reload_with(reload, &current, &mut config, &spawner, grace).await;
                 observer.ready(&socket, &current.get().plugins);
                 let _ = reply.send(result);
+                continue;
+            }
+            Some(()) = upgrade_signalled => None,
+            Some(reply) = admin_upgrades.recv() => Some(reply),
+        };
+        let Some(upgrade) = upgrade.as_ref() else {
+            if let Some(reply) = asked_upgrade {
+                let _ = reply.send(Err("upgrade is not available: this supervisor was not \
+                    started by the hookvisor command"
+                    .into()));
+            }
+            continue;
+        };
+        let id = handover::new_id();
+        tracing::info!(id, binary = %upgrade.binary.display(), "upgrade asked for: checking the new binary");
+        let activated_path = activated.then_some(socket.as_path());
+        let checked = handover::check(&upgrade.binary, activated_path, &upgrade.args).await;
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(why) => {
+                tracing::error!("upgrade refused; this binary serves on: {why}");
+                let why = format!("upgrade refused; the running supervisor serves on: {why}");
+                upgrades.record(UpgradeStatus::failed(id, why.clone()));
+                if let Some(reply) = asked_upgrade {
+                    let _ = reply.send(Err(why));
+                }
+                continue;
+            }
+        };
+        upgrades.record(UpgradeStatus {
+            id,
+            state: "handing over",
+            detail: format!("handing over to {}", upgrade.binary.display()),
+            plugins: 0,
+            kept: 0,
+        });
+        if let Some(reply) = asked_upgrade {
+            let _ = reply.send(Ok(id));
+        }
+        observer.reloading();
+        // Hosts are moved, not refused (§6): the server stops accepting (connections wait in
+        // the listener's backlog for the new image), tells every connection to go away in two
+        // phases (HTTP/2 GOAWAY), and ends once the calls in flight have their verdicts.
+        server.stop();
+        let limit = drain_limit(&config) + CONNECTION_CLOSE_WAIT;
+        match tokio::time::timeout(limit, &mut server.task).await {
+            Ok(Ok(Err(e))) => tracing::warn!("the host API server ended with: {e}"),
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(
+                    limit_ms = limit.as_millis() as u64,
+                    "host connections still open after the drain limit; handing over anyway"
+                );
+                server.task.abort();
             }
         }
+        let plugins_now = current.get().plugins.clone();
+        let outgoing = handover::prepare(handover::Handover {
+            id,
+            host: host_fd.as_fd(),
+            host_path: &socket,
+            activated,
+            lock: lock.as_fd(),
+            metrics: metrics_fd.as_ref().map(AsFd::as_fd),
+            next_instance: PluginSet::next_instance(),
+            plugins: plugins_now.handover(),
+        });
+        let why = match outgoing {
+            Ok(outgoing) => handover::exec(outgoing, &upgrade.binary, checked, &upgrade.args),
+            Err(e) => format!("cannot write the hand-over: {e}; not upgraded"),
+        };
+        // Still here: the old image serves on, on the same listener.
+        tracing::error!("upgrade failed; this binary serves on: {why}");
+        upgrades.record(UpgradeStatus::failed(id, why));
+        let again = host_fd
+            .try_clone()
+            .map(std::os::unix::net::UnixListener::from)
+            .and_then(|l| {
+                l.set_nonblocking(true)?;
+                UnixListener::from_std(l)
+            });
+        match again {
+            Ok(listener) => server = start_server(listener),
+            Err(e) => {
+                break Some(Err(ServeError::Io {
+                    context: "serving again after a failed upgrade".into(),
+                    error: e,
+                }));
+            }
+        }
+        observer.ready(&socket, &current.get().plugins);
     };
     let result = match early {
-        Some(ended) => flatten(ended),
+        Some(result) => result,
+        None if activated => {
+            // Under socket activation the listener stays open in systemd's hands and the next
+            // supervisor accepts what queues meanwhile: hosts are moved, as at an upgrade (§6).
+            tracing::info!(
+                "shutting down: host connections are sent GOAWAY; calls in flight finish"
+            );
+            observer.stopping();
+            server.stop();
+            let limit = drain_limit(&config) + CONNECTION_CLOSE_WAIT;
+            match tokio::time::timeout(limit, &mut server.task).await {
+                Ok(ended) => flatten(ended),
+                Err(_) => {
+                    server.task.abort();
+                    Ok(())
+                }
+            }
+        }
         None => {
             tracing::info!("shutting down: new calls get UNAVAILABLE; draining calls in flight");
             drain.start();
@@ -330,11 +618,11 @@ pub async fn serve_on(
             }
             // Close connections. A host that does not take part in HTTP/2's graceful close
             // (a frozen process, say) must not hold the shutdown up: its verdicts were sent.
-            let _ = stop_tx.send(());
-            match tokio::time::timeout(CONNECTION_CLOSE_WAIT, &mut server).await {
+            server.stop();
+            match tokio::time::timeout(CONNECTION_CLOSE_WAIT, &mut server.task).await {
                 Ok(ended) => flatten(ended),
                 Err(_) => {
-                    server.abort();
+                    server.task.abort();
                     Ok(())
                 }
             }
@@ -345,8 +633,21 @@ pub async fn serve_on(
     if !activated && let Err(e) = layout::remove_stale_socket(&socket) {
         tracing::warn!("left the host socket in place: {e}");
     }
+    drop(lock);
     tracing::info!("stopped");
     result
+}
+
+/// What an earlier image handed over, as `serve_on` takes it apart.
+struct Taken {
+    id: u64,
+    /// The host listener, when it is not systemd's (that one came as `HostSocket::Activated`).
+    host: Option<std::os::unix::net::UnixListener>,
+    host_path: PathBuf,
+    lock: std::fs::File,
+    metrics: Option<std::net::TcpListener>,
+    next_instance: u32,
+    plugins: Vec<crate::plugin::process::Adoptee>,
 }
 
 /// One line per plugin: its phase and its record (and, for a shadow plugin, how often it

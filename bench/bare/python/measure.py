@@ -11,9 +11,10 @@ the same answer) and, when asked, `rust` (the Rust `allow-all` example, for refe
 rounds, each server in turn (the order rotates every round): `--calls` `BeforeToolCall`s back to
 back (p50, p99), then `--spaced` calls each after a `--gap` pause (p50); `cpu_per_call` is the
 server process's CPU time (all threads) per back-to-back call. The client is one grpcio channel
-per server, calls made one at a time from this thread, with 256-byte params as `hookvisor bench`
-sends. Prints each figure's median over the rounds, and each SDK server's ratio to the faster
-bare server and to the bare server of its own mode (medians of the rounds' own ratios).
+per server, calls made one at a time from this thread, with 256-byte params and the context
+`hookvisor bench` sends. Prints each figure's median over the rounds, and each SDK server's ratio
+to the faster bare server and to the bare server of its own mode (medians of the rounds' own
+ratios).
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ DEFAULT = "bare_thread,bare_aio,sdk,sdk_aio"
 SAME_MODE = {"sdk": "bare_thread", "sdk_aio": "bare_aio"}
 FIGURES = ("p50", "p99", "spaced_p50", "cpu_per_call")
 PARAMS = json.dumps({"command": "echo " + "x" * 236})
+#: The context `hookvisor bench` sends with every call.
+CONTEXT = pb2.ToolCallContext(
+    agent_id="main", session_key="agent:main:bench", workspace_dir="/home/agent/project"
+)
 
 
 @dataclass
@@ -66,7 +71,9 @@ class Server:
     figures: dict[str, list[float]] = field(default_factory=dict)
 
     def call(self) -> int:
-        request = pb2.BeforeToolCallRequest(tool_name="exec", params_json=PARAMS, deadline_ms=5000)
+        request = pb2.BeforeToolCallRequest(
+            tool_name="exec", params_json=PARAMS, context=CONTEXT, deadline_ms=5000
+        )
         started = time.perf_counter_ns()
         answer = self.stub.BeforeToolCall(request, timeout=5)
         elapsed = time.perf_counter_ns() - started

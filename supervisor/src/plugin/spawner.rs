@@ -194,6 +194,30 @@ impl Spawner {
         Ok(rx)
     }
 
+    /// Runs `command` to completion as a child the sweep leaves alone (it is not a reaper, and
+    /// would otherwise be taken for an orphan and killed): an upgrade's check of the new binary.
+    pub async fn output_of(&self, command: &mut Command) -> io::Result<std::process::Output> {
+        let child = {
+            let mut known = self.reapers.lock().unwrap_or_else(|e| e.into_inner());
+            let child = command.spawn()?;
+            if let Some(pid) = child.id() {
+                known.insert(pid as i32);
+            }
+            child
+        };
+        /// Forgets the child however the wait ends (a timeout drops it, and kills it).
+        struct Forget<'a>(&'a Spawner, Option<Pid>);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                if let Some(pid) = self.1 {
+                    self.0.forget(pid);
+                }
+            }
+        }
+        let _forget = Forget(self, child.id().map(|id| Pid::from_raw(id as i32)));
+        child.wait_with_output().await
+    }
+
     /// Forgets a reaper that has exited (its pid may be reused).
     pub fn forget(&self, reaper: Pid) {
         let mut known = self.reapers.lock().unwrap_or_else(|e| e.into_inner());

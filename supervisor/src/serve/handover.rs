@@ -242,6 +242,7 @@ pub fn binary_id(path: &Path) -> io::Result<BinaryId> {
 /// …`, without the program): it must exit 0 and list [`VERSION`]. Says why not, in a sentence
 /// that names the binary.
 pub async fn check(
+    spawner: &spawner::Spawner,
     binary: &Path,
     activated: Option<&Path>,
     serve_args: &[OsString],
@@ -258,7 +259,7 @@ pub async fn check(
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let output = match tokio::time::timeout(CHECK_TIMEOUT, command.output()).await {
+    let output = match tokio::time::timeout(CHECK_TIMEOUT, spawner.output_of(&mut command)).await {
         Ok(Ok(output)) => output,
         Ok(Err(e)) => return Err(format!("the new binary {name} cannot be run: {e}")),
         Err(_) => {

@@ -504,7 +504,8 @@ pub async fn serve_on(
         let id = handover::new_id();
         tracing::info!(id, binary = %upgrade.binary.display(), "upgrade asked for: checking the new binary");
         let activated_path = activated.then_some(socket.as_path());
-        let checked = handover::check(&upgrade.binary, activated_path, &upgrade.args).await;
+        let checked =
+            handover::check(&spawner, &upgrade.binary, activated_path, &upgrade.args).await;
         let checked = match checked {
             Ok(checked) => checked,
             Err(why) => {

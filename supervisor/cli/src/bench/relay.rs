@@ -10,9 +10,11 @@
 //! params it was given. Whatever hookvisor costs above it is what its checks, deadlines, merge,
 //! trace, metrics and audit cost.
 //!
-//! The bench starts its own `allow-all` plugins for each relay (one policy, N − 1 hooks, as
-//! hookvisor's), and measures the relay and `hookvisor serve` at the same N in alternating
-//! blocks, so that outside load hits both alike (`floor_*`, `ratio_floor_*`).
+//! The relay calls the very plugin processes of the `hookvisor serve` it is compared with (one
+//! policy, N − 1 hooks, sandboxed as hookvisor runs them), on connections of its own, so the
+//! two differ only in what sits between the host and the plugins. The bench measures both at
+//! the same N in alternating blocks, so that outside load hits both alike (`floor_*`,
+//! `ratio_floor_*`).
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -237,35 +239,26 @@ async fn unary(send: &SendRequest<Bytes>, body: Bytes) -> Result<(), Status> {
 // ---------------------------------------------------------------------------------------------
 // the relay in the benchmark
 
-/// A relay process with its own plugins.
+/// A relay process, calling plugins it does not own.
 struct RelayProcess {
     child: Child,
     pid: i32,
     socket: PathBuf,
-    plugins: Vec<Plugin>,
 }
 
 impl RelayProcess {
+    /// Starts `hookvisor bench-relay` on `plugins` (the policy's socket first).
     async fn start(
         bin_dir: &Path,
-        program: &Path,
         dir: &Path,
         name: &str,
-        n: usize,
+        plugins: &[PathBuf],
         speculative: bool,
         options: &Options_,
     ) -> anyhow::Result<RelayProcess> {
-        let mut plugins = Vec::with_capacity(n);
-        for i in 0..n {
-            let stage = if i == 0 { "policy" } else { "hook" };
-            let launch = Launch {
-                env: vec![("HOOKVISOR_ALLOW_ALL_STAGE".into(), stage.into())],
-                ..Launch::binary(program)
-            };
-            let (plugin, _) =
-                Plugin::start(&launch, &dir.join(format!("{name}-p{i}.sock"))).await?;
-            plugins.push(plugin);
-        }
+        let Some((policy, hooks)) = plugins.split_first() else {
+            bail!("the relay needs at least a policy plugin");
+        };
         let socket = dir.join(format!("{name}.sock"));
         let mut command = Command::new(bin_dir.join("hookvisor"));
         command
@@ -273,12 +266,9 @@ impl RelayProcess {
             .arg("--socket")
             .arg(&socket)
             .arg("--policy")
-            .arg(&plugins[0].socket);
-        if n > 1 {
-            let hooks: Vec<String> = plugins[1..]
-                .iter()
-                .map(|p| p.socket.display().to_string())
-                .collect();
+            .arg(policy);
+        if !hooks.is_empty() {
+            let hooks: Vec<String> = hooks.iter().map(|p| p.display().to_string()).collect();
             command.arg("--hooks").arg(hooks.join(","));
         }
         if speculative {
@@ -299,11 +289,7 @@ impl RelayProcess {
             .and_then(|id| i32::try_from(id).ok())
             .unwrap_or(0);
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(client) = connect_channel(&socket).await.map(HooksClient::new) {
-                drop(client);
-                break;
-            }
+        while connect_channel(&socket).await.is_err() {
             if let Ok(Some(status)) = child.try_wait() {
                 bail!("hookvisor bench-relay exited before serving: {status}");
             }
@@ -312,12 +298,7 @@ impl RelayProcess {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Ok(RelayProcess {
-            child,
-            pid,
-            socket,
-            plugins,
-        })
+        Ok(RelayProcess { child, pid, socket })
     }
 
     async fn stop(mut self) {
@@ -332,10 +313,33 @@ impl RelayProcess {
             let _ = self.child.start_kill();
             let _ = self.child.wait().await;
         }
-        for plugin in self.plugins {
-            plugin.stop().await;
-        }
     }
+}
+
+/// The sockets of the plugins of the supervisor `name` started with [`via_config`] (the policy
+/// first): `<runtime_dir>/<plugin>/<instance>.sock`, one instance each while nothing restarts.
+fn plugin_sockets(dir: &Path, name: &str, n: usize) -> anyhow::Result<Vec<PathBuf>> {
+    let runtime_dir = dir.join(format!("{name}.run"));
+    let names = std::iter::once("policy".to_owned()).chain((1..n).map(|i| format!("hook-{i}")));
+    names
+        .map(|plugin| {
+            let folder = runtime_dir.join(&plugin);
+            let sockets: Vec<PathBuf> = std::fs::read_dir(&folder)
+                .with_context(|| format!("reading {}", folder.display()))?
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|e| e == "sock"))
+                .collect();
+            match sockets.as_slice() {
+                [one] => Ok(one.clone()),
+                _ => bail!(
+                    "expected one socket of plugin '{plugin}' in {}, found {}",
+                    folder.display(),
+                    sockets.len()
+                ),
+            }
+        })
+        .collect()
 }
 
 /// `hookvisor bench`'s options (this module's own `Options` is the relay's command line).
@@ -415,49 +419,34 @@ pub(super) async fn floor(
             eprintln!("bench: floor: the relay against hookvisor with {n} plugin(s), alternating");
         }
         let spec = n == 4;
+        let name = format!("floor-n{n}");
+        let mut supervisors =
+            vec![Supervisor::start(bin_dir, dir, &name, &via_config(program, n), options).await?];
+        if spec && speculative.is_ok() {
+            let config = via_config_speculative(program, n);
+            supervisors
+                .push(Supervisor::start(bin_dir, dir, "floor-spec-n4", &config, options).await?);
+        }
+        let plugins = plugin_sockets(dir, &name, n)?;
         let mut relays = vec![
             RelayProcess::start(
                 bin_dir,
-                program,
                 dir,
                 &format!("relay-n{n}"),
-                n,
+                &plugins,
                 false,
-                options,
-            )
-            .await?,
-        ];
-        let mut supervisors = vec![
-            Supervisor::start(
-                bin_dir,
-                dir,
-                &format!("floor-n{n}"),
-                &via_config(program, n),
                 options,
             )
             .await?,
         ];
         if spec {
             relays.push(
-                RelayProcess::start(bin_dir, program, dir, "relay-spec-n4", n, true, options)
-                    .await?,
+                RelayProcess::start(bin_dir, dir, "relay-spec-n4", &plugins, true, options).await?,
             );
-            if speculative.is_ok() {
-                supervisors.push(
-                    Supervisor::start(
-                        bin_dir,
-                        dir,
-                        "floor-spec-n4",
-                        &via_config_speculative(program, n),
-                        options,
-                    )
-                    .await?,
-                );
-            }
         }
         let mut sides = vec![
             Side::of("floor", &relays[0].socket).await?,
-            Side::of("floor_via", &dir.join(format!("floor-n{n}.sock"))).await?,
+            Side::of("floor_via", &dir.join(format!("{name}.sock"))).await?,
         ];
         if spec {
             sides.push(Side::of("floor_spec", &relays[1].socket).await?);

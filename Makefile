@@ -75,6 +75,8 @@ test: export CARGO_INCREMENTAL = 0
 test: venv tools reachable sdks lint
 	@# The go-plugin peer of the benchmark (Go, from the Go module proxy).
 	cd bench/goplugin && go test ./...
+	@# Open Policy Agent for the OPA bridge's test (tests/tests/opa.rs): built once into target/go/.
+	examples/opa/build.sh
 	@for sdk in $(SDKS); do echo "== plugin-sdk/$$sdk/check.sh"; plugin-sdk/$$sdk/check.sh; done
 	@# Black-box tests spawn the real binaries: build them all first, with every target, so that
 	@# features unify as in `cargo test` below (a dev-dependency turns on tokio's test-util) and

@@ -8,7 +8,7 @@
 //! `opa` is built when missing (Go from the Go module proxy); the tests skip, saying so, only
 //! when it is missing and Go is absent too.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -206,13 +206,31 @@ fn assert_failure_block(verdict: &ToolCallVerdict, plugin: &str, needles: &[&str
     }
 }
 
-/// The example policy's tests pass in OPA itself (`opa test`), so the cases below test the
-/// bridge, not the Rego.
+/// The example policy is formatted (`opa fmt`), type-checks strictly (`opa check --strict`) and
+/// passes its own tests in OPA itself (`opa test`), so the cases below test the bridge, not the
+/// Rego.
 #[test]
 fn the_example_policy_passes_its_own_tests() {
     let Some(opa) = opa_binary() else { return };
     let root = repo_root();
-    let output = Command::new(opa)
+    let rego = [
+        root.join("examples/opa/bundle"),
+        root.join("examples/opa/tests"),
+    ];
+    for args in [&["fmt", "--list", "--fail"][..], &["check", "--strict"]] {
+        let output = Command::new(&opa)
+            .args(args)
+            .args(&rego)
+            .output()
+            .expect("running opa");
+        assert!(
+            output.status.success(),
+            "opa {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let output = Command::new(&opa)
         .arg("test")
         .arg(root.join("examples/opa/bundle"))
         .arg(root.join("examples/opa/tests"))
@@ -343,4 +361,131 @@ async fn the_sandbox_keeps_the_bridge_from_an_unlisted_port() {
     let verdict = supervisor.verdict("read", json!({})).await;
     let url = format!("OPA at {}/v1/data/{PATH} is unreachable", opa.url());
     assert_failure_block(&verdict, "opa", &["Unavailable", &url, "Permission denied"]);
+}
+
+// ---- Measuring (not part of `make test`) ----
+
+/// What the bridge adds to a verdict, against the smallest Rust plugin in the same run: one
+/// supervisor with `allow-all` (a hook) and one with the bridge (a trusted policy) asking the
+/// real OPA, and OPA asked directly over a kept-alive HTTP/1.1 connection; calls alternate
+/// between the three, one at a time, and the medians are printed. Run it in release:
+///
+/// ```sh
+/// cargo build --release -p hookvisor-cli -p hookvisor-examples
+/// cargo test --release -p hookvisor-tests --test opa -- --ignored --nocapture
+/// ```
+///
+/// `OPA_MEASURE_CALLS` sets the calls per kind (default 2000).
+#[tokio::test]
+#[ignore = "a measurement: run by hand, see its comment"]
+async fn measure_the_bridge() {
+    let Some(opa_bin) = opa_binary() else { return };
+    let calls: usize = std::env::var("OPA_MEASURE_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    let opa = Opa::start(&opa_bin);
+    // The baseline is a trusted policy too, so the two differ by the OPA round trip alone.
+    let allow_all = PluginToml::program("allow-all", &binary("allow-all"))
+        .trusted()
+        .env("HOOKVISOR_ALLOW_ALL_STAGE", "policy");
+    let baseline = Supervisor::start(&plugins(&[allow_all])).await;
+    let bridged = Supervisor::start(&plugins(&[bridge("opa", &opa.url(), opa.port, PATH)])).await;
+    let mut baseline_client = baseline.client().await;
+    let mut bridged_client = bridged.client().await;
+    let direct = TcpStream::connect(("127.0.0.1", opa.port)).expect("connecting to opa");
+    direct.set_nodelay(true).expect("nodelay");
+    let mut direct = BufReader::new(direct);
+    let params = json!({"command": "ls -la"});
+    let input =
+        json!({"input": {"hook": "before_tool_call", "tool_name": "exec", "params": params}})
+            .to_string();
+    let loadavg = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = loadavg();
+
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    // Per round, the bridge's verdict minus the baseline's, in µs (robust to load drifting).
+    let mut added: Vec<f64> = Vec::new();
+    for i in 0..calls + calls / 10 {
+        let warm = i < calls / 10;
+        let started = Instant::now();
+        let verdict = baseline_client
+            .before_tool_call(hookvisor_tests::harness::tool_call("exec", params.clone()))
+            .await
+            .expect("baseline verdict")
+            .into_inner();
+        let a = started.elapsed();
+        assert_eq!(verdict.outcome(), Outcome::Allow);
+
+        let started = Instant::now();
+        let verdict = bridged_client
+            .before_tool_call(hookvisor_tests::harness::tool_call("exec", params.clone()))
+            .await
+            .expect("bridged verdict")
+            .into_inner();
+        let b = started.elapsed();
+        assert_eq!(verdict.outcome(), Outcome::Allow, "{verdict:?}");
+
+        let started = Instant::now();
+        let answer = post_keep_alive(&mut direct, PATH, &input);
+        let c = started.elapsed();
+        assert!(answer.contains(r#""allow":true"#), "{answer}");
+        if !warm {
+            for (list, t) in times.iter_mut().zip([a, b, c]) {
+                list.push(t);
+            }
+            added.push((b.as_secs_f64() - a.as_secs_f64()) * 1e6);
+        }
+    }
+    let load_after = loadavg();
+    let stats = |list: &mut Vec<Duration>| {
+        list.sort();
+        let at = |q: f64| list[((list.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
+        (at(0.5), at(0.9), at(0.99))
+    };
+    let [a, b, c] = &mut times;
+    let (a50, a90, a99) = stats(a);
+    let (b50, b90, b99) = stats(b);
+    let (c50, c90, c99) = stats(c);
+    println!("opa-bridge measurement: {calls} calls per kind, alternating, one at a time");
+    println!("load average before: {}", load_before.trim());
+    println!("load average after:  {}", load_after.trim());
+    println!("                                 p50 µs    p90 µs    p99 µs");
+    println!("verdict, allow-all (policy)   {a50:9.0} {a90:9.0} {a99:9.0}");
+    println!("verdict, opa-bridge (policy)  {b50:9.0} {b90:9.0} {b99:9.0}");
+    println!("OPA asked directly (HTTP/1.1) {c50:9.0} {c90:9.0} {c99:9.0}");
+    added.sort_by(f64::total_cmp);
+    println!(
+        "bridge/allow-all median ratio {:.2}; added by the bridge {:.0} µs (median of per-round differences); OPA asked directly {c50:.0} µs",
+        b50 / a50,
+        added[added.len() / 2],
+    );
+}
+
+/// `POST /v1/data/PATH` with `body` on a kept-alive connection; the response body.
+fn post_keep_alive(stream: &mut BufReader<TcpStream>, path: &str, body: &str) -> String {
+    write!(
+        stream.get_mut(),
+        "POST /v1/data/{path} HTTP/1.1\r\nHost: opa\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("sending to opa");
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        stream.read_line(&mut line).expect("reading opa's headers");
+        let line = line.trim_end().to_ascii_lowercase();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("content-length:") {
+            length = value.trim().parse::<usize>().ok();
+        }
+    }
+    let length = length.expect("opa's answer has a content-length");
+    let mut answer = vec![0u8; length];
+    stream
+        .read_exact(&mut answer)
+        .expect("reading opa's answer");
+    String::from_utf8_lossy(&answer).into_owned()
 }

@@ -120,8 +120,15 @@ class ToolCall:
         return value if isinstance(value, str) else None
 
     @classmethod
-    def from_proto(cls, msg: pb.BeforeToolCallRequest, request_id: str = "") -> ToolCall:
-        """The view of a request; raises `StatusError(INVALID_ARGUMENT)` for bad JSON."""
+    def from_proto(
+        cls,
+        msg: pb.BeforeToolCallRequest,
+        request_id: str = "",
+        *,
+        cancelled: threading.Event | None = None,
+    ) -> ToolCall:
+        """The view of a request; raises `StatusError(INVALID_ARGUMENT)` for bad JSON. `cancelled`:
+        the event the server sets when the call ends (a new one if `None`)."""
         try:
             params = jsontext.loads(msg.params_json)
         except ValueError as e:
@@ -135,6 +142,7 @@ class ToolCall:
             metadata=parse_metadata(msg.session_metadata_json),
             deadline_ms=msg.deadline_ms,
             request_id=request_id,
+            cancelled=_new_event() if cancelled is None else cancelled,
         )
 
 
@@ -162,8 +170,15 @@ class SessionCreate:
     cancelled: threading.Event = field(default_factory=_new_event, compare=False, repr=False)
 
     @classmethod
-    def from_proto(cls, msg: pb.BeforeSessionCreateRequest, request_id: str = "") -> SessionCreate:
-        """The view of a request; raises `StatusError(INVALID_ARGUMENT)` for bad metadata."""
+    def from_proto(
+        cls,
+        msg: pb.BeforeSessionCreateRequest,
+        request_id: str = "",
+        *,
+        cancelled: threading.Event | None = None,
+    ) -> SessionCreate:
+        """The view of a request; raises `StatusError(INVALID_ARGUMENT)` for bad metadata.
+        `cancelled`: as for `ToolCall.from_proto`."""
         return cls(
             session_key=msg.session_key,
             agent_id=msg.agent_id,
@@ -175,6 +190,7 @@ class SessionCreate:
             metadata=parse_metadata(msg.session_metadata_json),
             deadline_ms=msg.deadline_ms,
             request_id=request_id,
+            cancelled=_new_event() if cancelled is None else cancelled,
         )
 
 
@@ -193,14 +209,22 @@ class SessionCreated:
     cancelled: threading.Event = field(default_factory=_new_event, compare=False, repr=False)
 
     @classmethod
-    def from_proto(cls, msg: pb.SessionCreatedEvent, request_id: str = "") -> SessionCreated:
-        """The view of an event; raises `StatusError(INVALID_ARGUMENT)` for bad metadata."""
+    def from_proto(
+        cls,
+        msg: pb.SessionCreatedEvent,
+        request_id: str = "",
+        *,
+        cancelled: threading.Event | None = None,
+    ) -> SessionCreated:
+        """The view of an event; raises `StatusError(INVALID_ARGUMENT)` for bad metadata.
+        `cancelled`: as for `ToolCall.from_proto`."""
         return cls(
             session_key=msg.session_key,
             session_id=msg.session_id,
             agent_id=msg.agent_id,
             metadata=parse_metadata(msg.session_metadata_json),
             request_id=request_id,
+            cancelled=_new_event() if cancelled is None else cancelled,
         )
 
 

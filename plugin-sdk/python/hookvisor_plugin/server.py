@@ -105,8 +105,9 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.BeforeToolCallRequest, context: grpc.ServicerContext
     ) -> pb.ToolCallDecision:
         def answer() -> pb.ToolCallDecision:
-            call = ToolCall.from_proto(request, _adapt.request_id(context))
-            _watch(context, call.cancelled)
+            call = ToolCall.from_proto(
+                request, _adapt.request_id(context), cancelled=_CallEnd(context)
+            )
             return _adapt.tool_call_answer(self._plugin.before_tool_call(call))
 
         return self._answer("before_tool_call", context, answer)
@@ -115,8 +116,9 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.BeforeSessionCreateRequest, context: grpc.ServicerContext
     ) -> pb.SessionDecision:
         def answer() -> pb.SessionDecision:
-            session = SessionCreate.from_proto(request, _adapt.request_id(context))
-            _watch(context, session.cancelled)
+            session = SessionCreate.from_proto(
+                request, _adapt.request_id(context), cancelled=_CallEnd(context)
+            )
             return _adapt.session_answer(self._plugin.before_session_create(session))
 
         return self._answer("before_session_create", context, answer)
@@ -125,8 +127,9 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.SessionCreatedEvent, context: grpc.ServicerContext
     ) -> pb.Ack:
         def answer() -> pb.Ack:
-            event = SessionCreated.from_proto(request, _adapt.request_id(context))
-            _watch(context, event.cancelled)
+            event = SessionCreated.from_proto(
+                request, _adapt.request_id(context), cancelled=_CallEnd(context)
+            )
             self._plugin.session_created(event)
             return pb.Ack()
 
@@ -142,7 +145,30 @@ class _Servicer(pb_grpc.PluginServicer):
                 raise  # abort() always raises; this keeps type checkers sure of it
 
 
-def _watch(context: grpc.ServicerContext, cancelled: threading.Event) -> None:
-    """Sets `cancelled` once the call ends; while the handler runs, that means cancelled."""
-    if not context.add_callback(cancelled.set):
-        cancelled.set()
+class _CallEnd(threading.Event):
+    """A view's `cancelled`: set once the call ends (while the handler runs, that means
+    cancelled).
+
+    It asks grpc to be told of the end only when first read (`is_set`, `wait`): asking takes a
+    lock grpc's serving thread takes for the same call, and runs a callback at its end, which
+    together cost about as much server CPU per call as the rest of the SDK's own work, while most
+    handlers never read it. Read after the call ended, it is set at once. Two threads reading it
+    first at the same time may both ask, which only sets it twice.
+    """
+
+    def __init__(self, context: grpc.ServicerContext) -> None:
+        super().__init__()
+        self._context: grpc.ServicerContext | None = context
+
+    def _watch(self) -> None:
+        context, self._context = self._context, None
+        if context is not None and not context.add_callback(self.set):
+            self.set()
+
+    def is_set(self) -> bool:
+        self._watch()
+        return super().is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._watch()
+        return super().wait(timeout)

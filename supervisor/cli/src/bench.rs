@@ -66,6 +66,9 @@ pub(crate) struct Options {
     /// `[supervisor] worker_threads` for the supervisors it starts (default: the default).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub worker_threads: Option<u32>,
+    /// Only the SDKs against their bare servers (`sdk_*`, `bare_*`): about a minute.
+    #[arg(long)]
+    pub sdks_only: bool,
 }
 
 /// How many calls and how long each part runs.
@@ -170,6 +173,23 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
         }
     };
 
+    if options.sdks_only {
+        let (languages, missing) = languages(&bin_dir, &plugin);
+        if !missing.is_empty() {
+            figures.set("languages_missing", missing);
+        }
+        sdks::sdks(
+            &bin_dir,
+            &languages,
+            dir.path(),
+            &request,
+            &plan,
+            &mut figures,
+        )
+        .await?;
+        sdks::print(&options, &figures)?;
+        return Ok(());
+    }
     progress("direct: one plugin called on its own socket");
     direct(&plugin, dir.path(), &request, &plan, &mut figures).await?;
     let (languages, missing) = languages(&bin_dir, &plugin);

@@ -84,7 +84,9 @@ fn bare_servers(
 }
 
 /// For each language found: `sdk_<L>_p50_us`/`_p99_us`, `bare_<L>_p50_us`/`_p99_us` and
-/// `sdk_ratio_<L>_p50`/`_p99` (SDK / bare); `sdks_missing` names the comparisons skipped.
+/// `sdk_ratio_<L>_p50`/`_p99` (SDK / bare), and each server's CPU time per call
+/// (`*_cpu_us_per_call`, all its threads: less noisy than latency on a busy machine);
+/// `sdks_missing` names the comparisons skipped.
 pub(super) async fn sdks(
     bin_dir: &Path,
     languages: &[(&'static str, Launch)],
@@ -121,9 +123,9 @@ pub(super) async fn sdks(
             .map(|(_, key)| key.clone());
         let bare = format!("bare_{language}");
         if let Some(fastest) = fastest.filter(|key| *key != bare) {
-            for p in ["p50", "p99"] {
-                if let Some(value) = figures.get(&format!("{fastest}_{p}_us")) {
-                    figures.set(&format!("{bare}_{p}_us"), value);
+            for figure in ["p50_us", "p99_us", "cpu_us_per_call"] {
+                if let Some(value) = figures.get(&format!("{fastest}_{figure}")) {
+                    figures.set(&format!("{bare}_{figure}"), value);
                 }
             }
             let mode = fastest.trim_start_matches(&format!("{bare}_")).to_owned();
@@ -143,7 +145,11 @@ pub(super) async fn sdks(
     Ok(())
 }
 
-/// Starts every server, warms each up, then calls them in blocks of `plan.block` calls, one
+/// Calls per block: short blocks, so that a burst of outside load (another build on this small
+/// machine) lands on every server of a comparison alike, in the p99 too.
+const BLOCK: usize = 20;
+
+/// Starts every server, warms each up, then calls them in blocks of [`BLOCK`] calls, one
 /// server after the other (the first server of each round rotating), until each has had
 /// `plan.sequential` calls; every answer must be "no opinion".
 async fn compare(
@@ -172,7 +178,7 @@ async fn compare(
     for (plugin, _) in started {
         plugin.stop().await;
     }
-    for (server, samples) in servers.iter().zip(result?) {
+    for (server, (samples, cpu)) in servers.iter().zip(result?) {
         figures.set(
             &format!("{}_p50_us", server.key),
             micros(percentile(&samples, 0.5)),
@@ -181,6 +187,12 @@ async fn compare(
             &format!("{}_p99_us", server.key),
             micros(percentile(&samples, 0.99)),
         );
+        if !samples.is_empty() {
+            figures.set(
+                &format!("{}_cpu_us_per_call", server.key),
+                round2(cpu.as_secs_f64() * 1e6 / samples.len() as f64),
+            );
+        }
     }
     Ok(())
 }
@@ -190,7 +202,7 @@ async fn measure(
     started: &[(Plugin, anyhow::Result<PluginClient<Channel>>)],
     request: &ToolCallRequest,
     plan: &Plan,
-) -> anyhow::Result<Vec<Vec<Duration>>> {
+) -> anyhow::Result<Vec<(Vec<Duration>, Duration)>> {
     let mut clients = Vec::with_capacity(started.len());
     for (server, (_, client)) in servers.iter().zip(started) {
         match client {
@@ -202,13 +214,16 @@ async fn measure(
     for (server, client) in servers.iter().zip(&mut clients) {
         calls(client, &call, plan.warmup, &server.key).await?;
     }
-    let rounds = plan.sequential.div_ceil(plan.block.max(1));
-    let mut samples = vec![Vec::with_capacity(rounds * plan.block); servers.len()];
+    let rounds = plan.sequential.div_ceil(BLOCK);
+    let mut samples = vec![(Vec::with_capacity(rounds * BLOCK), Duration::ZERO); servers.len()];
     for round in 0..rounds {
         for k in 0..servers.len() {
             let i = (round + k) % servers.len();
-            let block = calls(&mut clients[i], &call, plan.block, &servers[i].key).await?;
-            samples[i].extend(block);
+            let pid = started[i].0.pid;
+            let before = cpu_time(pid);
+            let block = calls(&mut clients[i], &call, BLOCK, &servers[i].key).await?;
+            samples[i].1 += cpu_time(pid).saturating_sub(before);
+            samples[i].0.extend(block);
         }
     }
     Ok(samples)
@@ -231,4 +246,26 @@ async fn calls(
         }
     }
     Ok(samples)
+}
+
+/// The output of `--sdks-only`: these figures and the SDK targets alone.
+pub(super) fn print(options: &Options, figures: &Figures) -> anyhow::Result<()> {
+    if options.json {
+        out!("{}", serde_json::to_string(&figures.0)?);
+        return Ok(());
+    }
+    out!("{:<28} {:>12}", "figure", "value");
+    for (key, value) in &figures.0 {
+        out!("{key:<28} {:>12}", value.to_string());
+    }
+    out!("");
+    out!("{:<28} {:>12}  {:<10} met", "target", "value", "bound");
+    for (key, op, bound) in TARGETS.iter().filter(|t| t.0.starts_with("sdk_ratio_")) {
+        let (shown, met) = match figures.get(key) {
+            Some(v) => (v.to_string(), if v <= *bound { "yes" } else { "NO" }),
+            None => ("-".to_owned(), "not measured"),
+        };
+        out!("{key:<28} {shown:>12}  {op} {bound:<8} {met}");
+    }
+    Ok(())
 }

@@ -166,19 +166,21 @@ def report(servers: list[Server], as_json: bool) -> None:
     for figure in FIGURES:
         for server in servers:
             result[f"{server.name}_{figure}_us"] = round(statistics.median(server.figures[figure]))
-        if not all(name in by_name for name in BARE):
+        bare = [by_name[name].figures[figure] for name in BARE if name in by_name]
+        if not bare:
             continue
-        thread, aio = (by_name[name].figures[figure] for name in BARE)
-        faster = [min(a, b) for a, b in zip(thread, aio, strict=True)]
+        # The faster bare server of each round (of those measured).
+        faster = [min(values) for values in zip(*bare, strict=True)]
         for server in servers:
             if server.name in SAME_MODE:
                 # Against the faster bare server of each round, and against the bare server of
                 # the same mode.
-                same = by_name[SAME_MODE[server.name]].figures[figure]
                 result[f"ratio_{server.name}_{figure}"] = ratios(server.figures[figure], faster)
-                result[f"ratio_same_mode_{server.name}_{figure}"] = ratios(
-                    server.figures[figure], same
-                )
+                same = by_name.get(SAME_MODE[server.name])
+                if same is not None:
+                    result[f"ratio_same_mode_{server.name}_{figure}"] = ratios(
+                        server.figures[figure], same.figures[figure]
+                    )
     result["loadavg_1m"] = float(Path("/proc/loadavg").read_text().split()[0])
     if as_json:
         print(json.dumps(result, indent=2))
@@ -189,7 +191,11 @@ def report(servers: list[Server], as_json: bool) -> None:
         row = "".join(f"{result[f'{n}_{figure}_us']:>11} µs" for n in names)
         against = ", ".join(
             f"{n} {result[f'ratio_{n}_{figure}']}"
-            f" (same mode {result[f'ratio_same_mode_{n}_{figure}']})"
+            + (
+                f" (same mode {mode})"
+                if (mode := result.get(f"ratio_same_mode_{n}_{figure}"))
+                else ""
+            )
             for n in names
             if f"ratio_{n}_{figure}" in result
         )

@@ -383,7 +383,10 @@ pub async fn before_tool_call(
     let hooks = &lineup.hooks;
     // Declared before the calls that borrow it, so that it outlives them on every path (drops
     // run in reverse order of declaration, unwinding included).
-    #[expect(clippy::needless_late_init, reason = "the declaration's place sets the drop order")]
+    #[expect(
+        clippy::needless_late_init,
+        reason = "the declaration's place sets the drop order"
+    )]
     let policy_params: Cow<'_, str>;
     let mut early: FuturesUnordered<_> = hooks
         .iter()

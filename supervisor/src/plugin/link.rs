@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use h2::client::SendRequest;
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use prost::Message;
 use tokio::task::JoinHandle;
 use tonic::{Code, Status};
@@ -274,38 +274,44 @@ fn encode<M: Message>(message: &M) -> Result<Bytes, Status> {
     Ok(buf.freeze())
 }
 
-/// The request head: a gRPC POST of `path` with its deadline and request id.
+/// `grpc-timeout`.
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
+/// The request head: a gRPC POST of `path` with its deadline and request id. Every name and
+/// every value but the two last are static: nothing is copied for them.
 fn head(
     path: &'static str,
     timeout: Duration,
     request_id: Option<&str>,
 ) -> Result<Request<()>, Status> {
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(http::Uri::from_static(path))
-        .header(header::CONTENT_TYPE, "application/grpc")
-        .header(header::TE, "trailers")
-        .header("grpc-timeout", grpc_timeout(timeout))
-        .header(header::USER_AGENT, "hookvisor")
-        .body(())
+    let mut request = Request::new(());
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = http::Uri::from_static(path);
+    let headers = request.headers_mut();
+    headers.reserve(5);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    headers.insert(header::USER_AGENT, HeaderValue::from_static("hookvisor"));
+    let timeout = HeaderValue::try_from(grpc_timeout(timeout))
         .map_err(|e| Status::internal(e.to_string()))?;
+    headers.insert(GRPC_TIMEOUT, timeout);
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-        request
-            .headers_mut()
-            .insert(crate::decide::request_id::HEADER, id);
+        headers.insert(crate::decide::request_id::HEADER, id);
     }
     Ok(request)
 }
 
-/// `grpc-timeout` (at most 8 digits and a unit, gRPC over HTTP/2): microseconds while they fit,
-/// else milliseconds, else seconds.
+/// `grpc-timeout` (at most 8 digits and a unit, gRPC over HTTP/2): whole milliseconds, rounded
+/// up, while they fit, else seconds. (Milliseconds, not microseconds: a value that repeats is
+/// sent as an index into HPACK's table, and the supervisor enforces its own deadline anyway.)
 fn grpc_timeout(timeout: Duration) -> String {
     const MAX: u128 = 99_999_999;
-    let micros = timeout.as_micros();
-    if micros <= MAX {
-        format!("{micros}u")
-    } else if timeout.as_millis() <= MAX {
-        format!("{}m", timeout.as_millis())
+    let millis = timeout.as_micros().div_ceil(1000);
+    if millis <= MAX {
+        format!("{millis}m")
     } else {
         format!("{}S", timeout.as_secs().min(MAX as u64))
     }
@@ -495,8 +501,15 @@ mod tests {
 
     #[test]
     fn timeouts_fit_eight_digits() {
-        assert_eq!(grpc_timeout(Duration::from_millis(250)), "250000u");
+        assert_eq!(grpc_timeout(Duration::from_millis(250)), "250m");
+        assert_eq!(
+            grpc_timeout(Duration::from_micros(1_001)),
+            "2m",
+            "rounded up"
+        );
+        assert_eq!(grpc_timeout(Duration::from_micros(1)), "1m");
         assert_eq!(grpc_timeout(Duration::from_secs(100)), "100000m");
+        assert_eq!(grpc_timeout(Duration::from_secs(99_999)), "99999000m");
         assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
     }
 

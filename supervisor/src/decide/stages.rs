@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use hookvisor_proto::v1::{
@@ -21,6 +22,7 @@ use hookvisor_proto::v1::{
     SessionCreatedEvent, SessionCreatedNotice, SessionCreatedReceipt, SessionDecision,
     SessionVerdict, ToolCallDecision, ToolCallVerdict,
 };
+use prost::Message;
 use tokio::time::Instant;
 
 use crate::decide::limits;
@@ -39,7 +41,7 @@ pub trait Answerer: Send + Sync + fmt::Debug {
     /// `BeforeToolCall`.
     fn before_tool_call(
         &self,
-        request: BeforeToolCallRequest,
+        request: ToolAsk,
         deadline: Duration,
     ) -> Answer<'_, ToolCallDecision>;
     /// `BeforeSessionCreate`.
@@ -50,6 +52,96 @@ pub trait Answerer: Send + Sync + fmt::Debug {
     ) -> Answer<'_, SessionDecision>;
     /// `SessionCreated`.
     fn session_created(&self, event: SessionCreatedEvent, deadline: Duration) -> Answer<'_, Ack>;
+}
+
+/// A `BeforeToolCallRequest` as one plugin is asked it: the fields every plugin of a stage is
+/// given alike (tool, params, context) encoded once for the stage and shared, and this plugin's
+/// own. It encodes to the very bytes of the `BeforeToolCallRequest` with those fields (prost
+/// writes fields in number order, and so does this), and decodes as one ([`ToolAsk::request`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolAsk {
+    /// Fields 1 to 3, encoded.
+    shared: Bytes,
+    /// Field 4: this plugin's namespace of the session metadata.
+    session_metadata_json: String,
+    /// Field 5: what the supervisor will wait, in ms.
+    deadline_ms: u32,
+}
+
+impl ToolAsk {
+    /// Fields 1 to 3 of the request for `call` with `params_json`, encoded.
+    pub fn shared(call: &ToolCall, params_json: &str) -> Bytes {
+        use prost::encoding::{message, string};
+        let request = &call.request;
+        let mut buf = BytesMut::with_capacity(
+            string::encoded_len(1, &request.tool_name)
+                + prost::encoding::key_len(2)
+                + prost::encoding::encoded_len_varint(params_json.len() as u64)
+                + params_json.len()
+                + request
+                    .context
+                    .as_ref()
+                    .map_or(0, |c| message::encoded_len(3, c)),
+        );
+        if !request.tool_name.is_empty() {
+            string::encode(1, &request.tool_name, &mut buf);
+        }
+        if !params_json.is_empty() {
+            prost::encoding::encode_key(2, prost::encoding::WireType::LengthDelimited, &mut buf);
+            prost::encoding::encode_varint(params_json.len() as u64, &mut buf);
+            buf.put_slice(params_json.as_bytes());
+        }
+        if let Some(context) = &request.context {
+            message::encode(3, context, &mut buf);
+        }
+        buf.freeze()
+    }
+
+    /// The request as a plugin receives it (decoded from its encoding).
+    pub fn request(&self) -> BeforeToolCallRequest {
+        BeforeToolCallRequest::decode(self.encode_to_vec().as_slice()).unwrap_or_default()
+    }
+}
+
+impl prost::Message for ToolAsk {
+    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
+        buf.put_slice(&self.shared);
+        if !self.session_metadata_json.is_empty() {
+            prost::encoding::string::encode(4, &self.session_metadata_json, buf);
+        }
+        if self.deadline_ms != 0 {
+            prost::encoding::uint32::encode(5, &self.deadline_ms, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        // Only ever encoded here; decoding goes through `BeforeToolCallRequest`.
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.shared.len()
+            + if self.session_metadata_json.is_empty() {
+                0
+            } else {
+                prost::encoding::string::encoded_len(4, &self.session_metadata_json)
+            }
+            + if self.deadline_ms == 0 {
+                0
+            } else {
+                prost::encoding::uint32::encoded_len(5, &self.deadline_ms)
+            }
+    }
+
+    fn clear(&mut self) {
+        *self = ToolAsk::default();
+    }
 }
 
 /// One plugin's part in one call.
@@ -192,14 +284,14 @@ fn capped(reason: String) -> String {
     limits::cap_string(reason, limits::MAX_PLUGIN_TEXT_BYTES)
 }
 
-/// One tool-call plugin call, from request to checked answer.
+/// One tool-call plugin call, from request to checked answer. `shared` is
+/// [`ToolAsk::shared`] of the params this plugin is given.
 async fn ask_tool(
     p: &Participant,
     call: &ToolCall,
-    params_json: &str,
+    shared: &Bytes,
     budget: Budget,
 ) -> (Result<ToolAnswer, Failed>, Duration) {
-    let request = &call.request;
     let check = |decision: ToolCallDecision| {
         if !p.rewrites_params && decision.params_json.is_some() {
             return Err(Failed::invalid(
@@ -213,11 +305,9 @@ async fn ask_tool(
         budget,
         |deadline| {
             p.answerer.before_tool_call(
-                BeforeToolCallRequest {
-                    tool_name: request.tool_name.clone(),
-                    params_json: params_json.to_owned(),
-                    context: request.context.clone(),
-                    session_metadata_json: namespace(&request.session_metadata, p),
+                ToolAsk {
+                    shared: shared.clone(),
+                    session_metadata_json: namespace(&call.request.session_metadata, p),
                     deadline_ms: deadline_ms(deadline),
                 },
                 deadline,
@@ -260,7 +350,8 @@ async fn ask_session(
 /// A shadow plugin's answer to the host's tool call (its canonical params), as a trace entry
 /// marked shadow. Owns what it needs, so it can run in a task of its own.
 pub async fn shadow_tool_call(p: Participant, call: Arc<ToolCall>, budget: Budget) -> PluginResult {
-    let (result, latency) = ask_tool(&p, &call, &call.request.params_json, budget).await;
+    let shared = ToolAsk::shared(&call, &call.request.params_json);
+    let (result, latency) = ask_tool(&p, &call, &shared, budget).await;
     merge::shadow_tool(&p.slot, &result, latency)
 }
 
@@ -282,9 +373,10 @@ async fn tool_policies<'a>(
     call: &ToolCall,
     budget: Budget,
     mut params_json: Cow<'a, str>,
+    mut shared: Bytes,
 ) -> Cow<'a, str> {
     for p in policies {
-        let (result, latency) = ask_tool(p, call, &params_json, budget).await;
+        let (result, latency) = ask_tool(p, call, &shared, budget).await;
         let rewrote = matches!(
             &result,
             Ok(ToolAnswer {
@@ -297,6 +389,7 @@ async fn tool_policies<'a>(
         }
         if rewrote {
             params_json = Cow::Owned(canonical_object(merge.params()));
+            shared = ToolAsk::shared(call, &params_json);
         }
     }
     params_json
@@ -381,18 +474,14 @@ pub async fn before_tool_call(
     let mut merge = ToolMerge::new(call.params.clone());
     let original = call.request.params_json.as_str();
     let hooks = &lineup.hooks;
-    // Declared before the calls that borrow it, so that it outlives them on every path (drops
-    // run in reverse order of declaration, unwinding included).
-    #[expect(
-        clippy::needless_late_init,
-        reason = "the declaration's place sets the drop order"
-    )]
-    let policy_params: Cow<'_, str>;
+    // What every plugin given the host's params is sent, encoded once.
+    let original_shared = ToolAsk::shared(call, original);
+    let hook_shared: Bytes; // declared before the calls that borrow it: dropped after them
     let mut early: FuturesUnordered<_> = hooks
         .iter()
         .enumerate()
         .filter(|(_, p)| p.speculative)
-        .map(|(i, p)| indexed(i, ask_tool(p, call, original, budget)))
+        .map(|(i, p)| indexed(i, ask_tool(p, call, &original_shared, budget)))
         .collect();
     let mut arrived = Vec::new();
     // The host's params are canonical already (`request`), and so is every rewrite: the text
@@ -403,17 +492,21 @@ pub async fn before_tool_call(
         call,
         budget,
         Cow::Borrowed(original),
+        original_shared.clone(),
     );
-    policy_params = beside(policies, &mut early, &mut arrived).await;
+    let policy_params = beside(policies, &mut early, &mut arrived).await;
     if !merge.is_blocked() && !hooks.is_empty() {
         let rewritten = matches!(policy_params, Cow::Owned(_));
         if rewritten {
             early.clear();
             arrived.clear();
+            hook_shared = ToolAsk::shared(call, &policy_params);
+        } else {
+            hook_shared = original_shared.clone();
         }
         for (i, p) in hooks.iter().enumerate() {
             if rewritten || !p.speculative {
-                early.push(indexed(i, ask_tool(p, call, &policy_params, budget)));
+                early.push(indexed(i, ask_tool(p, call, &hook_shared, budget)));
             }
         }
         in_order(&mut merge, hooks, arrived, early).await;
@@ -423,7 +516,8 @@ pub async fn before_tool_call(
     if hook.revalidate && merge.needs_revalidation() {
         merge.begin_revalidation();
         let params = Cow::Owned(canonical_object(merge.params()));
-        tool_policies(&mut merge, &lineup.policies, call, budget, params).await;
+        let shared = ToolAsk::shared(call, &params);
+        tool_policies(&mut merge, &lineup.policies, call, budget, params, shared).await;
     }
     merge.finish(original)
 }

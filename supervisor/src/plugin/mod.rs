@@ -40,13 +40,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use hookvisor_proto::v1::{
-    Ack, BeforeSessionCreateRequest, BeforeToolCallRequest, HookRegistration, SessionCreatedEvent,
-    SessionDecision, ToolCallDecision,
+    Ack, BeforeSessionCreateRequest, HookRegistration, SessionCreatedEvent, SessionDecision,
+    ToolCallDecision,
 };
 use tokio::sync::watch;
 
 use crate::decide::merge::Failed;
-use crate::decide::stages::{Answer, Answerer};
+use crate::decide::stages::{Answer, Answerer, ToolAsk};
 
 pub use link::Link;
 pub use process::{Exit, MAX_MESSAGE_BYTES, Process, StartError};
@@ -303,7 +303,7 @@ impl Drop for Unfinished<'_> {
 impl Answerer for Plugin {
     fn before_tool_call(
         &self,
-        request: BeforeToolCallRequest,
+        request: ToolAsk,
         deadline: Duration,
     ) -> Answer<'_, ToolCallDecision> {
         Box::pin(self.call(link::BEFORE_TOOL_CALL, request, deadline))

@@ -59,9 +59,10 @@ impl Fake {
 impl Answerer for Fake {
     fn before_tool_call(
         &self,
-        request: BeforeToolCallRequest,
+        request: ToolAsk,
         _deadline: Duration,
     ) -> Answer<'_, ToolCallDecision> {
+        let request = request.request();
         let matched = match self.script {
             Script::BlockIf(text) => request.params_json.contains(text),
             _ => false,
@@ -371,7 +372,7 @@ async fn speculative_session_hooks_are_cancelled_by_a_policy_block() {
     impl Answerer for Session {
         fn before_tool_call(
             &self,
-            _request: BeforeToolCallRequest,
+            _request: ToolAsk,
             _deadline: Duration,
         ) -> Answer<'_, ToolCallDecision> {
             Box::pin(async { Ok(ToolCallDecision::default()) })
@@ -537,5 +538,42 @@ mod speculation {
             let speculative = verdict(&lineup(&policies, &hooks, true, keep_params));
             prop_assert_eq!(speculative, sequential);
         }
+    }
+}
+
+#[test]
+fn a_tool_ask_encodes_as_the_request_it_stands_for() {
+    let mut call = call(r#"{"command":"ls -la"}"#);
+    call.request.context = Some(hookvisor_proto::v1::ToolCallContext {
+        agent_id: "main".into(),
+        session_key: "agent:main".into(),
+        workspace_dir: "/w".into(),
+        ..Default::default()
+    });
+    let cases = [
+        (call.request.params_json.clone(), String::new(), 0),
+        (r#"{"a":1}"#.to_owned(), r#"{"tag":"x"}"#.to_owned(), 1500),
+        (String::new(), String::new(), u32::MAX),
+    ];
+    for (params_json, session_metadata_json, deadline_ms) in cases {
+        let expected = BeforeToolCallRequest {
+            tool_name: call.request.tool_name.clone(),
+            params_json: params_json.clone(),
+            context: call.request.context.clone(),
+            session_metadata_json: session_metadata_json.clone(),
+            deadline_ms,
+        };
+        let ask = ToolAsk {
+            shared: ToolAsk::shared(&call, &params_json),
+            session_metadata_json,
+            deadline_ms,
+        };
+        assert_eq!(ask.encoded_len(), expected.encoded_len());
+        assert_eq!(
+            ask.encode_to_vec(),
+            expected.encode_to_vec(),
+            "the same bytes"
+        );
+        assert_eq!(ask.request(), expected);
     }
 }

@@ -6,6 +6,7 @@
 //! merge order so the verdict equals the one a sequential run would give (a property test below
 //! checks exactly that).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -204,12 +205,13 @@ fn cancelled_entry(slot: &Slot) -> PluginResult {
     result
 }
 
-/// The merge of one `BeforeToolCall` (§4): policy stage, hook stage, revalidation.
+/// The merge of one `BeforeToolCall` (§4): policy stage, hook stage, revalidation. It borrows
+/// the host's params and copies them only when a plugin's rewrite must be merged over them.
 #[derive(Debug, Clone)]
-pub struct ToolMerge {
-    original: Params,
+pub struct ToolMerge<'a> {
+    original: &'a Params,
     /// The params as the policy stage left them (what policies chain and hooks see).
-    params: Params,
+    params: Cow<'a, Params>,
     /// The winning hook-stage rewrite, merged key by key over `params` at the end.
     hook_rewrite: Option<Params>,
     approval: Option<(Arc<str>, ApprovalRequest)>,
@@ -218,12 +220,12 @@ pub struct ToolMerge {
     trace: Vec<PluginResult>,
 }
 
-impl ToolMerge {
+impl<'a> ToolMerge<'a> {
     /// Starts a merge for the host's params.
-    pub fn new(params: Params) -> Self {
+    pub fn new(params: &'a Params) -> Self {
         Self {
-            original: params.clone(),
-            params,
+            original: params,
+            params: Cow::Borrowed(params),
             hook_rewrite: None,
             approval: None,
             block: None,
@@ -243,14 +245,20 @@ impl ToolMerge {
         self.block.is_some()
     }
 
-    /// Whether the hook stage changed the params, so the policies must see them again (§4.3).
+    /// Whether the hook stage changed the params, so the policies must see them again (§4.3):
+    /// its rewrite sets a key to something the policy stage's params do not have.
     pub fn needs_revalidation(&self) -> bool {
-        self.block.is_none() && !self.revalidating && self.merged() != self.params
+        self.block.is_none()
+            && !self.revalidating
+            && self
+                .hook_rewrite
+                .as_ref()
+                .is_some_and(|rewrite| rewrite.iter().any(|(k, v)| self.params.get(k) != Some(v)))
     }
 
     /// Starts revalidation: policies now chain from the hook stage's final params.
     pub fn begin_revalidation(&mut self) {
-        self.params = self.merged();
+        self.params = Cow::Owned(self.merged().into_owned());
         self.hook_rewrite = None;
         self.revalidating = true;
     }
@@ -265,7 +273,7 @@ impl ToolMerge {
         if slot.stage == Stage::Policy || self.approval.is_some() {
             return Ok(answer);
         }
-        let mut merged = self.params.clone();
+        let mut merged = self.params.clone().into_owned();
         merged.extend(rewrite.iter().map(|(k, v)| (k.clone(), v.clone())));
         crate::decide::limits::check_value(&Value::Object(merged), 0).map_err(|e| {
             Failed::invalid(format!(
@@ -276,15 +284,15 @@ impl ToolMerge {
     }
 
     /// The hook stage's winning rewrite merged key by key over the policy stage's params.
-    fn merged(&self) -> Params {
+    fn merged(&self) -> Cow<'_, Params> {
         match &self.hook_rewrite {
-            None => self.params.clone(),
+            None => Cow::Borrowed(&*self.params),
             Some(rewrite) => {
-                let mut out = self.params.clone();
+                let mut out = self.params.clone().into_owned();
                 for (k, v) in rewrite {
                     out.insert(k.clone(), v.clone());
                 }
-                out
+                Cow::Owned(out)
             }
         }
     }
@@ -293,9 +301,9 @@ impl ToolMerge {
     /// changed them.
     pub fn finish(self, original_text: &str) -> ToolCallVerdict {
         let final_params = self.merged();
-        let params_changed = final_params != self.original;
+        let params_changed = *final_params != *self.original;
         let params_json = if params_changed {
-            Value::Object(final_params).to_string()
+            crate::decide::request::canonical_object(&final_params)
         } else {
             original_text.to_string()
         };
@@ -338,9 +346,9 @@ impl ToolMerge {
                     "params rewrite ignored: params are frozen by the approval request of '{by}'"
                 )),
                 None => {
-                    result.params_changed = rewrite != self.params;
+                    result.params_changed = rewrite != *self.params;
                     if slot.stage == Stage::Policy {
-                        self.params = rewrite;
+                        self.params = Cow::Owned(rewrite);
                     } else {
                         self.hook_rewrite = Some(rewrite);
                     }
@@ -361,7 +369,7 @@ impl ToolMerge {
     }
 }
 
-impl Merge for ToolMerge {
+impl Merge for ToolMerge<'_> {
     type Answer = ToolAnswer;
 
     fn apply(

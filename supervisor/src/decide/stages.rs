@@ -368,7 +368,7 @@ pub async fn shadow_session_create(
 /// The policy stage (or revalidation): one policy after another, params chained. Returns the
 /// params text the stage ended with (the text it was given when no policy rewrote them).
 async fn tool_policies<'a>(
-    merge: &mut ToolMerge,
+    merge: &mut ToolMerge<'_>,
     policies: &[Participant],
     call: &ToolCall,
     budget: Budget,
@@ -471,7 +471,7 @@ pub async fn before_tool_call(
     call: &ToolCall,
     budget: Budget,
 ) -> ToolCallVerdict {
-    let mut merge = ToolMerge::new(call.params.clone());
+    let mut merge = ToolMerge::new(&call.params);
     let original = call.request.params_json.as_str();
     let hooks = &lineup.hooks;
     // What every plugin given the host's params is sent, encoded once.

@@ -69,7 +69,7 @@ const MS: Duration = Duration::from_millis(1);
 fn run(params: Value, steps: Vec<(Slot, Result<ToolAnswer, Failed>)>) -> ToolCallVerdict {
     let params = obj(params);
     let text = Value::Object(params.clone()).to_string();
-    let mut merge = ToolMerge::new(params);
+    let mut merge = ToolMerge::new(&params);
     for (call, result) in steps {
         if merge.apply(&call, result, MS) == Flow::Decided {
             break;
@@ -84,7 +84,8 @@ fn params_of(verdict: &ToolCallVerdict) -> Value {
 
 #[test]
 fn no_plugins_allow_with_the_original_text() {
-    let mut merge = ToolMerge::new(obj(json!({"a": 1})));
+    let params = obj(json!({"a": 1}));
+    let mut merge = ToolMerge::new(&params);
     assert!(!merge.needs_revalidation());
     merge.begin_revalidation();
     let verdict = merge.finish("{ \"a\" : 1 }");
@@ -96,7 +97,8 @@ fn no_plugins_allow_with_the_original_text() {
 
 #[test]
 fn policies_chain_params_and_replace_the_object_whole() {
-    let mut merge = ToolMerge::new(obj(json!({"a": 1, "b": 2})));
+    let params = obj(json!({"a": 1, "b": 2}));
+    let mut merge = ToolMerge::new(&params);
     merge.apply(&policy("p1"), rewrite(json!({"a": 10})), MS);
     assert_eq!(
         merge.params(),
@@ -242,7 +244,8 @@ fn the_first_hook_block_is_terminal() {
 
 #[test]
 fn hooks_see_the_policy_params_and_the_last_rewrite_wins_key_by_key() {
-    let mut merge = ToolMerge::new(obj(json!({"a": 1, "b": 1, "c": 1})));
+    let params = obj(json!({"a": 1, "b": 1, "c": 1}));
+    let mut merge = ToolMerge::new(&params);
     merge.apply(&policy("p"), rewrite(json!({"a": 2, "b": 2, "c": 2})), MS);
     merge.apply(&hook("h1"), rewrite(json!({"a": 3, "x": 3})), MS);
     assert_eq!(
@@ -324,7 +327,8 @@ fn a_block_after_an_approval_still_blocks() {
 
 #[test]
 fn revalidation_sees_the_final_params_and_can_block() {
-    let mut merge = ToolMerge::new(obj(json!({"path": "a.txt"})));
+    let params = obj(json!({"path": "a.txt"}));
+    let mut merge = ToolMerge::new(&params);
     merge.apply(&policy("guard"), allow(), MS);
     merge.apply(&hook("rw"), rewrite(json!({"path": "/etc/shadow"})), MS);
     assert!(merge.needs_revalidation());
@@ -341,7 +345,8 @@ fn revalidation_sees_the_final_params_and_can_block() {
 
 #[test]
 fn revalidation_rewrites_are_applied() {
-    let mut merge = ToolMerge::new(obj(json!({"a": 1})));
+    let params = obj(json!({"a": 1}));
+    let mut merge = ToolMerge::new(&params);
     merge.apply(&hook("h"), rewrite(json!({"a": 2})), MS);
     merge.begin_revalidation();
     merge.apply(&policy("p"), rewrite(json!({"a": 3})), MS);
@@ -352,7 +357,8 @@ fn revalidation_rewrites_are_applied() {
 
 #[test]
 fn a_rewrite_to_the_same_params_needs_no_revalidation() {
-    let mut merge = ToolMerge::new(obj(json!({"a": 1})));
+    let params = obj(json!({"a": 1}));
+    let mut merge = ToolMerge::new(&params);
     merge.apply(&hook("h"), rewrite(json!({"a": 1})), MS);
     assert!(!merge.needs_revalidation());
 }
@@ -417,7 +423,8 @@ fn observations_never_block() {
 #[test]
 fn in_order_holds_early_arrivals_and_records_cancellations() {
     let calls = [hook("a"), hook("b"), hook("c"), hook("d")];
-    let mut merge = ToolMerge::new(obj(json!({})));
+    let params = obj(json!({}));
+    let mut merge = ToolMerge::new(&params);
     let mut order = InOrder::new(&mut merge, &calls);
     assert_eq!(
         order.offer(2, block("c blocks"), MS),
@@ -488,7 +495,7 @@ proptest! {
         let start = obj(json!({"a": 0, "z": true}));
 
         // Sequential: one after another, stopping at the decision.
-        let mut sequential = ToolMerge::new(start.clone());
+        let mut sequential = ToolMerge::new(&start);
         for (call, (_, result)) in calls.iter().zip(&answers) {
             if sequential.apply(call, result.clone(), MS) == Flow::Decided {
                 break;
@@ -499,7 +506,7 @@ proptest! {
         // Concurrent: results arrive in a random permutation.
         let mut arrival: Vec<usize> = (0..calls.len()).collect();
         arrival.sort_by_key(|&i| order_seed[i]);
-        let mut concurrent = ToolMerge::new(start);
+        let mut concurrent = ToolMerge::new(&start);
         let mut order = InOrder::new(&mut concurrent, &calls);
         for &i in &arrival {
             if order.offer(i, answers[i].1.clone(), MS) == Flow::Decided {

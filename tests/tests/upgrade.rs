@@ -609,3 +609,57 @@ async fn restarts_under_socket_activation_fail_no_call() {
     );
     assert!(calls > 0);
 }
+
+#[tokio::test]
+async fn a_configuration_changed_before_an_upgrade_goes_through_the_reload_rules() {
+    let supervisor = Supervisor::start(&body()).await;
+    let socket = supervisor.socket().to_path_buf();
+    let before = plugin_pids(&socket).await;
+    // The hook's process-defining settings change (its env); the policy's do not.
+    supervisor.rewrite_config(&plugins(&[
+        PluginToml::new("policy", "fixture-recorder")
+            .policy()
+            .action("block-tool:forbidden"),
+        PluginToml::new("hook", "fixture-recorder")
+            .action("allow")
+            .env("FIXTURE_VERSION", "2.0.0"),
+    ]));
+    let (ok, stdout, stderr) = upgrade(&socket).await;
+    assert!(
+        ok && stdout.contains("1 of 2 plugins kept their process"),
+        "{stdout}{stderr}\n{}",
+        supervisor.log_tail()
+    );
+    let after = plugin_pids(&socket).await;
+    assert_eq!(after["policy"], before["policy"]);
+    assert_ne!(after["hook"], before["hook"]);
+    assert!(after["hook"] > 0, "{after:?}");
+    // The changed plugin's old process was stopped, as a reload stops it.
+    let old = Pid::from_raw(before["hook"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kill(old, None).is_ok() {
+        assert!(Instant::now() < deadline, "the replaced hook still runs");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(verdict(&socket, "forbidden").await, Outcome::Block);
+    assert_eq!(verdict(&socket, "exec").await, Outcome::Allow);
+}
+
+#[tokio::test]
+async fn sigusr2_upgrades_in_place() {
+    let supervisor = Supervisor::start(&body()).await;
+    let socket = supervisor.socket().to_path_buf();
+    let before = plugin_pids(&socket).await;
+    supervisor.signal(Signal::SIGUSR2);
+    assert!(
+        supervisor.log_contains("plugins taken over").await,
+        "{}",
+        supervisor.log_tail()
+    );
+    let deadline = Instant::now() + START_DEADLINE;
+    while plugin_pids_now(&socket).await.as_ref() != Some(&before) {
+        assert!(Instant::now() < deadline, "{}", supervisor.log_tail());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(verdict(&socket, "forbidden").await, Outcome::Block);
+}

@@ -39,6 +39,7 @@ mod measure;
 pub(crate) mod relay;
 mod sdks;
 mod supervisor;
+mod upgrade;
 
 use crate::output::out;
 use go::GoPlugin;
@@ -72,6 +73,10 @@ pub(crate) struct Options {
     /// Only the SDKs against their bare servers (`sdk_*`, `bare_*`): about a minute.
     #[arg(long)]
     pub sdks_only: bool,
+    /// Only an upgrade in place against a plain restart, under traffic (`upgrade_*`,
+    /// `restart_*`: the longest wait for a verdict, calls refused): about 20 s.
+    #[arg(long)]
+    pub upgrade: bool,
 }
 
 /// How many calls and how long each part runs.
@@ -179,6 +184,12 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
         }
     };
 
+    if options.upgrade {
+        progress("upgrade: upgrades in place and plain restarts under traffic, alternating");
+        upgrade::upgrade(&bin_dir, dir.path(), &request, &options, &mut figures).await?;
+        upgrade::print(&options, &figures)?;
+        return Ok(());
+    }
     if options.sdks_only {
         let (languages, missing) = languages(&bin_dir, &plugin);
         if !missing.is_empty() {

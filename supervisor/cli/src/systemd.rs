@@ -1,7 +1,8 @@
 //! systemd notifications: `READY=1` once the host socket is bound and every plugin is ready or
 //! has failed its start, a `STATUS=` line a person can read, `WATCHDOG=1` at half of
 //! `WATCHDOG_USEC` while the runtime runs, `RELOADING=1` (with `MONOTONIC_USEC`) then `READY=1`
-//! around a reload, and `STOPPING=1` at shutdown. Every call does nothing
+//! around a reload and an upgrade in place (the same pid: no `MAINPID=`), and `STOPPING=1` at
+//! shutdown. Every call does nothing
 //! when `NOTIFY_SOCKET` is unset (not run by systemd), and a failure to notify is only logged.
 
 use std::os::unix::net::UnixDatagram;
@@ -88,6 +89,17 @@ impl Observer for Systemd {
                 NotifyState::Reloading,
                 now,
                 NotifyState::Status("reloading the configuration"),
+            ]),
+            Err(e) => tracing::warn!("cannot read the monotonic clock for RELOADING=1: {e}"),
+        }
+    }
+
+    fn upgrading(&self) {
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => notify(&[
+                NotifyState::Reloading,
+                now,
+                NotifyState::Status("upgrading in place: handing over to the new binary"),
             ]),
             Err(e) => tracing::warn!("cannot read the monotonic clock for RELOADING=1: {e}"),
         }

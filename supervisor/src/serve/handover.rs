@@ -72,6 +72,10 @@ struct State {
     /// The next plugin instance number.
     next_instance: u32,
     plugins: Vec<Handed>,
+    /// When the old image stopped accepting, and when it called `execve` (microseconds since
+    /// the epoch): where an upgrade's pause goes, in the new image's log.
+    stopped_us: u64,
+    exec_us: u64,
 }
 
 /// What the new image takes over.
@@ -95,6 +99,10 @@ pub struct Resumed {
     pub plugins: Vec<Adoptee>,
     /// The command line to parse: the program, then `serve …` as it was started.
     pub args: Vec<OsString>,
+    /// When the old image stopped accepting, and when it called `execve`.
+    pub stopped: std::time::SystemTime,
+    /// When the old image called `execve`.
+    pub exec: std::time::SystemTime,
 }
 
 /// The resumed image's state when this process was started by an upgrade's `execve` (its first
@@ -188,6 +196,8 @@ fn take(state: State, args: Vec<OsString>) -> Result<Resumed, String> {
         next_instance: state.next_instance,
         plugins,
         args,
+        stopped: from_micros(state.stopped_us),
+        exec: from_micros(state.exec_us),
     })
 }
 
@@ -335,6 +345,8 @@ pub struct Handover<'a> {
     pub next_instance: u32,
     /// Each ready plugin with fresh copies of its output descriptors.
     pub plugins: Vec<(Handed, [Option<OwnedFd>; 2])>,
+    /// When the server stopped accepting.
+    pub stopped: std::time::SystemTime,
 }
 
 /// Writes the state into a sealed memfd and gathers the descriptors it names.
@@ -366,6 +378,8 @@ pub fn prepare(handover: Handover<'_>) -> io::Result<Outgoing> {
         metrics_fd,
         next_instance: handover.next_instance,
         plugins,
+        stopped_us: micros(handover.stopped),
+        exec_us: micros(std::time::SystemTime::now()),
     };
     let text = serde_json::to_vec(&state).map_err(io::Error::other)?;
     use nix::sys::memfd::{MFdFlags, memfd_create};
@@ -450,6 +464,15 @@ pub fn unhold_signals() {
 fn c_arg(arg: &OsStr) -> std::ffi::CString {
     // Arguments came from this process's own command line (no NUL can be in one).
     std::ffi::CString::new(arg.as_bytes()).unwrap_or_default()
+}
+
+fn micros(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn from_micros(us: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_micros(us)
 }
 
 /// A fresh upgrade id: non-zero, and unlike the last ones.

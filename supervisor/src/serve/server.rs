@@ -70,6 +70,11 @@ pub trait Observer: Send + Sync {
     fn stopping(&self) {}
     /// A reload has begun; `ready` follows when it is done (or refused).
     fn reloading(&self) {}
+    /// An upgrade in place has begun (its new binary passed its check); `ready` follows from
+    /// the new image, or from this one when the hand-over failed.
+    fn upgrading(&self) {
+        self.reloading();
+    }
 }
 
 impl Observer for () {}
@@ -172,6 +177,8 @@ pub async fn serve_on(
                 next_instance,
                 plugins,
                 args: _,
+                stopped,
+                exec,
             } = *resumed;
             let (listener, host) = if activated {
                 (HostSocket::Activated(host), None)
@@ -186,6 +193,8 @@ pub async fn serve_on(
                 metrics,
                 next_instance,
                 plugins,
+                stopped,
+                exec,
             };
             (listener, Some(taken))
         }
@@ -261,6 +270,8 @@ pub async fn serve_on(
             host_path,
             next_instance,
             plugins,
+            stopped,
+            exec,
             ..
         }) => {
             let reapers: Vec<_> = plugins
@@ -273,17 +284,26 @@ pub async fn serve_on(
             PluginSet::continue_instances_after(floor.max(next_instance.saturating_sub(1)));
             let handed = plugins.len();
             let (set, kept) = PluginSet::resume(&config, spawner.clone(), plugins, grace).await;
+            let ms = |from: std::time::SystemTime, to: std::time::SystemTime| {
+                to.duration_since(from).map_or(0, |d| d.as_millis() as u64)
+            };
+            let now = std::time::SystemTime::now();
+            let (drain_ms, takeover_ms) = (ms(stopped, exec), ms(exec, now));
             tracing::info!(
                 kept,
                 handed,
                 configured = config.plugins.len(),
+                drain_ms,
+                takeover_ms,
                 "upgraded in place: plugins taken over"
             );
             let outcome = UpgradeStatus {
                 id,
                 state: "done",
                 detail: format!(
-                    "{} serves; {kept} of {} plugins kept their process",
+                    "{} serves; {kept} of {} plugins kept their process; not accepting for \
+                     {drain_ms} ms (hosts' calls finishing) + {takeover_ms} ms (execve to \
+                     plugins checked again)",
                     std::env::current_exe()
                         .map_or_else(|_| "hookvisor".into(), |p| p.display().to_string()),
                     config.plugins.len()
@@ -528,11 +548,12 @@ pub async fn serve_on(
         if let Some(reply) = asked_upgrade {
             let _ = reply.send(Ok(id));
         }
-        observer.reloading();
+        observer.upgrading();
         // Hosts are moved, not refused (§6): the server stops accepting (connections wait in
         // the listener's backlog for the new image), tells every connection to go away in two
         // phases (HTTP/2 GOAWAY), and ends once the calls in flight have their verdicts.
         server.stop();
+        let stopped = std::time::SystemTime::now();
         let limit = drain_limit(&config) + CONNECTION_CLOSE_WAIT;
         match tokio::time::timeout(limit, &mut server.task).await {
             Ok(Ok(Err(e))) => tracing::warn!("the host API server ended with: {e}"),
@@ -555,6 +576,7 @@ pub async fn serve_on(
             metrics: metrics_fd.as_ref().map(AsFd::as_fd),
             next_instance: PluginSet::next_instance(),
             plugins: plugins_now.handover(),
+            stopped,
         });
         let why = match outgoing {
             Ok(outgoing) => handover::exec(outgoing, &upgrade.binary, checked, &upgrade.args),
@@ -649,6 +671,9 @@ struct Taken {
     metrics: Option<std::net::TcpListener>,
     next_instance: u32,
     plugins: Vec<crate::plugin::process::Adoptee>,
+    /// When the old image stopped accepting, and when it called `execve`.
+    stopped: std::time::SystemTime,
+    exec: std::time::SystemTime,
 }
 
 /// One line per plugin: its phase and its record (and, for a shadow plugin, how often it
@@ -704,16 +729,18 @@ async fn switch(
         || next.supervisor.socket_mode != fixed.socket_mode
         || next.supervisor.host_limits != fixed.host_limits
         || next.supervisor.worker_threads != fixed.worker_threads
+        || next.supervisor.busy_poll_us != fixed.busy_poll_us
     {
         tracing::warn!(
-            "reload: socket, runtime_dir, socket_mode, worker_threads and the host limits \
-             change only with a restart; the running ones stay"
+            "reload: socket, runtime_dir, socket_mode, worker_threads, busy_poll_us and the host \
+             limits change only with a restart; the running ones stay"
         );
         next.supervisor.socket = fixed.socket.clone();
         next.supervisor.runtime_dir = fixed.runtime_dir.clone();
         next.supervisor.socket_mode = fixed.socket_mode;
         next.supervisor.host_limits = fixed.host_limits;
         next.supervisor.worker_threads = fixed.worker_threads;
+        next.supervisor.busy_poll_us = fixed.busy_poll_us;
     }
     if next.audit != running.audit || next.metrics != running.metrics {
         tracing::warn!(

@@ -411,11 +411,22 @@ async fn measure_the_bridge() {
     let loadavg = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load_before = loadavg();
 
+    // On-CPU time of the processes that answer (schedstat, every thread), over the measured
+    // rounds: what each costs per call whatever the machine's load does to the wall time.
+    let processes = [
+        plugin_pid(&binary("allow-all"), &baseline),
+        plugin_pid(&binary("opa-bridge"), &bridged),
+        opa.child.id(),
+    ];
+    let mut cpu_before = [0u64; 3];
     let mut times: [Vec<Duration>; 3] = Default::default();
     // Per round, the bridge's verdict minus the baseline's, in µs (robust to load drifting).
     let mut added: Vec<f64> = Vec::new();
     for i in 0..calls + calls / 10 {
         let warm = i < calls / 10;
+        if i == calls / 10 {
+            cpu_before = processes.map(cpu_ns);
+        }
         let started = Instant::now();
         let verdict = baseline_client
             .before_tool_call(hookvisor_tests::harness::tool_call("exec", params.clone()))
@@ -446,6 +457,11 @@ async fn measure_the_bridge() {
         }
     }
     let load_after = loadavg();
+    let cpu_after = processes.map(cpu_ns);
+    // µs of CPU per call: OPA answered two queries a round (the bridge's and the direct one).
+    let per_call = |k: usize, queries: usize| {
+        (cpu_after[k] - cpu_before[k]) as f64 / 1e3 / (calls * queries) as f64
+    };
     let stats = |list: &mut Vec<Duration>| {
         list.sort();
         let at = |q: f64| list[((list.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
@@ -467,6 +483,12 @@ async fn measure_the_bridge() {
         "bridge/allow-all median ratio {:.2}; added by the bridge {:.0} µs (median of per-round differences); OPA asked directly {c50:.0} µs",
         b50 / a50,
         added[added.len() / 2],
+    );
+    println!(
+        "CPU per call: allow-all {:.0} µs, opa-bridge {:.0} µs, opa {:.0} µs per query",
+        per_call(0, 1),
+        per_call(1, 1),
+        per_call(2, 2)
     );
 }
 
@@ -496,4 +518,56 @@ fn post_keep_alive(stream: &mut BufReader<TcpStream>, path: &str, body: &str) ->
         .read_exact(&mut answer)
         .expect("reading opa's answer");
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The pid of the one process running `program` below `supervisor` (its plugin; other tests
+/// and benchmarks on the machine may run the same binary).
+fn plugin_pid(program: &Path, supervisor: &Supervisor) -> u32 {
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Field 4, after the command name in parentheses (which may hold spaces).
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let below = |pid: u32| {
+        let mut at = pid;
+        for _ in 0..4 {
+            match parent(at) {
+                Some(p) if p == supervisor.pid() as u32 => return true,
+                Some(p) if p > 1 => at = p,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let found: Vec<u32> = std::fs::read_dir("/proc")
+        .expect("reading /proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == program)
+        })
+        .filter(|&pid| below(pid))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "plugins running {}: {found:?}",
+        program.display()
+    );
+    found[0]
+}
+
+/// Nanoseconds on CPU of every thread of `pid` (`/proc/PID/task/*/schedstat`, first field).
+fn cpu_ns(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("reading a process's tasks")
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
 }

@@ -1,12 +1,12 @@
 package hookvisor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -181,7 +181,7 @@ func parseMetadata(text string) (any, error) {
 
 // decodeJSON parses exactly one JSON value, keeping numbers as json.Number.
 func decodeJSON(text string) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader([]byte(text)))
+	dec := json.NewDecoder(strings.NewReader(text))
 	dec.UseNumber()
 	var value any
 	if err := dec.Decode(&value); err != nil {

@@ -3,7 +3,9 @@
 // health service, no JSON parsing, no handler goroutine, no signal handling). `hookvisor bench`
 // calls it and the SDK's misbehave fixture in alternating blocks; the ratio of the two is what
 // the Go SDK costs (sdk_ratio_go_*). It serves hookvisor.v1.Plugin on HOOKVISOR_PLUGIN_SOCKET
-// with grpc-go's defaults until killed.
+// until killed, in grpc-go's serving mode MODE, its only argument:
+//   - default: grpc.NewServer() as it comes, a new goroutine per stream;
+//   - workers: grpc.NumStreamWorkers(GOMAXPROCS), streams handed to long-lived goroutines.
 package main
 
 import (
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 
 	"google.golang.org/grpc"
 
@@ -36,8 +39,17 @@ func (bare) BeforeToolCall(context.Context, *pb.BeforeToolCallRequest) (*pb.Tool
 
 func main() {
 	socket := os.Getenv("HOOKVISOR_PLUGIN_SOCKET")
-	if socket == "" {
-		fmt.Fprintln(os.Stderr, "bare-grpc-go is a benchmark baseline started by `hookvisor bench`")
+	if socket == "" || len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: bare-grpc-go default|workers, started by `hookvisor bench`")
+		os.Exit(1)
+	}
+	var options []grpc.ServerOption
+	switch os.Args[1] {
+	case "default":
+	case "workers":
+		options = append(options, grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
+	default:
+		fmt.Fprintf(os.Stderr, "unknown mode %q: default or workers\n", os.Args[1])
 		os.Exit(1)
 	}
 	listener, err := net.Listen("unix", socket)
@@ -45,7 +57,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "cannot bind %s: %v\n", socket, err)
 		os.Exit(2)
 	}
-	server := grpc.NewServer()
+	server := grpc.NewServer(options...)
 	pb.RegisterPluginServer(server, bare{})
 	if err := server.Serve(listener); err != nil {
 		fmt.Fprintf(os.Stderr, "the gRPC server failed: %v\n", err)

@@ -4,9 +4,8 @@
 //! `allow-all` in alternating blocks; the ratio of the two is what the Rust SDK costs
 //! (`sdk_ratio_rust_*`).
 //!
-//! It serves `hookvisor.v1.Plugin` on `HOOKVISOR_PLUGIN_SOCKET` until killed, on a tokio runtime
-//! of one thread (`current_thread`), tonic's fastest mode for one caller at a time on a small
-//! machine.
+//! It serves `hookvisor.v1.Plugin` on `HOOKVISOR_PLUGIN_SOCKET` until killed, on the tokio
+//! runtime MODE, its only argument: `current` (one thread) or `multi` (two workers, as the SDK).
 use std::process::ExitCode;
 
 use hookvisor_plugin::proto;
@@ -67,14 +66,24 @@ async fn serve(socket: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let Ok(socket) = std::env::var("HOOKVISOR_PLUGIN_SOCKET") else {
-        eprintln!("bare-tonic is a benchmark baseline started by `hookvisor bench`");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Ok(socket), [mode]) = (std::env::var("HOOKVISOR_PLUGIN_SOCKET"), args.as_slice()) else {
+        eprintln!("usage: bare-tonic current|multi, started by `hookvisor bench`");
         return ExitCode::from(1);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = match mode.as_str() {
+        "current" => tokio::runtime::Builder::new_current_thread(),
+        "multi" => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        }
+        other => {
+            eprintln!("unknown mode {other:?}: current or multi");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

@@ -3,10 +3,13 @@
 //! and answering the same call ("no opinion"), called by the same client in alternating blocks
 //! so that outside load hits both alike.
 //!
-//! The bare servers: `bare-tonic` (examples crate, next to this binary), `target/go/bare-grpc-go`
-//! (`bench/bare/go/build.sh target/go`), `bench/bare/python/bare.py thread|aio` (grpcio's
-//! thread-pool server and `grpc.aio`, both measured; the faster p50 is `bare_python_*`) and
-//! `bench/bare/node/bare.js` (grpc-js), run by the same interpreter as the SDK's plugin.
+//! The bare servers: `bare-tonic` (examples crate, next to this binary; `current` and `multi`,
+//! tokio's one-thread and multi-thread runtimes), `target/go/bare-grpc-go`
+//! (`bench/bare/go/build.sh target/go`; `default` and `workers`, grpc-go's goroutine per stream
+//! and its stream workers), `bench/bare/python/bare.py thread|aio` (grpcio's thread-pool server
+//! and `grpc.aio`) and `bench/bare/node/bare.js` (grpc-js), the last two run by the same
+//! interpreter as the SDK's plugin. Where there are two modes, both are measured and the faster
+//! p50 is `bare_<L>_*` (`bare_<L>_mode` says which).
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -18,8 +21,9 @@ struct Server {
     launch: Launch,
 }
 
-/// The bare servers of `language` (several for Python), given the SDK plugin's launch (Python
-/// and TypeScript run theirs with the same interpreter); `Err` says what is missing.
+/// The bare servers of `language`, one per serving mode of its library (Rust, Go and
+/// Python have two), given the SDK plugin's launch (Python and TypeScript run theirs with the same
+/// interpreter); `Err` says what is missing.
 fn bare_servers(
     language: &str,
     sdk: &Launch,
@@ -36,19 +40,21 @@ fn bare_servers(
             ))
         }
     };
-    let interpreted = |script: PathBuf, modes: &[&str]| -> Vec<Server> {
-        let script = script.display().to_string();
-        let key = |mode: &str| match mode {
-            "" => format!("bare_{language}"),
-            mode => format!("bare_{language}_{mode}"),
-        };
+    // `program [script] MODE` for each mode, keys `bare_<L>_<MODE>`; the mode "" is no argument
+    // and the key `bare_<L>`.
+    let modes = |program: PathBuf, script: Option<PathBuf>, modes: &[&str]| -> Vec<Server> {
         modes
             .iter()
             .map(|mode| Server {
-                key: key(mode),
+                key: match *mode {
+                    "" => format!("bare_{language}"),
+                    mode => format!("bare_{language}_{mode}"),
+                },
                 launch: Launch {
-                    program: sdk.program.clone(),
-                    args: std::iter::once(script.clone())
+                    program: program.clone(),
+                    args: script
+                        .iter()
+                        .map(|script| script.display().to_string())
                         .chain((!mode.is_empty()).then(|| (*mode).to_owned()))
                         .collect(),
                     env: Vec::new(),
@@ -57,26 +63,36 @@ fn bare_servers(
             .collect()
     };
     Ok(match language {
-        "rust" => vec![Server {
-            key: "bare_rust".into(),
-            launch: Launch::binary(&exists(
+        "rust" => modes(
+            exists(
                 bin_dir.join("bare-tonic"),
                 "cargo build --release -p hookvisor-examples",
-            )?),
-        }],
-        "go" => vec![Server {
-            key: "bare_go".into(),
-            launch: Launch::binary(&exists(
+            )?,
+            None,
+            &["current", "multi"],
+        ),
+        "go" => modes(
+            exists(
                 repo.join("target/go/bare-grpc-go"),
                 "bench/bare/go/build.sh target/go",
+            )?,
+            None,
+            &["default", "workers"],
+        ),
+        "python" => modes(
+            sdk.program.clone(),
+            Some(exists(
+                repo.join("bench/bare/python/bare.py"),
+                "not written yet",
             )?),
-        }],
-        "python" => interpreted(
-            exists(repo.join("bench/bare/python/bare.py"), "not written yet")?,
             &["thread", "aio"],
         ),
-        "typescript" => interpreted(
-            exists(repo.join("bench/bare/node/bare.js"), "not written yet")?,
+        "typescript" => modes(
+            sdk.program.clone(),
+            Some(exists(
+                repo.join("bench/bare/node/bare.js"),
+                "not written yet",
+            )?),
             &[""],
         ),
         other => return Err(format!("{other}: no bare server known")),
@@ -115,7 +131,7 @@ pub(super) async fn sdks(
         compare(&servers, dir, request, plan, figures)
             .await
             .with_context(|| format!("comparing the {language} SDK with its bare server"))?;
-        // Python has two bare servers: the faster at p50 is the one the SDK is held to.
+        // Where there are two bare servers, the faster at p50 is the one the SDK is held to.
         let fastest = servers[1..]
             .iter()
             .filter_map(|s| Some((figures.get(&format!("{}_p50_us", s.key))?, &s.key)))

@@ -663,3 +663,32 @@ async fn sigusr2_upgrades_in_place() {
     }
     assert_eq!(verdict(&socket, "forbidden").await, Outcome::Block);
 }
+
+#[tokio::test]
+async fn a_host_that_does_not_answer_goaway_holds_an_upgrade_up_for_a_moment_only() {
+    use tokio::io::AsyncWriteExt;
+    let supervisor = Supervisor::start(&body()).await;
+    let socket = supervisor.socket().to_path_buf();
+    // An HTTP/2 client that says hello and then never reads again: it never answers the PING
+    // of the two-phase GOAWAY, so its connection never closes by itself.
+    let mut frozen = tokio::net::UnixStream::connect(&socket)
+        .await
+        .expect("connecting");
+    frozen
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("the preface");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let (ok, stdout, stderr) = upgrade(&socket).await;
+    let took = started.elapsed();
+    assert!(ok, "{stdout}{stderr}\n{}", supervisor.log_tail());
+    // The drain limit would be 11 s (two default hook timeouts and a second).
+    assert!(
+        took < Duration::from_secs(5),
+        "the upgrade took {took:?}\n{}",
+        supervisor.log_tail()
+    );
+    assert_eq!(verdict(&socket, "exec").await, Outcome::Allow);
+    drop(frozen);
+}

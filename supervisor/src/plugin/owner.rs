@@ -293,6 +293,8 @@ impl Owner {
         self.publish.send_modify(|s| {
             s.record.restarts = handed.restarts;
             s.record.last_error.clone_from(&handed.last_error);
+            // Known already: the warnings of a first start are not repeated.
+            s.record.version = handed.version.as_deref().map(Arc::from);
             s.record.instance = Some((handed.instance, handed.pid));
             s.record.started = Some(started);
             s.record.heartbeat = None;

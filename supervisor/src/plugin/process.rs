@@ -225,6 +225,9 @@ pub struct Handed {
     pub last_error: Option<String>,
     /// How long the instance has been up, in milliseconds.
     pub uptime_ms: u64,
+    /// The version its last accepted `Describe` gave.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// A plugin that passed the handshake.
@@ -467,6 +470,7 @@ impl Process {
             restarts: 0,
             last_error: None,
             uptime_ms: 0,
+            version: None,
         };
         (handed, fds)
     }

@@ -172,6 +172,7 @@ impl PluginSet {
                 handed.instance = record.instance.map_or(0, |(n, _)| n);
                 handed.restarts = record.restarts;
                 handed.last_error.clone_from(&record.last_error);
+                handed.version = record.version.as_deref().map(str::to_owned);
                 handed.uptime_ms = record.started.map_or(0, |t| {
                     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
                 });

@@ -154,6 +154,36 @@ impl HostServer {
             let _ = stop.send(());
         }
     }
+
+    /// Moves the hosts (contract §6): stops accepting, sends every connection a two-phase
+    /// GOAWAY, and ends once each call taken has its verdict written. A connection still open
+    /// [`CONNECTION_CLOSE_WAIT`] later has calls in flight, or a host that does not answer
+    /// HTTP/2's PING (a frozen process): its calls finish (within `limit`) and have a moment
+    /// to be written, then the server ends without it, so one such host cannot hold everyone
+    /// else's calls in the backlog for long.
+    async fn close(&mut self, drain: &Drain, limit: Duration) -> Result<(), ServeError> {
+        self.stop();
+        if let Ok(ended) = tokio::time::timeout(CONNECTION_CLOSE_WAIT, &mut self.task).await {
+            return flatten(ended);
+        }
+        if tokio::time::timeout(limit, drain.idle()).await.is_err() {
+            tracing::warn!(
+                limit_ms = limit.as_millis() as u64,
+                "calls still in flight after the drain limit"
+            );
+        }
+        match tokio::time::timeout(CONNECTION_CLOSE_WAIT, &mut self.task).await {
+            Ok(ended) => flatten(ended),
+            Err(_) => {
+                tracing::warn!(
+                    "a host connection did not close after GOAWAY (a host that does not answer \
+                     HTTP/2's PING); closing it"
+                );
+                self.task.abort();
+                Ok(())
+            }
+        }
+    }
 }
 
 /// [`serve`] on `host` (the configured socket, one systemd passed in, or one handed over at an
@@ -524,8 +554,15 @@ pub async fn serve_on(
         let id = handover::new_id();
         tracing::info!(id, binary = %upgrade.binary.display(), "upgrade asked for: checking the new binary");
         let activated_path = activated.then_some(socket.as_path());
-        let checked =
-            handover::check(&spawner, &upgrade.binary, activated_path, &upgrade.args).await;
+        let checked = tokio::select! {
+            checked = handover::check(&spawner, &upgrade.binary, activated_path, &upgrade.args) => checked,
+            () = &mut shutdown => {
+                if let Some(reply) = asked_upgrade {
+                    let _ = reply.send(Err("hookvisor is shutting down".into()));
+                }
+                break None;
+            }
+        };
         let checked = match checked {
             Ok(checked) => checked,
             Err(why) => {
@@ -552,19 +589,9 @@ pub async fn serve_on(
         // Hosts are moved, not refused (§6): the server stops accepting (connections wait in
         // the listener's backlog for the new image), tells every connection to go away in two
         // phases (HTTP/2 GOAWAY), and ends once the calls in flight have their verdicts.
-        server.stop();
         let stopped = std::time::SystemTime::now();
-        let limit = drain_limit(&config) + CONNECTION_CLOSE_WAIT;
-        match tokio::time::timeout(limit, &mut server.task).await {
-            Ok(Ok(Err(e))) => tracing::warn!("the host API server ended with: {e}"),
-            Ok(_) => {}
-            Err(_) => {
-                tracing::warn!(
-                    limit_ms = limit.as_millis() as u64,
-                    "host connections still open after the drain limit; handing over anyway"
-                );
-                server.task.abort();
-            }
+        if let Err(e) = server.close(&drain, drain_limit(&config)).await {
+            tracing::warn!("the host API server ended with: {e}");
         }
         let plugins_now = current.get().plugins.clone();
         let outgoing = handover::prepare(handover::Handover {
@@ -612,15 +639,7 @@ pub async fn serve_on(
                 "shutting down: host connections are sent GOAWAY; calls in flight finish"
             );
             observer.stopping();
-            server.stop();
-            let limit = drain_limit(&config) + CONNECTION_CLOSE_WAIT;
-            match tokio::time::timeout(limit, &mut server.task).await {
-                Ok(ended) => flatten(ended),
-                Err(_) => {
-                    server.task.abort();
-                    Ok(())
-                }
-            }
+            server.close(&drain, drain_limit(&config)).await
         }
         None => {
             tracing::info!("shutting down: new calls get UNAVAILABLE; draining calls in flight");

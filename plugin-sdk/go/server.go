@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -131,7 +132,12 @@ func serve(ctx context.Context, p Plugin, info Info, listener net.Listener) erro
 	healthServer.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthServer.SetServingStatus(pluginService, healthpb.HealthCheckResponse_SERVING)
 
-	server := grpc.NewServer(grpc.MaxConcurrentStreams(MaxHandlers))
+	// Stream workers: grpc-go hands each stream to one of GOMAXPROCS long-lived goroutines (a new
+	// goroutine only when all are busy, so a hung handler takes none away) instead of starting
+	// one per stream whose stack then grows on every call. Faster per call in hookvisor bench
+	// (bare_go_workers_* against bare_go_default_*).
+	server := grpc.NewServer(grpc.MaxConcurrentStreams(MaxHandlers),
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
 	pb.RegisterPluginServer(server, newAdapter(p, info))
 	healthpb.RegisterHealthServer(server, healthServer)
 

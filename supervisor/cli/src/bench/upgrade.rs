@@ -139,7 +139,13 @@ fn round(calls: &[Call], from: Instant, to: Instant) -> Round {
         .map(|c| c.ended - c.sent)
         .max()
         .unwrap_or_default();
-    let mut answers: Vec<Instant> = window.iter().filter(|c| c.ok).map(|c| c.ended).collect();
+    // From the last answer before the event on: the gap a host sees.
+    let since = from.checked_sub(MARGIN).unwrap_or(from);
+    let mut answers: Vec<Instant> = calls
+        .iter()
+        .filter(|c| c.ok && c.ended >= since && c.sent <= to)
+        .map(|c| c.ended)
+        .collect();
     answers.sort();
 
     let gap = answers

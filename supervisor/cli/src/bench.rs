@@ -67,9 +67,6 @@ pub(crate) struct Options {
     /// `[supervisor] worker_threads` for the supervisors it starts (default: the default).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub worker_threads: Option<u32>,
-    /// `[supervisor] busy_poll_us` for the supervisors it starts (default: the default).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1000))]
-    pub busy_poll_us: Option<u32>,
     /// Only the SDKs against their bare servers (`sdk_*`, `bare_*`): about a minute.
     #[arg(long)]
     pub sdks_only: bool,
@@ -173,9 +170,6 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     figures.set("params_bytes", options.params_bytes);
     if let Some(n) = options.worker_threads {
         figures.set("worker_threads", n);
-    }
-    if let Some(us) = options.busy_poll_us {
-        figures.set("busy_poll_us", us);
     }
     figures.set("request_bytes", request.encoded_len());
     let progress = |what: &str| {

@@ -163,11 +163,7 @@ pub(crate) fn main(resumed: Option<Resumed>) -> ExitCode {
             init_logging_as("info", log_format);
             let source = (config_path, socket);
             let reload = move || load(&source.0, source.1.as_deref(), activated_path.as_deref());
-            // `worker_threads` and `busy_poll_us` are read once: a reload cannot change the
-            // runtime.
-            hookvisor::plugin::busy_poll::enable(std::time::Duration::from_micros(
-                config.supervisor.busy_poll_us.into(),
-            ));
+            // `worker_threads` is read once: a reload cannot change the runtime.
             let flavour = match config.supervisor.worker_threads {
                 1 => Runtime::CurrentThread,
                 n => Runtime::MultiThread(Some(n as usize)),
@@ -480,8 +476,6 @@ fn run_on(
     let built = match flavour {
         Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .on_thread_park(hookvisor::plugin::busy_poll::before_park)
-            .on_thread_unpark(hookvisor::plugin::busy_poll::after_unpark)
             .build(),
         Runtime::MultiThread(workers) => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();

@@ -42,10 +42,6 @@ pub const DEFAULT_START_TIMEOUT_MS: u32 = 5000;
 pub const DEFAULT_WORKER_THREADS: u32 = 1;
 /// Most runtime threads.
 pub const MAX_WORKER_THREADS: u32 = 256;
-/// `busy_poll_us` when not set. See `plugin::busy_poll` for why and what it costs.
-pub const DEFAULT_BUSY_POLL_US: u32 = 0;
-/// Largest `busy_poll_us`: past a millisecond, waking from idle costs less than the spin.
-pub const MAX_BUSY_POLL_US: u32 = 1000;
 /// Time between SIGTERM and SIGKILL when `stop_grace_ms` is not set.
 pub const DEFAULT_STOP_GRACE_MS: u32 = 2000;
 
@@ -153,9 +149,6 @@ pub struct SupervisorConfig {
     /// Threads of the async runtime, 1..=256: 1 runs everything on one thread (tokio's
     /// current-thread runtime), more is a work-stealing runtime with that many workers.
     pub worker_threads: u32,
-    /// `busy_poll_us`: how long the runtime's thread may spin for a plugin's answer before it
-    /// parks, after an idle period (0..=1000; 0 never spins). See `plugin::busy_poll`.
-    pub busy_poll_us: u32,
     /// What hosts may hold open and in flight on the host socket.
     pub host_limits: HostLimits,
     /// How plugins are restarted, checked and quarantined.
@@ -387,7 +380,6 @@ impl Default for SupervisorConfig {
             start_timeout_ms: DEFAULT_START_TIMEOUT_MS,
             stop_grace_ms: DEFAULT_STOP_GRACE_MS,
             worker_threads: DEFAULT_WORKER_THREADS,
-            busy_poll_us: DEFAULT_BUSY_POLL_US,
             host_limits: HostLimits::default(),
             lifecycle: Lifecycle::default(),
             sandbox: SandboxMode::default(),
@@ -548,7 +540,6 @@ struct RawSupervisor {
     start_timeout_ms: Option<Spanned<i64>>,
     stop_grace_ms: Option<Spanned<i64>>,
     worker_threads: Option<Spanned<i64>>,
-    busy_poll_us: Option<Spanned<i64>>,
     max_connections: Option<Spanned<i64>>,
     max_calls_in_flight: Option<Spanned<i64>>,
     max_calls_per_connection: Option<Spanned<i64>>,
@@ -827,22 +818,6 @@ impl Document<'_> {
                             "worker_threads",
                             format!(
                                 "{} is out of range; expected 1..={MAX_WORKER_THREADS}",
-                                value.get_ref()
-                            ),
-                        ));
-                    }
-                },
-            },
-            busy_poll_us: match raw.busy_poll_us {
-                None => DEFAULT_BUSY_POLL_US,
-                Some(value) => match u32::try_from(*value.get_ref()) {
-                    Ok(n) if n <= MAX_BUSY_POLL_US => n,
-                    _ => {
-                        return Err(self.key_error(
-                            &value,
-                            "busy_poll_us",
-                            format!(
-                                "{} is out of range; expected 0..={MAX_BUSY_POLL_US}",
                                 value.get_ref()
                             ),
                         ));

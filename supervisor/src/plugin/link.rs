@@ -168,7 +168,6 @@ impl Link {
         let body = encode(request)?;
         let head = head(path, timeout, request_id)?;
         let connection = self.connection().await?;
-        let _awaiting = super::busy_poll::Awaiting::start();
         let mut send = connection.send.ready().await.map_err(h2_status)?;
         let (response, mut stream) = send.send_request(head, false).map_err(h2_status)?;
         stream.send_data(body, true).map_err(h2_status)?;
@@ -232,7 +231,6 @@ pub fn interpret<Resp: Message + Default>(
 impl Connection {
     async fn open(socket: &Path, peer: Peer) -> io::Result<Connection> {
         let stream = connect_checked(socket, peer).await?;
-        super::busy_poll::watch(&stream);
         let (send, connection) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)

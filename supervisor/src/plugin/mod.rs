@@ -21,7 +21,6 @@
 //!   its configuration and this machine, and its state and socket directories.
 //! - [`generation`]: one configuration's plugins and hook settings as one value, swapped whole.
 
-pub mod busy_poll;
 pub mod generation;
 pub mod link;
 mod output;

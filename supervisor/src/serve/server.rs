@@ -748,18 +748,16 @@ async fn switch(
         || next.supervisor.socket_mode != fixed.socket_mode
         || next.supervisor.host_limits != fixed.host_limits
         || next.supervisor.worker_threads != fixed.worker_threads
-        || next.supervisor.busy_poll_us != fixed.busy_poll_us
     {
         tracing::warn!(
-            "reload: socket, runtime_dir, socket_mode, worker_threads, busy_poll_us and the host \
-             limits change only with a restart; the running ones stay"
+            "reload: socket, runtime_dir, socket_mode, worker_threads and the host limits \
+             change only with a restart; the running ones stay"
         );
         next.supervisor.socket = fixed.socket.clone();
         next.supervisor.runtime_dir = fixed.runtime_dir.clone();
         next.supervisor.socket_mode = fixed.socket_mode;
         next.supervisor.host_limits = fixed.host_limits;
         next.supervisor.worker_threads = fixed.worker_threads;
-        next.supervisor.busy_poll_us = fixed.busy_poll_us;
     }
     if next.audit != running.audit || next.metrics != running.metrics {
         tracing::warn!(

@@ -28,13 +28,10 @@ impl Supervisor {
         let state_dir = dir.join(format!("{name}.state"));
         let config = dir.join(format!("{name}.toml"));
         let log = dir.join(format!("{name}.log"));
-        let mut threads = options
+        let threads = options
             .worker_threads
             .map(|n| format!("worker_threads = {n}\n"))
             .unwrap_or_default();
-        if let Some(us) = options.busy_poll_us {
-            threads.push_str(&format!("busy_poll_us = {us}\n"));
-        }
         let text = format!(
             "[supervisor]\nsocket = {}\nruntime_dir = {}\nstate_dir = {}\n{threads}\n{plugins}",
             toml_string(&socket),

@@ -97,7 +97,6 @@ fn empty_file_gives_defaults_and_no_plugins() {
     assert_eq!(config.supervisor.start_timeout_ms, DEFAULT_START_TIMEOUT_MS);
     assert_eq!(config.supervisor.stop_grace_ms, DEFAULT_STOP_GRACE_MS);
     assert_eq!(config.supervisor.worker_threads, DEFAULT_WORKER_THREADS);
-    assert_eq!(config.supervisor.busy_poll_us, DEFAULT_BUSY_POLL_US);
     for hook in [
         Hook::Unspecified,
         Hook::BeforeToolCall,
@@ -119,7 +118,6 @@ socket_mode = "0660"
 start_timeout_ms = 600000
 stop_grace_ms = 0
 worker_threads = 4
-busy_poll_us = 250
 
 [hooks.before_tool_call]
 revalidate = false
@@ -142,7 +140,6 @@ hooks = ["session_created", "before_session_create", "session_created"]
     assert_eq!(config.supervisor.start_timeout_ms, 600_000);
     assert_eq!(config.supervisor.stop_grace_ms, 0);
     assert_eq!(config.supervisor.worker_threads, 4);
-    assert_eq!(config.supervisor.busy_poll_us, 250);
     assert!(!config.hook(Hook::BeforeToolCall).revalidate);
     assert_eq!(config.hook(Hook::BeforeSessionCreate).timeout_ms, 1);
     assert_eq!(config.hook(Hook::SessionCreated).timeout_ms, 250);
@@ -276,8 +273,6 @@ fn errors_name_file_line_and_key() {
         ("stop grace too big", "[supervisor]\nstop_grace_ms = 9999999999\n".into(), 2, "key `stop_grace_ms`: 9999999999 is out of range; expected 0..=600000".into()),
         ("no worker threads", "[supervisor]\nworker_threads = 0\n".into(), 2, "key `worker_threads`: 0 is out of range; expected 1..=256".into()),
         ("too many worker threads", "[supervisor]\nworker_threads = 257\n".into(), 2, "key `worker_threads`: 257 is out of range; expected 1..=256".into()),
-        ("busy poll too long", "[supervisor]\nbusy_poll_us = 1001\n".into(), 2, "key `busy_poll_us`: 1001 is out of range; expected 0..=1000".into()),
-        ("busy poll negative", "[supervisor]\nbusy_poll_us = -1\n".into(), 2, "key `busy_poll_us`: -1 is out of range; expected 0..=1000".into()),
         ("no connections", "[supervisor]\nmax_connections = 0\n".into(), 2, "key `max_connections`: 0 is out of range; expected 1..=65536".into()),
         ("too many calls", "[supervisor]\nmax_calls_in_flight = 70000\n".into(), 2, "key `max_calls_in_flight`: 70000 is out of range; expected 1..=65536".into()),
         ("negative per connection", "[supervisor]\nmax_calls_per_connection = -1\n".into(), 2, "key `max_calls_per_connection`: -1 is out of range; expected 1..=65536".into()),

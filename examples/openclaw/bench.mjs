@@ -15,7 +15,7 @@
 // Each is measured twice: back to back (the next call as soon as the last answered) and spaced
 // (calls GAP ms apart, default 100, as an agent's tool calls come: every process on the path
 // then wakes from idle for each call). Spaced calls go round the four kinds in turn (bare,
-// client, invoke with, invoke without, the order rotating every round), so a burst of noise
+// client, invoke with, invoke without, in a new random order every round), so a burst of noise
 // on this shared machine hits all four alike; each figure is the median of its calls. Targets
 // (issue 21, spaced): client ≤ 2.0× bare, gateway added ≤ 1.15× client.
 // Last, one agent turn (`openclaw agent --local`, rust only, `--no-turn` skips it): the time
@@ -225,14 +225,14 @@ async function measureTurn(ctx) {
 }
 
 /** Every figure for one plugin kind; the gateways stay up, the supervisor is this kind's. */
-async function measureKind(kind, ctx) {
+async function measureKind(kind, ctx, started) {
   const { dir, homes, ports, token } = ctx;
   const plugin = pluginOf(kind, dir);
-  const supervisor = supervisorWith(dir, plugin);
+  const supervisor = started ?? supervisorWith(dir, plugin);
   const direct = await startDirect(dir, plugin);
   const client = new HooksClient(supervisor.socket);
   try {
-    await supervisor.start();
+    if (started === undefined) await supervisor.start();
     const request = {
       tool_name: "probe_write",
       params_json: JSON.stringify({ path: "/tmp/x", content: "x" }),
@@ -279,12 +279,19 @@ async function measureKind(kind, ctx) {
       }
     }
 
-    // Spaced: GAP_MS of idle before every call, the four kinds in turn, the order rotating.
+    // Spaced: GAP_MS of idle before every call, the kinds in a new random order each round: what
+    // ran just before a call (a heavy gateway call or a light one) changes how idle the machine
+    // is, so no kind may always follow the same one.
     const spaced = { bare: [], client: [], with: [], without: [] };
     const order = opts.gateway ? ["bare", "client", "with", "without"] : ["bare", "client"];
+    let seed = 0x2545f491;
+    const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) / 2 ** 24;
     for (let i = 0; i < SPACED + 2; i++) {
-      for (let j = 0; j < order.length; j++) {
-        const variant = order[(i + j) % order.length];
+      for (let j = order.length - 1; j > 0; j--) {
+        const k = Math.floor(random() * (j + 1));
+        [order[j], order[k]] = [order[k], order[j]];
+      }
+      for (const variant of order) {
         await sleep(GAP_MS);
         const t = await calls[variant]();
         if (i >= 2) spaced[variant].push(t);
@@ -323,6 +330,14 @@ async function main() {
         gatewayToken: token,
       });
     }
+    // hookvisor first, as a deployment starts them: a gateway whose adapter found no hookvisor
+    // at load was measured paying more per call for the whole run (README, Latency).
+    let first;
+    if (KINDS.length > 0) {
+      first = supervisorWith(dir, pluginOf(KINDS[0], dir));
+      cleanup.push(() => first.stop());
+      await first.start();
+    }
     for (const variant of opts.gateway ? ["with", "without"] : []) {
       const gateway = await h.startGateway(homes[variant], ports[variant]);
       cleanup.push(() => gateway.stop());
@@ -345,7 +360,8 @@ async function main() {
     const result = { calls: CALLS, spaced_calls: SPACED, gap_ms: GAP_MS };
     const lines = [];
     for (const kind of KINDS) {
-      const { b2b, spaced } = await measureKind(kind, { dir, homes, ports, token, model });
+      const started = kind === KINDS[0] ? first : undefined;
+      const { b2b, spaced } = await measureKind(kind, { dir, homes, ports, token, model }, started);
       const f = (prefix, m) => {
         const key = (name) => `${kind}_${prefix}_${name}`;
         const how = prefix === "spaced" ? `${GAP_MS} ms apart` : "back to back";

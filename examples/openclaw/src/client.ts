@@ -13,7 +13,8 @@
 // the call UNAVAILABLE with the errno; for the backoff after a failure (100 ms, doubling to 1 s)
 // every call fails at once with the same error, and the next call after it tries again, so calls
 // go through within about a second of hookvisor coming back. A closed or draining (GOAWAY)
-// connection is dropped and the next call opens a new one. Every call has a deadline (the timer
+// connection is dropped and the next call opens a new one; a call whose stream the server refused
+// unprocessed (past a GOAWAY's last stream) is sent again on a new one. Every call has a deadline (the timer
 // closes its stream and fails it DEADLINE_EXCEEDED) and can be cancelled by an AbortSignal.
 // Errors have grpc-js's shape (`code`, `details`, `metadata`), so callers read them alike.
 
@@ -27,6 +28,13 @@ import { loadHookvisorProto, type proto } from "@hookvisor/plugin";
 const MAX_RECEIVE_BYTES = 8 * 1024 * 1024;
 const INITIAL_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 1000;
+/**
+ * How many times one call is sent again after hookvisor refused its stream unprocessed
+ * (REFUSED_STREAM: past the last stream of a GOAWAY, as when `hookvisor upgrade` moves its hosts
+ * to the new image) or the connection closed before the stream could start. Both are safe to
+ * resend (HTTP/2 §8.7: the server did nothing with them), and grpc-js would have resent them.
+ */
+const MAX_RESENDS = 3;
 
 const {
   HTTP2_HEADER_METHOD,
@@ -123,17 +131,21 @@ export class HooksClient {
         signal.addEventListener("abort", onAbort, { once: true });
         call.onDone = () => signal.removeEventListener("abort", onAbort);
       }
-      const session = this.ready();
-      if (session instanceof Error) {
-        call.fail(Status.UNAVAILABLE, session.message);
-      } else if (session instanceof Promise) {
-        session.then(
-          (s) => this.start(call, s, message, deadlineMs),
-          (err: Error) => call.fail(Status.UNAVAILABLE, err.message),
-        );
-      } else {
-        this.start(call, session, message, deadlineMs);
-      }
+      const send = () => {
+        const session = this.ready();
+        if (session instanceof Error) {
+          call.fail(Status.UNAVAILABLE, session.message);
+        } else if (session instanceof Promise) {
+          session.then(
+            (s) => this.start(call, s, message, deadlineMs),
+            (err: Error) => call.fail(Status.UNAVAILABLE, err.message),
+          );
+        } else {
+          this.start(call, session, message, deadlineMs);
+        }
+      };
+      call.resend = send;
+      send();
     });
   }
 
@@ -150,9 +162,11 @@ export class HooksClient {
     try {
       stream = session.request(this.headersFor(call.path, deadlineMs), { endStream: false });
     } catch (err) {
-      // The session closed under us (a GOAWAY, a reset): the next call opens a new one.
+      // The session closed under us (a GOAWAY, a reset): the call goes on a new one.
       this.drop(session);
-      call.fail(Status.UNAVAILABLE, `the connection to hookvisor closed (${describe(err)})`);
+      if (!call.sendAgain()) {
+        call.fail(Status.UNAVAILABLE, `the connection to hookvisor closed (${describe(err)})`);
+      }
       return;
     }
     call.attach(stream);
@@ -243,6 +257,9 @@ class UnaryCall<Res> {
   done = false;
   timer: NodeJS.Timeout | undefined;
   onDone: (() => void) | undefined;
+  /** Sends the call on the current (or a new) connection. */
+  resend: (() => void) | undefined;
+  private resends = 0;
   private stream: http2.ClientHttp2Stream | undefined;
   private readonly chunks: Buffer[] = [];
   private received = 0;
@@ -293,11 +310,30 @@ class UnaryCall<Res> {
     }
   }
 
+  /** Sends the call again from the start, if it may be (see MAX_RESENDS); false if not. */
+  sendAgain(): boolean {
+    if (this.done || this.resend === undefined || this.resends >= MAX_RESENDS) {
+      return false;
+    }
+    this.resends += 1;
+    this.stream = undefined;
+    this.chunks.length = 0;
+    this.received = 0;
+    this.status = undefined;
+    this.details = "";
+    this.httpStatus = undefined;
+    this.resend();
+    return true;
+  }
+
   private finish(rstCode: number): void {
     if (this.done) {
       return;
     }
     if (this.status === undefined) {
+      if (rstCode === NGHTTP2_REFUSED_STREAM && this.httpStatus === undefined && this.sendAgain()) {
+        return;
+      }
       if (rstCode === NGHTTP2_REFUSED_STREAM) {
         this.fail(Status.UNAVAILABLE, "the stream was refused: hookvisor is busy or closing");
       } else if (rstCode === NGHTTP2_CANCEL) {

@@ -5,6 +5,7 @@
 
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as http2 from "node:http2";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
@@ -194,6 +195,43 @@ describe("HooksClient", () => {
       assert.match(err.details, /ENOENT/);
     } finally {
       lone.close();
+    }
+  });
+
+  it("sends a call again when its stream was refused unprocessed, as past an upgrade's GOAWAY", async () => {
+    // A bare HTTP/2 server: the first stream of each connection is refused (REFUSED_STREAM,
+    // what a draining hookvisor does to streams past its GOAWAY's last one), the next answered.
+    const socket = path.join(dir, "refusing.sock");
+    let streams = 0;
+    const refusing = http2.createServer();
+    refusing.on("session", (session) => {
+      let first = true;
+      session.on("stream", (stream) => {
+        streams += 1;
+        if (first) {
+          first = false;
+          stream.on("error", () => undefined); // the reset is reported on this side too
+          stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+          return;
+        }
+        stream.respond(
+          { ":status": 200, "content-type": "application/grpc" },
+          { waitForTrailers: true },
+        );
+        stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+        // An empty ToolCallVerdict: outcome unset.
+        stream.end(Buffer.from([0, 0, 0, 0, 0]));
+      });
+    });
+    await new Promise<void>((resolve) => refusing.listen(socket, resolve));
+    const lone = new HooksClient(socket);
+    try {
+      const verdict = await lone.beforeToolCall(REQUEST, 5000);
+      assert.equal(verdict.outcome, "OUTCOME_UNSPECIFIED");
+      assert.equal(streams, 2, "refused once, then sent again");
+    } finally {
+      lone.close();
+      await new Promise<void>((resolve) => refusing.close(() => resolve()));
     }
   });
 });

@@ -263,24 +263,32 @@ fn keeps_params(mut p: Participant) -> Participant {
     p
 }
 
+/// A lineup of one policy, configured `rewrites_params = false`, and `hooks`.
+fn guarded(policy: &Arc<Fake>, hooks: Vec<Participant>) -> Lineup {
+    Lineup {
+        policies: vec![keeps_params(participant(
+            "policy",
+            Stage::Policy,
+            policy,
+            None,
+        ))],
+        hooks,
+        ..Lineup::default()
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn speculative_hooks_are_asked_beside_the_policy_stage() {
     let policy = Fake::new(Script::Allow, 10);
     let early = Fake::new(Script::Allow, 10);
     let late = Fake::new(Script::Allow, 10);
-    let lineup = Lineup {
-        policies: vec![keeps_params(participant(
-            "policy",
-            Stage::Policy,
-            &policy,
-            None,
-        ))],
-        hooks: vec![
+    let lineup = guarded(
+        &policy,
+        vec![
             speculative(participant("early", Stage::Hook, &early, None)),
             participant("late", Stage::Hook, &late, None),
         ],
-        ..Lineup::default()
-    };
+    );
     let started = Instant::now();
     let verdict = before_tool_call(&lineup, &HOOK, &call(r#"{"a":1}"#), budget()).await;
     assert_eq!(
@@ -302,16 +310,10 @@ async fn speculative_hooks_are_asked_beside_the_policy_stage() {
 async fn a_policy_block_cancels_the_speculative_hooks() {
     let policy = Fake::new(Script::Block("no"), 10);
     let early = Fake::new(Script::Hang, 0);
-    let lineup = Lineup {
-        policies: vec![keeps_params(participant(
-            "policy",
-            Stage::Policy,
-            &policy,
-            None,
-        ))],
-        hooks: vec![speculative(participant("early", Stage::Hook, &early, None))],
-        ..Lineup::default()
-    };
+    let lineup = guarded(
+        &policy,
+        vec![speculative(participant("early", Stage::Hook, &early, None))],
+    );
     let started = Instant::now();
     let verdict = before_tool_call(&lineup, &HOOK, &call("{}"), budget()).await;
     assert_eq!(started.elapsed(), Duration::from_millis(10));
@@ -324,15 +326,7 @@ async fn a_policy_block_cancels_the_speculative_hooks() {
 #[tokio::test(start_paused = true)]
 async fn a_rewrite_from_a_plugin_that_may_not_rewrite_is_an_invalid_answer() {
     let policy = Fake::new(Script::Rewrite(r#"{"redacted":true}"#), 1);
-    let lineup = Lineup {
-        policies: vec![keeps_params(participant(
-            "policy",
-            Stage::Policy,
-            &policy,
-            None,
-        ))],
-        ..Lineup::default()
-    };
+    let lineup = guarded(&policy, vec![]);
     let verdict = before_tool_call(&lineup, &HOOK, &call(r#"{"a":1}"#), budget()).await;
     assert_eq!(verdict.outcome(), Outcome::Block);
     assert_eq!(verdict.trace[0].failure(), Failure::InvalidResponse);

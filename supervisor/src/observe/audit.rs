@@ -37,6 +37,8 @@ enum Message {
     Line(String),
     /// Look at the reopen flag.
     Wake,
+    /// Answered once every line queued before it is written (see [`Audit::flush`]).
+    Flushed(SyncSender<()>),
 }
 
 /// The sending side of the audit log; cheap to share.
@@ -55,6 +57,7 @@ impl std::fmt::Debug for Message {
         f.write_str(match self {
             Message::Line(_) => "Line",
             Message::Wake => "Wake",
+            Message::Flushed(_) => "Flushed",
         })
     }
 }
@@ -103,6 +106,28 @@ impl Audit {
         self.reopen.store(true, Ordering::Relaxed);
         // Wakes an idle writer; a busy one (the queue full) sees the flag after its batch.
         let _ = self.queue.try_send(Message::Wake);
+    }
+
+    /// Waits, at most `limit`, until every line submitted before is written: before the
+    /// process ends or replaces its image (`execve` at an upgrade), when the writer thread and
+    /// its queue end with it. False if the writer did not get there in time.
+    pub fn flush(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let (ack, done) = std::sync::mpsc::sync_channel(1);
+        let mut message = Message::Flushed(ack);
+        // The queue may be full of lines: wait for room, as long as the limit allows.
+        loop {
+            match self.queue.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Full(again)) if std::time::Instant::now() < deadline => {
+                    message = again;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return false,
+            }
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        done.recv_timeout(left).is_ok()
     }
 
     fn submit(&self, line: Value) {
@@ -513,13 +538,18 @@ impl Writer {
         let mut reported = 0;
         let mut buffer = Vec::with_capacity(64 * 1024);
         let mut failing = Failing::default();
+        let mut acks = Vec::new();
         while let Ok(first) = lines.recv() {
             let mut next = Some(first);
             while let Some(message) = next.take() {
-                if let Message::Line(line) = message {
-                    self.queued_bytes.fetch_sub(line.len(), Ordering::Relaxed);
-                    buffer.extend_from_slice(line.as_bytes());
-                    buffer.push(b'\n');
+                match message {
+                    Message::Line(line) => {
+                        self.queued_bytes.fetch_sub(line.len(), Ordering::Relaxed);
+                        buffer.extend_from_slice(line.as_bytes());
+                        buffer.push(b'\n');
+                    }
+                    Message::Wake => {}
+                    Message::Flushed(ack) => acks.push(ack),
                 }
                 if buffer.len() < 256 * 1024 {
                     next = lines.try_recv().ok();
@@ -547,6 +577,9 @@ impl Writer {
             }
             if self.reopen.swap(false, Ordering::Relaxed) {
                 self.sink.reopen();
+            }
+            for ack in acks.drain(..) {
+                let _ = ack.send(());
             }
         }
     }
@@ -649,6 +682,28 @@ mod tests {
         assert!(audit.queued_bytes.load(Ordering::Relaxed) <= MAX_QUEUED_BYTES);
         // 64 lines fit the queue, a few more the pipe and the writer's buffer.
         assert!(audit.dropped() >= 30, "dropped {}", audit.dropped());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// What is submitted before a flush is in the file when it returns.
+    #[test]
+    fn a_flush_returns_once_every_line_before_it_is_written() {
+        let dir = std::env::temp_dir().join(format!("hv-audit-flush-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("decisions.jsonl");
+        let audit = Audit::start(&AuditConfig {
+            path: AuditPath::File(path.clone()),
+            log_params: false,
+            queue_lines: 100_000,
+        })
+        .unwrap();
+        for i in 0..20_000 {
+            audit.submit(json!({ "n": i }));
+        }
+        assert!(audit.flush(Duration::from_secs(30)), "flushed in time");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 20_000);
+        assert_eq!(audit.dropped(), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -593,6 +593,8 @@ pub async fn serve_on(
         if let Err(e) = server.close(&drain, drain_limit(&config)).await {
             tracing::warn!("the host API server ended with: {e}");
         }
+        // The audit writer and its queue end at `execve`: every verdict's line is written first.
+        flush_audit(&observers);
         let plugins_now = current.get().plugins.clone();
         let outgoing = handover::prepare(handover::Handover {
             id,
@@ -671,6 +673,7 @@ pub async fn serve_on(
         }
     };
     drop(metrics_server);
+    flush_audit(&observers);
     current.get().plugins.stop(grace).await;
     if !activated && let Err(e) = layout::remove_stale_socket(&socket) {
         tracing::warn!("left the host socket in place: {e}");
@@ -678,6 +681,22 @@ pub async fn serve_on(
     drop(lock);
     tracing::info!("stopped");
     result
+}
+
+/// How long the end of the process (or an upgrade's `execve`) waits for the audit writer.
+const AUDIT_FLUSH_LIMIT: Duration = Duration::from_secs(2);
+
+/// Waits for the audit log's queued lines to be written (bounded: a writer stuck on a full disk
+/// or a pipe nobody reads must not hold the process), and says so when they were not.
+fn flush_audit(observers: &Observers) {
+    if let Some(audit) = &observers.audit
+        && !audit.flush(AUDIT_FLUSH_LIMIT)
+    {
+        tracing::warn!(
+            limit_ms = AUDIT_FLUSH_LIMIT.as_millis() as u64,
+            "audit log: the writer did not write every queued line in time; they are lost"
+        );
+    }
 }
 
 /// What an earlier image handed over, as `serve_on` takes it apart.

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -122,13 +122,18 @@ impl Throttle {
 }
 
 /// The accepted connections of `listener`, within `limits`. The accept loop runs until the
-/// stream is dropped.
+/// stream is dropped, or until `stop`: then it accepts nothing more (connections wait in the
+/// listener's backlog, for the next image at an upgrade or the next supervisor under socket
+/// activation) and the stream ends once the server has taken every connection accepted before.
+/// A server that stopped by ending its stream has therefore taken, and answers, every
+/// connection this loop accepted: none is accepted and then dropped unserved.
 pub fn incoming(
     listener: UnixListener,
     limits: HostLimits,
+    stop: oneshot::Receiver<()>,
 ) -> impl Stream<Item = io::Result<HostConnection>> {
     let (tx, rx) = mpsc::channel(1);
-    tokio::spawn(accept_loop(listener, limits, tx));
+    tokio::spawn(accept_loop(listener, limits, tx, stop));
     ReceiverStream::new(rx)
 }
 
@@ -136,6 +141,7 @@ async fn accept_loop(
     listener: UnixListener,
     limits: HostLimits,
     tx: mpsc::Sender<io::Result<HostConnection>>,
+    mut stop: oneshot::Receiver<()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
     let mut backoff = MIN_ACCEPT_BACKOFF;
@@ -143,9 +149,12 @@ async fn accept_loop(
     let mut failing = Throttle::default();
     let mut from_plugin = Throttle::default();
     loop {
+        // Stopping comes first: once asked, not one more connection leaves the backlog.
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            biased;
+            _ = &mut stop => return,
             () = tx.closed() => return,
+            accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, _)) => {

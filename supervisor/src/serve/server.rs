@@ -148,7 +148,8 @@ struct HostServer {
 }
 
 impl HostServer {
-    /// Stops accepting and closes every connection gracefully (GOAWAY, calls in flight finish).
+    /// Stops accepting and closes every connection gracefully (GOAWAY, calls in flight finish)
+    /// once the server has taken every connection already accepted.
     fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -470,11 +471,13 @@ pub async fn serve_on(
         .add_service(reflection_v1alpha);
     let start_server = |listener: UnixListener| {
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        // The server stops when its incoming stream ends (the accept loop told to stop), never
+        // by a signal of its own: so it takes every connection accepted before, instead of
+        // leaving one accepted and unserved. The shutdown future is there for tonic's graceful
+        // close of the open connections (GOAWAY) once the stream has ended.
         let task = tokio::spawn(router.clone().serve_with_incoming_shutdown(
-            connections::incoming(listener, limits),
-            async {
-                let _ = stop_rx.await;
-            },
+            connections::incoming(listener, limits, stop_rx),
+            std::future::pending::<()>(),
         ));
         HostServer {
             task,

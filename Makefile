@@ -67,8 +67,9 @@ sdks:
 lint:
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
-	@out="$$(gofmt -l bench/goplugin)"; test -z "$$out" || { echo "gofmt: $$out"; exit 1; }
+	@out="$$(gofmt -l bench/goplugin bench/bare/go)"; test -z "$$out" || { echo "gofmt: $$out"; exit 1; }
 	cd bench/goplugin && go vet ./...
+	cd bench/bare/go && go vet ./...
 
 # No incremental caches in a test run (gigabytes on a clean checkout, and CI builds once).
 test: export CARGO_INCREMENTAL = 0

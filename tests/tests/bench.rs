@@ -110,3 +110,59 @@ fn bench_compares_with_go_plugin() {
     positive(&figures, "n1_p50_us");
     positive(&figures, "ratio_n1_goplugin_p50");
 }
+
+/// Each SDK's trivial plugin against a bare server on its own gRPC library (issue 21): every
+/// language measured, every ratio from figures of the same run, nothing skipped.
+#[test]
+fn bench_compares_each_sdk_with_its_bare_server() {
+    let status = Command::new(repo_root().join("bench/bare/go/build.sh"))
+        .arg(repo_root().join("target/go"))
+        .status()
+        .expect("bench/bare/go/build.sh (needs Go)");
+    assert!(status.success());
+    let figures = bench(&["--sdks-only"]);
+    assert!(figures["sdks_missing"].is_null(), "{figures}");
+    for language in ["rust", "go", "python", "typescript"] {
+        for figure in ["p50", "p99"] {
+            let sdk = positive(&figures, &format!("sdk_{language}_{figure}_us"));
+            let bare = positive(&figures, &format!("bare_{language}_{figure}_us"));
+            let ratio = positive(&figures, &format!("sdk_ratio_{language}_{figure}"));
+            assert!(
+                (ratio - sdk / bare).abs() < 0.01,
+                "{language} {figure}: {figures}"
+            );
+        }
+    }
+}
+
+/// The bare servers refuse to start without the socket a spawned plugin is given, saying so.
+#[test]
+fn bare_servers_refuse_a_missing_socket() {
+    let status = Command::new(repo_root().join("bench/bare/go/build.sh"))
+        .arg(repo_root().join("target/go"))
+        .status()
+        .expect("bench/bare/go/build.sh (needs Go)");
+    assert!(status.success());
+    let go = Command::new(repo_root().join("target/go/bare-grpc-go"))
+        .arg("default")
+        .env_remove("HOOKVISOR_PLUGIN_SOCKET")
+        .output()
+        .expect("running bare-grpc-go");
+    assert_eq!(go.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&go.stderr).contains("usage: bare-grpc-go"));
+    let dir = TestDir::new();
+    let go = Command::new(repo_root().join("target/go/bare-grpc-go"))
+        .arg("fastest")
+        .env("HOOKVISOR_PLUGIN_SOCKET", dir.path().join("p.sock"))
+        .output()
+        .expect("running bare-grpc-go");
+    assert_eq!(go.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&go.stderr).contains("unknown mode \"fastest\""));
+    let node = Command::new(hookvisor_tests::languages::node())
+        .arg(repo_root().join("bench/bare/node/bare.js"))
+        .env("HOOKVISOR_PLUGIN_SOCKET", "relative.sock")
+        .output()
+        .expect("running bare.js");
+    assert_eq!(node.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&node.stderr).contains("must be an absolute socket path"));
+}

@@ -83,7 +83,7 @@ fn bare_servers(
             sdk.program.clone(),
             Some(exists(
                 repo.join("bench/bare/python/bare.py"),
-                "not written yet",
+                "part of the repository: is this checkout whole?",
             )?),
             &["thread", "aio"],
         ),
@@ -91,7 +91,7 @@ fn bare_servers(
             sdk.program.clone(),
             Some(exists(
                 repo.join("bench/bare/node/bare.js"),
-                "not written yet",
+                "part of the repository: is this checkout whole?",
             )?),
             &[""],
         ),

@@ -184,34 +184,19 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
         upgrade::print(&options, &figures)?;
         return Ok(());
     }
-    if options.sdks_only {
-        let (languages, missing) = languages(&bin_dir, &plugin);
-        if !missing.is_empty() {
-            figures.set("languages_missing", missing);
-        }
-        sdks::sdks(
-            &bin_dir,
-            &languages,
-            dir.path(),
-            &request,
-            &plan,
-            &mut figures,
-        )
-        .await?;
-        sdks::print(&options, &figures)?;
-        return Ok(());
-    }
-    progress("direct: one plugin called on its own socket");
-    direct(&plugin, dir.path(), &request, &plan, &mut figures).await?;
     let (languages, missing) = languages(&bin_dir, &plugin);
-    let names: Vec<&str> = languages.iter().map(|(name, _)| *name).collect();
-    progress(&format!(
-        "spawn: start-to-ready and one call of a trivial plugin in {}",
-        names.join(", ")
-    ));
-    spawn_ready(&languages, dir.path(), &request, &plan, &mut figures).await?;
     if !missing.is_empty() {
         figures.set("languages_missing", missing);
+    }
+    if !options.sdks_only {
+        progress("direct: one plugin called on its own socket");
+        direct(&plugin, dir.path(), &request, &plan, &mut figures).await?;
+        let names: Vec<&str> = languages.iter().map(|(name, _)| *name).collect();
+        progress(&format!(
+            "spawn: start-to-ready and one call of a trivial plugin in {}",
+            names.join(", ")
+        ));
+        spawn_ready(&languages, dir.path(), &request, &plan, &mut figures).await?;
     }
     progress("sdks: each SDK's trivial plugin against a bare server on its gRPC library");
     sdks::sdks(
@@ -223,6 +208,10 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
         &mut figures,
     )
     .await?;
+    if options.sdks_only {
+        sdks::print(&options, &figures)?;
+        return Ok(());
+    }
     progress("sandbox: the Rust plugin's spawn-to-ready and its calls, sandbox on and off");
     sandbox_spawn(&plugin, dir.path(), &plan, &mut figures).await?;
     sandbox_calls(

@@ -78,17 +78,7 @@ impl Supervisor {
     }
 
     pub(super) async fn stop(mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.start_kill();
-            let _ = self.child.wait().await;
-        }
+        terminate(self.pid, &mut self.child).await;
     }
 
     /// The pid of the plugin process of the instance running now: the child of the supervisor's
@@ -310,4 +300,19 @@ pub(super) async fn crash_to_block(
         round2(percentile(&times, 0.5).as_secs_f64() * 1e3),
     );
     Ok(())
+}
+
+/// Stops a child the bench started as a service stops: SIGTERM, then SIGKILL after 10 s.
+pub(super) async fn terminate(pid: i32, child: &mut Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
 }

@@ -558,4 +558,18 @@ fn speculative_hooks_need_policies_that_never_rewrite() {
     .expect("a speculative hook of sessions only");
     let defaults = one_plugin("[[plugin]]\nname = \"q\"\ncommand = \"/bin/q\"\n");
     assert!(!defaults.speculative && defaults.rewrites_params);
+    // Many speculative hooks, the rewriting policy last: refused, naming the first hook (the
+    // check is one pass over the plugins, not one per hook).
+    let mut many = String::new();
+    for i in 0..5000 {
+        many.push_str(&format!(
+            "[[plugin]]\nname = \"h{i}\"\ncommand = \"/bin/h\"\nspeculative = true\n"
+        ));
+    }
+    many.push_str(policy);
+    let err = parse(&many)
+        .expect_err("a policy that may rewrite")
+        .to_string();
+    assert!(err.contains("plugin `h0` would be asked"), "{err}");
+    assert!(err.contains(":4: key `speculative`"), "{err}");
 }

@@ -354,6 +354,56 @@ async fn a_silent_opa_is_a_timeout_block() {
     );
 }
 
+/// An "OPA" that answers with a body over the bridge's 1 MiB limit (a length it then sends, or
+/// chunks without end): blocked, naming the limit, never buffered whole.
+#[tokio::test]
+async fn an_oversized_answer_from_opa_is_a_block() {
+    for chunked in [false, true] {
+        let server = TcpListener::bind("127.0.0.1:0").expect("binding the flooding server");
+        let port = server.local_addr().expect("local address").port();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut stream in server.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut request = [0u8; 8192];
+                    let _ = stream.read(&mut request);
+                    let head = if chunked {
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_owned()
+                    } else {
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                            64 << 20
+                        )
+                    };
+                    if stream.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                    let block = vec![b' '; 64 * 1024];
+                    // Until the bridge hangs up: it must, well before 64 MiB.
+                    for _ in 0..1024 {
+                        let sent = if chunked {
+                            stream
+                                .write_all(format!("{:x}\r\n", block.len()).as_bytes())
+                                .and_then(|()| stream.write_all(&block))
+                                .and_then(|()| stream.write_all(b"\r\n"))
+                        } else {
+                            stream.write_all(&block)
+                        };
+                        if sent.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}");
+        let plugin = bridge_with_timeout("opa", &url, port, PATH, 2000);
+        let supervisor = Supervisor::start(&plugins(&[plugin])).await;
+        let verdict = supervisor.verdict("read", json!({})).await;
+        assert_failure_block(&verdict, "opa", &["over 1048576 bytes"]);
+    }
+}
+
 /// Without `connect_ports`, the sandbox keeps the bridge from OPA's port: the call blocks
 /// (the positive control is every other test here, which lists the port).
 #[tokio::test]

@@ -203,12 +203,13 @@ describe("HooksClient", () => {
     // what a draining hookvisor does to streams past its GOAWAY's last one), the next answered.
     const socket = path.join(dir, "refusing.sock");
     let streams = 0;
+    let alwaysRefuse = false;
     const refusing = http2.createServer();
     refusing.on("session", (session) => {
       let first = true;
       session.on("stream", (stream) => {
         streams += 1;
-        if (first) {
+        if (first || alwaysRefuse) {
           first = false;
           stream.on("error", () => undefined); // the reset is reported on this side too
           stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
@@ -229,6 +230,14 @@ describe("HooksClient", () => {
       const verdict = await lone.beforeToolCall(REQUEST, 5000);
       assert.equal(verdict.outcome, "OUTCOME_UNSPECIFIED");
       assert.equal(streams, 2, "refused once, then sent again");
+      // A server that refuses every stream is not asked forever: three resends, then the call
+      // fails UNAVAILABLE (the adapter blocks the tool call with the reason).
+      alwaysRefuse = true;
+      streams = 0;
+      const err = await failure(lone.beforeToolCall(REQUEST, 5000));
+      assert.equal(err.code, grpc.status.UNAVAILABLE);
+      assert.match(err.details, /refused/);
+      assert.equal(streams, 4, "the call and three resends");
     } finally {
       lone.close();
       await new Promise<void>((resolve) => refusing.close(() => resolve()));

@@ -33,7 +33,32 @@ pub mod env {
     /// The plugin's own state directory, writable and kept across restarts (§2.2); `HOME` and
     /// `TMPDIR` name it too.
     pub const PLUGIN_STATE_DIR: &str = "HOOKVISOR_PLUGIN_STATE_DIR";
+    /// Remote mode (§2.6): the TCP address (`host:port`, port 0 for any) an SDK serves the
+    /// plugin on with TLS, for a supervisor that names it by `endpoint`. Set by the operator,
+    /// never by the supervisor; a process that has it and the magic cookie refuses to start.
+    pub const REMOTE_LISTEN: &str = "HOOKVISOR_REMOTE_LISTEN";
+    /// Remote mode: the server's certificate chain (PEM file).
+    pub const TLS_CERT: &str = "HOOKVISOR_TLS_CERT";
+    /// Remote mode: the server's private key (PEM file).
+    pub const TLS_KEY: &str = "HOOKVISOR_TLS_KEY";
+    /// Remote mode: the CA (PEM file) a client certificate must chain to; a client without one
+    /// is refused (mutual TLS).
+    pub const TLS_CLIENT_CA: &str = "HOOKVISOR_TLS_CLIENT_CA";
 }
+
+/// Metadata the supervisor sends with every plugin call (`docs/contract.md` §6, §9).
+pub mod metadata {
+    /// The host call's request id.
+    pub const REQUEST_ID: &str = "x-hookvisor-request-id";
+    /// The W3C trace context of the supervisor's span for this plugin call (only while tracing
+    /// is on, `[tracing] otlp_endpoint`): `00-<trace id>-<span id>-<flags>`.
+    pub const TRACEPARENT: &str = "traceparent";
+}
+
+/// The line an SDK in remote mode prints on stderr once it listens (the address is the one
+/// bound, so `:0` tells the port): `hookvisor plugin listening on 127.0.0.1:8443 (TLS, client
+/// certificates required)`.
+pub const REMOTE_LISTENING: &str = "hookvisor plugin listening on";
 
 /// The contract's limits (`docs/contract.md` §3, §7, §8). Defined once, here: the supervisor and
 /// the SDKs import them.

@@ -217,6 +217,7 @@ fn plugin_json(p: &PluginStatus) -> Value {
         "version": p.version,
         "state": p.state,
         "pid": p.pid,
+        "endpoint": (!p.endpoint.is_empty()).then_some(&p.endpoint),
         "trusted": p.trusted,
         "mode": p.mode,
         "hooks": hooks_of(p),
@@ -283,7 +284,9 @@ fn print_table(plugins: &[PluginStatus]) {
                 p.name.clone(),
                 p.version.clone(),
                 p.state.clone(),
-                if p.pid == 0 {
+                if !p.endpoint.is_empty() {
+                    "remote".into()
+                } else if p.pid == 0 {
                     "-".into()
                 } else {
                     p.pid.to_string()

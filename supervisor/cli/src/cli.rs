@@ -291,6 +291,12 @@ fn load(path: &Path, socket: Option<&Path>, activated: Option<&Path>) -> Result<
         None => hookvisor::files::preflight::preflight(&config).map_err(|e| e.to_string())?,
     }
     hookvisor::plugin::sandbox::preflight(&config).map_err(|e| e.to_string())?;
+    for plugin in &config.plugins {
+        if let Some(remote) = &plugin.remote {
+            hookvisor::plugin::remote::check(remote)
+                .map_err(|e| format!("plugin `{}`: {e}", plugin.name))?;
+        }
+    }
     Ok(config)
 }
 

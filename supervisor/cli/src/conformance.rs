@@ -499,7 +499,7 @@ impl Target<'_> {
     ) -> Result<Resp, Failed> {
         let (request, calls) = (&request, &self.connected.link);
         process::call(
-            self.process.exit_watch(),
+            Some(self.process.exit_watch()),
             deadline,
             process::Timer::Own,
             |left, attempt| calls.attempt(attempt, path, request, left, None),

@@ -23,7 +23,9 @@ use hookvisor_proto::v1::Hook;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod remote;
 mod sandbox;
+pub use remote::RemoteConfig;
 pub use sandbox::{
     DEFAULT_MAX_PROCESSES, DEFAULT_MEMORY_MAX_MIB, DEFAULT_PLUGIN_UIDS, PluginSandbox, SandboxMode,
     SandboxUser,
@@ -44,6 +46,11 @@ pub const DEFAULT_WORKER_THREADS: u32 = 1;
 pub const MAX_WORKER_THREADS: u32 = 256;
 /// Time between SIGTERM and SIGKILL when `stop_grace_ms` is not set.
 pub const DEFAULT_STOP_GRACE_MS: u32 = 2000;
+/// How long plugins wait for a new supervisor after a crash, when `keep_plugins_on_crash` is on
+/// and `keep_plugins_grace_ms` is not set.
+pub const DEFAULT_KEEP_PLUGINS_GRACE_MS: u32 = 10_000;
+/// The range of `keep_plugins_grace_ms`.
+pub const KEEP_PLUGINS_GRACE_RANGE_MS: std::ops::RangeInclusive<u32> = 1000..=600_000;
 
 /// Longest path a Unix socket address holds (`sun_path` is 108 bytes including its NUL).
 const MAX_SOCKET_PATH_BYTES: usize = crate::files::layout::MAX_SOCKET_PATH_BYTES;
@@ -87,6 +94,8 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     /// `[metrics]`: the Prometheus endpoint, when configured.
     pub metrics: Option<MetricsConfig>,
+    /// `[tracing]`: spans exported over OTLP, when configured.
+    pub tracing: Option<TracingConfig>,
 }
 
 /// `[audit]`: one JSON line per verdict.
@@ -121,6 +130,19 @@ pub struct MetricsConfig {
     /// The TCP address `GET /metrics` is served on, e.g. `127.0.0.1:9464`.
     pub listen: std::net::SocketAddr,
 }
+
+/// `[tracing]`: each verdict and each plugin call as an OpenTelemetry span, exported over
+/// OTLP/gRPC (contract §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracingConfig {
+    /// The collector, `http://HOST:PORT` (e.g. `http://127.0.0.1:4317`).
+    pub otlp_endpoint: String,
+    /// The spans' `service.name` (default `hookvisor`).
+    pub service_name: String,
+}
+
+/// `service.name` when `[tracing] service_name` is not set.
+pub const DEFAULT_SERVICE_NAME: &str = "hookvisor";
 
 /// Whether a plugin's answers count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -159,6 +181,11 @@ pub struct SupervisorConfig {
     pub plugin_uids: (u32, u32),
     /// `state_dir`: each plugin's state directory lives below it, `STATE_DIR/plugins/NAME`.
     pub state_dir: PathBuf,
+    /// `keep_plugins_on_crash`: plugins outlive a supervisor that dies without stopping them,
+    /// for `keep_plugins_grace_ms`, and a new supervisor reattaches to them (read at start).
+    pub keep_plugins_on_crash: bool,
+    /// `keep_plugins_grace_ms`: how long they wait for a new supervisor, 1000..=600000 ms.
+    pub keep_plugins_grace_ms: u32,
 }
 
 /// The state directory when `state_dir` is not set: `/var/lib/hookvisor` for root, else
@@ -319,6 +346,9 @@ pub struct PluginConfig {
     pub speculative: bool,
     /// `rewrites_params`: false makes a rewrite of params from this plugin an invalid answer.
     pub rewrites_params: bool,
+    /// `endpoint` and `[plugin.tls]`: a remote plugin, reached over TCP with mutual TLS and
+    /// never started (§2.6); `command` is then empty.
+    pub remote: Option<RemoteConfig>,
 }
 
 impl PluginConfig {
@@ -341,6 +371,7 @@ impl PluginConfig {
             sandbox: PluginSandbox::default(),
             speculative: false,
             rewrites_params: true,
+            remote: None,
         }
     }
 }
@@ -385,6 +416,8 @@ impl Default for SupervisorConfig {
             sandbox: SandboxMode::default(),
             plugin_uids: DEFAULT_PLUGIN_UIDS,
             state_dir: default_state_dir(),
+            keep_plugins_on_crash: false,
+            keep_plugins_grace_ms: DEFAULT_KEEP_PLUGINS_GRACE_MS,
         }
     }
 }
@@ -515,6 +548,7 @@ struct RawConfig {
     plugin: Vec<RawPlugin>,
     audit: Option<RawAudit>,
     metrics: Option<RawMetrics>,
+    tracing: Option<RawTracing>,
 }
 
 #[derive(Deserialize)]
@@ -530,6 +564,13 @@ struct RawAudit {
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
     listen: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTracing {
+    otlp_endpoint: Spanned<String>,
+    service_name: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -558,6 +599,8 @@ struct RawSupervisor {
     sandbox: Option<Spanned<String>>,
     plugin_uids: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
+    keep_plugins_on_crash: Option<bool>,
+    keep_plugins_grace_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -588,7 +631,9 @@ struct RawHook {
 #[serde(deny_unknown_fields)]
 struct RawPlugin {
     name: Spanned<String>,
-    command: Spanned<String>,
+    command: Option<Spanned<String>>,
+    endpoint: Option<Spanned<String>>,
+    tls: Option<remote::RawTls>,
     #[serde(default)]
     args: Vec<Spanned<String>>,
     #[serde(default)]
@@ -741,6 +786,61 @@ impl Document<'_> {
             plugins,
             audit,
             metrics,
+            tracing: raw.tracing.map(|t| self.tracing(t)).transpose()?,
+        })
+    }
+
+    /// `[tracing]`: the collector's URL (`http`, a host, a port, nothing else) and the name.
+    fn tracing(&self, raw: RawTracing) -> Result<TracingConfig, ConfigError> {
+        let url = raw.otlp_endpoint.get_ref();
+        let bad = |why: &str| {
+            self.key_error(
+                &raw.otlp_endpoint,
+                "otlp_endpoint",
+                format!("{url:?} {why}; expected http://HOST:PORT, e.g. \"http://127.0.0.1:4317\""),
+            )
+        };
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err(if url.starts_with("https://") {
+                bad(
+                    "uses https, which this build does not export over (run a collector on \
+                     this machine, reached over http, and let it forward with TLS)",
+                )
+            } else {
+                bad("is not an http:// URL")
+            });
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        let parsed = authority.parse::<http::uri::Authority>().ok();
+        match parsed {
+            _ if authority.is_empty() => return Err(bad("names no host")),
+            _ if authority.contains(['/', '?', '#', '@']) => {
+                return Err(bad("has more than a host and a port"));
+            }
+            None => return Err(bad("has no valid host and port")),
+            Some(a) if a.host().is_empty() => return Err(bad("names no host")),
+            Some(a) if a.port_u16().is_none_or(|p| p == 0) => {
+                return Err(bad("names no port (OTLP/gRPC's is 4317)"));
+            }
+            Some(_) => {}
+        }
+        let service_name = match raw.service_name {
+            None => DEFAULT_SERVICE_NAME.to_owned(),
+            Some(name) => {
+                let text = name.get_ref();
+                if text.is_empty() || text.len() > 128 || text.chars().any(char::is_control) {
+                    return Err(self.key_error(
+                        &name,
+                        "service_name",
+                        format!("{text:?} must be 1 to 128 bytes with no control characters"),
+                    ));
+                }
+                text.clone()
+            }
+        };
+        Ok(TracingConfig {
+            otlp_endpoint: format!("http://{authority}"),
+            service_name,
         })
     }
 
@@ -869,6 +969,25 @@ impl Document<'_> {
             sandbox: self.sandbox_mode(raw.sandbox.as_ref())?,
             plugin_uids: self.plugin_uids(raw.plugin_uids.as_ref())?,
             state_dir,
+            keep_plugins_on_crash: raw.keep_plugins_on_crash.unwrap_or(false),
+            keep_plugins_grace_ms: match raw.keep_plugins_grace_ms {
+                None => DEFAULT_KEEP_PLUGINS_GRACE_MS,
+                Some(value) => match u32::try_from(*value.get_ref()) {
+                    Ok(ms) if KEEP_PLUGINS_GRACE_RANGE_MS.contains(&ms) => ms,
+                    _ => {
+                        return Err(self.key_error(
+                            &value,
+                            "keep_plugins_grace_ms",
+                            format!(
+                                "{} is out of range; expected {}..={} milliseconds",
+                                value.get_ref(),
+                                KEEP_PLUGINS_GRACE_RANGE_MS.start(),
+                                KEEP_PLUGINS_GRACE_RANGE_MS.end()
+                            ),
+                        ));
+                    }
+                },
+            },
         })
     }
 
@@ -895,7 +1014,7 @@ impl Document<'_> {
 
     fn plugin(
         &self,
-        raw: RawPlugin,
+        mut raw: RawPlugin,
         supervisor: &SupervisorConfig,
     ) -> Result<PluginConfig, ConfigError> {
         let name = self.plugin_name(&raw.name)?;
@@ -920,7 +1039,39 @@ impl Document<'_> {
             "; shorten `runtime_dir` or the plugin name",
         )?;
 
-        let command = self.path(&raw.command, "command")?;
+        let remote = match &raw.endpoint {
+            Some(endpoint) => Some(self.remote(
+                endpoint,
+                raw.tls.take(),
+                remote::ProcessKeys {
+                    command: raw.command.as_ref(),
+                    args: raw.args.first(),
+                    sha256: raw.sha256.as_ref(),
+                    env: raw.env.keys().next(),
+                    inherit_env: raw.inherit_env.first(),
+                    sandbox: raw.sandbox.is_some(),
+                },
+            )?),
+            None if raw.tls.is_some() => {
+                return Err(self.key_error(
+                    &raw.name,
+                    "tls",
+                    "[plugin.tls] is for a remote plugin: add an `endpoint` or remove the table",
+                ));
+            }
+            None => None,
+        };
+        let command = match (&raw.command, &remote) {
+            (Some(command), _) => self.path(command, "command")?,
+            (None, Some(_)) => PathBuf::new(),
+            (None, None) => {
+                return Err(self.key_error(
+                    &raw.name,
+                    "command",
+                    "missing: a plugin needs a `command` to start, or an `endpoint` to reach",
+                ));
+            }
+        };
         let mut args = Vec::with_capacity(raw.args.len());
         for arg in raw.args {
             self.no_nul(&arg, "args")?;
@@ -1044,10 +1195,11 @@ impl Document<'_> {
             inherit_env,
             hooks,
             mode,
-            sha256: self.sha256(raw.sha256.as_ref())?,
+            sha256: self.sha256(raw.sha256.as_ref(), "sha256")?,
             sandbox: self.plugin_sandbox(raw.sandbox)?,
             speculative,
             rewrites_params: raw.rewrites_params.unwrap_or(true),
+            remote,
         })
     }
 

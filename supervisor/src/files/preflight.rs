@@ -38,7 +38,9 @@ pub fn preflight_activated(config: &Config) -> Result<(), LayoutError> {
     {
         check_directories(parent, "state directory", state_dir)?;
     }
-    for plugin in &config.plugins {
+    // A remote plugin (contract §2.6) has no command; its TLS files are checked by
+    // `crate::plugin::remote::check`.
+    for plugin in config.plugins.iter().filter(|p| p.remote.is_none()) {
         check_command(&plugin.name, &plugin.command)?;
     }
     Ok(())

@@ -37,6 +37,7 @@ use tokio::task::JoinHandle;
 use tonic::{Code, Status};
 
 use super::peer::{MAX_MESSAGE_BYTES, Peer, connect_checked};
+use super::remote::Remote;
 
 /// The plugin service's methods the supervisor calls on the hot path.
 /// (Whole URIs: the authority is `localhost`, as tonic, grpc-go and grpc-js send on Unix sockets.)
@@ -66,9 +67,17 @@ pub struct Link {
 
 #[derive(Debug)]
 struct Inner {
-    socket: PathBuf,
-    peer: Peer,
+    target: Target,
     current: Mutex<Connection>,
+}
+
+/// Where the connections go.
+#[derive(Debug, Clone)]
+enum Target {
+    /// A spawned plugin's Unix socket, with the peer every connection must reach.
+    Local { socket: PathBuf, peer: Peer },
+    /// A remote plugin (contract §2.6): TCP and TLS.
+    Remote(Arc<Remote>),
 }
 
 /// One HTTP/2 connection: the handle calls open streams with, and the task that drives it
@@ -91,11 +100,23 @@ impl Drop for Driver {
 impl Link {
     /// Connects to the plugin's socket (checking the peer, as every connection does).
     pub async fn connect(socket: &Path, peer: Peer) -> io::Result<Link> {
-        let current = Connection::open(socket, peer).await?;
+        Link::to(Target::Local {
+            socket: socket.to_path_buf(),
+            peer,
+        })
+        .await
+    }
+
+    /// Connects to a remote plugin (TCP, TLS with the client certificate, `h2` by ALPN).
+    pub async fn connect_remote(remote: Arc<Remote>) -> io::Result<Link> {
+        Link::to(Target::Remote(remote)).await
+    }
+
+    async fn to(target: Target) -> io::Result<Link> {
+        let current = Connection::open(&target).await?;
         Ok(Link {
             inner: Arc::new(Inner {
-                socket: socket.to_path_buf(),
-                peer,
+                target,
                 current: Mutex::new(current),
             }),
         })
@@ -104,7 +125,7 @@ impl Link {
     /// A link on a connection of its own to the same plugin (for a call sent again after its
     /// connection broke).
     async fn fresh(&self) -> io::Result<Link> {
-        Link::connect(&self.inner.socket, self.inner.peer).await
+        Link::to(self.inner.target.clone()).await
     }
 
     /// Attempt number `attempt` of one call (`process::call`): the first on this link's
@@ -116,16 +137,16 @@ impl Link {
         path: &'static str,
         request: &Req,
         timeout: Duration,
-        request_id: Option<&str>,
+        tags: Option<Tags<'_>>,
     ) -> Result<Resp, Status> {
         if attempt == 1 {
-            return self.unary(path, request, timeout, request_id).await;
+            return self.unary(path, request, timeout, tags).await;
         }
         let fresh = self
             .fresh()
             .await
             .map_err(|e| Status::from_error(Box::new(e)))?;
-        fresh.unary(path, request, timeout, request_id).await
+        fresh.unary(path, request, timeout, tags).await
     }
 
     /// The connection to use: the current one, or a new one when it has ended.
@@ -134,7 +155,7 @@ impl Link {
         if !current.driver.0.is_finished() {
             return Ok(current);
         }
-        let fresh = Connection::open(&self.inner.socket, self.inner.peer)
+        let fresh = Connection::open(&self.inner.target)
             .await
             .map_err(|e| Status::from_error(Box::new(e)))?;
         let mut slot = self.lock();
@@ -156,17 +177,20 @@ impl Link {
     }
 
     /// One unary call of `path` (one of the constants above) with `request`. `timeout` goes in
-    /// `grpc-timeout` (the caller bounds the call itself), `request_id` in
-    /// `x-hookvisor-request-id`.
+    /// `grpc-timeout` (the caller bounds the call itself), `tags` in
+    /// `x-hookvisor-request-id` and `traceparent`.
     pub async fn unary<Req: Message, Resp: Message + Default>(
         &self,
         path: &'static str,
         request: &Req,
         timeout: Duration,
-        request_id: Option<&str>,
+        tags: Option<Tags<'_>>,
     ) -> Result<Resp, Status> {
         let body = encode(request)?;
-        let head = head(path, timeout, request_id)?;
+        let mut head = head(path, timeout, tags)?;
+        if let Target::Remote(remote) = &self.inner.target {
+            *head.uri_mut() = remote.uri(path)?;
+        }
         let connection = self.connection().await?;
         let mut send = connection.send.ready().await.map_err(h2_status)?;
         let (response, mut stream) = send.send_request(head, false).map_err(h2_status)?;
@@ -229,8 +253,19 @@ pub fn interpret<Resp: Message + Default>(
 }
 
 impl Connection {
-    async fn open(socket: &Path, peer: Peer) -> io::Result<Connection> {
-        let stream = connect_checked(socket, peer).await?;
+    async fn open(target: &Target) -> io::Result<Connection> {
+        match target {
+            Target::Local { socket, peer } => {
+                Connection::handshake(connect_checked(socket, *peer).await?).await
+            }
+            Target::Remote(remote) => Connection::handshake(remote.connect().await?).await,
+        }
+    }
+
+    async fn handshake<S>(stream: S) -> io::Result<Connection>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (send, connection) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
@@ -275,18 +310,30 @@ fn encode<M: Message>(message: &M) -> Result<Bytes, Status> {
 /// `grpc-timeout`.
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
-/// The request head: a gRPC POST of `path` with its deadline and request id. Every name and
-/// every value but the two last are static: nothing is copied for them.
+/// What a call made for a host call carries besides its deadline (contract §6, §9).
+#[derive(Debug, Clone, Copy)]
+pub struct Tags<'a> {
+    /// The host call's request id (`x-hookvisor-request-id`).
+    pub request_id: &'a str,
+    /// While tracing is on, the W3C trace context of this call's span (`traceparent`).
+    pub traceparent: Option<&'a str>,
+}
+
+/// `traceparent` (contract §9).
+const TRACEPARENT: HeaderName = HeaderName::from_static(hookvisor_proto::metadata::TRACEPARENT);
+
+/// The request head: a gRPC POST of `path` with its deadline, request id and trace context.
+/// Every name and every value but the three last are static: nothing is copied for them.
 fn head(
     path: &'static str,
     timeout: Duration,
-    request_id: Option<&str>,
+    tags: Option<Tags<'_>>,
 ) -> Result<Request<()>, Status> {
     let mut request = Request::new(());
     *request.method_mut() = Method::POST;
     *request.uri_mut() = http::Uri::from_static(path);
     let headers = request.headers_mut();
-    headers.reserve(5);
+    headers.reserve(6);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
@@ -296,8 +343,14 @@ fn head(
     let timeout = HeaderValue::try_from(grpc_timeout(timeout))
         .map_err(|e| Status::internal(e.to_string()))?;
     headers.insert(GRPC_TIMEOUT, timeout);
-    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+    let Some(tags) = tags else {
+        return Ok(request);
+    };
+    if let Ok(id) = HeaderValue::from_str(tags.request_id) {
         headers.insert(crate::decide::request_id::HEADER, id);
+    }
+    if let Some(parent) = tags.traceparent.and_then(|t| HeaderValue::from_str(t).ok()) {
+        headers.insert(TRACEPARENT, parent);
     }
     Ok(request)
 }

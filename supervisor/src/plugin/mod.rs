@@ -27,6 +27,7 @@ mod output;
 mod owner;
 pub mod peer;
 pub mod process;
+pub mod remote;
 pub mod sandbox;
 mod set;
 #[allow(unsafe_code)]
@@ -164,8 +165,8 @@ pub struct Snapshot {
     /// The last accepted registrations; `None` until the first accepted `Describe`, during
     /// which the plugin counts as registered for every blocking hook and tool.
     pub registrations: Option<Arc<[HookRegistration]>>,
-    /// The call connection and process of the ready instance.
-    ready: Option<(Link, Arc<Process>)>,
+    /// The call connection and process of the ready instance (no process: a remote plugin).
+    ready: Option<(Link, Option<Arc<Process>>)>,
 }
 
 impl Snapshot {
@@ -180,7 +181,10 @@ impl Snapshot {
 
     /// The process id of the current instance, while it is ready.
     pub fn pid(&self) -> Option<i32> {
-        self.ready.as_ref().map(|(_, p)| p.pid().as_raw())
+        self.ready
+            .as_ref()
+            .and_then(|(_, p)| p.as_ref())
+            .map(|p| p.pid().as_raw())
     }
 }
 
@@ -223,7 +227,7 @@ impl Plugin {
     }
 
     /// The call connection and process of a ready plugin, or why it cannot take calls.
-    fn ready(&self) -> Result<(Link, Arc<Process>), Failed> {
+    fn ready(&self) -> Result<(Link, Option<Arc<Process>>), Failed> {
         let snapshot = self.snapshot.borrow();
         match (&snapshot.phase, &snapshot.ready) {
             (Phase::Ready, Some((client, process))) => Ok((client.clone(), process.clone())),
@@ -243,6 +247,9 @@ impl Plugin {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
+        // While tracing is on, this call's span: its id goes to the plugin as `traceparent`,
+        // and its end is recorded when the call ends or is dropped.
+        let span = crate::decide::trace_context::begin_call(&self.name);
         let (shared, process) = self.ready()?;
         // The stages bound every call by its deadline and drop it when that passes (the only
         // timer of the call: `Timer::Caller`). A call dropped at or past its deadline timed
@@ -254,14 +261,18 @@ impl Plugin {
             armed: true,
         };
         let id = crate::decide::request_id::current();
-        let (request, shared, id) = (&request, &shared, id.as_ref().map(|id| id.as_str()));
+        let tags = id.as_ref().map(|id| link::Tags {
+            request_id: id.as_str(),
+            traceparent: span.as_ref().map(|span| span.traceparent()),
+        });
+        let (request, shared) = (&request, &shared);
         let result = process::call(
-            process.exit_watch(),
+            process.as_ref().map(|p| p.exit_watch()),
             deadline,
             process::Timer::Caller,
             // `grpc-timeout` says a little more than the supervisor's own deadline, so that the
             // supervisor's timer is the one that fires (HEADER_SLACK).
-            |left, attempt| shared.attempt(attempt, path, request, left + HEADER_SLACK, id),
+            |left, attempt| shared.attempt(attempt, path, request, left + HEADER_SLACK, tags),
         )
         .await;
         unfinished.armed = false;
@@ -270,7 +281,9 @@ impl Plugin {
         self.watchdog.record(timed_out, self.hung_after);
         // The plugin was ready (above), so the one way a call now ends unavailable is a new
         // connection that failed the peer check (`process::classify`).
-        if matches!(&result, Err(f) if f.kind == hookvisor_proto::v1::Failure::Unavailable) {
+        if let Some(process) = &process
+            && matches!(&result, Err(f) if f.kind == hookvisor_proto::v1::Failure::Unavailable)
+        {
             self.watchdog.socket_taken(process.pid());
         }
         result

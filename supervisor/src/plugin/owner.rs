@@ -25,7 +25,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::process::{Adoptee, Process, StartError};
+use super::process::{Adoptee, Connected, Process, StartError};
+use super::remote::Remote;
 use super::{Phase, Snapshot};
 use crate::decide::routing;
 use crate::files::config::{Lifecycle, MAX_INSTANCE, PluginConfig, socket_in};
@@ -116,6 +117,7 @@ impl Owner {
         loop {
             let ended = match self.adopt.take() {
                 Some(adoptee) => self.adopted(adoptee).await,
+                None if self.config.remote.is_some() => self.remote_instance(next_instance()).await,
                 None => self.instance(next_instance()).await,
             };
             let (phase, permanent, ready_for) = match ended {
@@ -358,32 +360,14 @@ impl Owner {
             Err(why) => {
                 process.stop(Duration::ZERO).await;
                 remove_socket(&socket, uid);
-                return Ended::Failed {
-                    phase: Phase::Rejected(why),
-                    permanent: true,
-                    ready_for: Duration::ZERO,
-                };
+                return rejected(why);
             }
         };
         tracing::info!(plugin = %self.config.name, pid = process.pid().as_raw(), instance,
             version = %crate::decide::limits::cap_text(&connected.info.version, 128),
             hooks = registrations.len(), "ready");
-        let first_start = self.publish.borrow().record.version.is_none();
-        if first_start && connected.info.name != self.config.name.as_ref() {
-            // Once per plugin: the configured name is what counts (logs, traces, the metadata
-            // namespace), but an author who reads their own name nowhere is left guessing.
-            tracing::warn!(plugin = %self.config.name,
-                "describes itself as {:?}: hookvisor knows it by its configured name '{}' (in logs, \
-                 traces, metrics and its session metadata namespace)",
-                crate::decide::limits::cap_text(&connected.info.name, 128), self.config.name);
-        }
-        let version: Arc<str> = Arc::from(crate::decide::limits::cap_text(
-            &connected.info.version,
-            128,
-        ));
-        self.publish
-            .send_modify(|s| s.record.version = Some(version));
-        self.publish_ready(registrations, connected.link, process.clone());
+        self.described(&connected);
+        self.publish_ready(registrations, connected.link, Some(process.clone()));
         let ready_at = Instant::now();
 
         let ended = tokio::select! {
@@ -430,11 +414,102 @@ impl Owner {
         ended
     }
 
+    /// Publishes the version an accepted `Describe` gave, and says once per plugin when it
+    /// describes itself by another name.
+    fn described(&self, connected: &Connected) {
+        let first_start = self.publish.borrow().record.version.is_none();
+        if first_start && connected.info.name != self.config.name.as_ref() {
+            // Once per plugin: the configured name is what counts (logs, traces, the metadata
+            // namespace), but an author who reads their own name nowhere is left guessing.
+            tracing::warn!(plugin = %self.config.name,
+                "describes itself as {:?}: hookvisor knows it by its configured name '{}' (in logs, \
+                 traces, metrics and its session metadata namespace)",
+                crate::decide::limits::cap_text(&connected.info.name, 128), self.config.name);
+        }
+        let version: Arc<str> = Arc::from(crate::decide::limits::cap_text(
+            &connected.info.version,
+            128,
+        ));
+        self.publish
+            .send_modify(|s| s.record.version = Some(version));
+    }
+
+    /// Dials a remote plugin (contract §2.6) and runs it from its handshake to its end. No
+    /// process: nothing to spawn, confine, watch for an exit or kill; a hang or an operator's
+    /// restart drops the connection, and the next instance dials again (reading the TLS
+    /// files again, so a renewed certificate is taken), with the same backoff and quarantine.
+    async fn remote_instance(&mut self, instance: u32) -> Ended {
+        let failed = |error: StartError| {
+            let permanent = error.is_permanent();
+            Ended::Failed {
+                phase: Phase::Failed {
+                    error,
+                    stderr: String::new(),
+                },
+                permanent,
+                ready_for: Duration::ZERO,
+            }
+        };
+        let Some(config) = self.config.remote.clone() else {
+            return failed(StartError::Spawn("no endpoint configured".to_owned()));
+        };
+        let remote = match Remote::load(&config) {
+            Ok(remote) => Arc::new(remote),
+            Err(why) => return failed(StartError::Spawn(why)),
+        };
+        self.publish.send_modify(|s| {
+            s.record.instance = Some((instance, 0));
+            s.record.started = Some(Instant::now());
+            s.record.heartbeat = None;
+        });
+        let connected = tokio::select! {
+            connected = remote.handshake(self.start_timeout) => connected,
+            _ = &mut self.stop => {
+                self.publish_phase(Phase::Stopped);
+                return Ended::Stopped;
+            }
+        };
+        let connected = match connected {
+            Ok(connected) => connected,
+            Err(error) => return failed(error),
+        };
+        let registrations = match routing::accept(&self.config, &connected.info.hooks) {
+            Ok(registrations) => registrations,
+            Err(why) => return rejected(why),
+        };
+        tracing::info!(plugin = %self.config.name, endpoint = %remote.endpoint(), instance,
+            version = %crate::decide::limits::cap_text(&connected.info.version, 128),
+            hooks = registrations.len(), "ready");
+        self.described(&connected);
+        self.publish_ready(registrations, connected.link, None);
+        let ready_at = Instant::now();
+        tokio::select! {
+            why = hang(self.lifecycle, self.watchdog.clone(), connected.channel, &self.publish) => {
+                tracing::error!(plugin = %self.config.name, endpoint = %remote.endpoint(),
+                    "hung ({why}); dropping its connections to dial again");
+                Ended::Failed {
+                    phase: Phase::Hung(why),
+                    permanent: false,
+                    ready_for: ready_at.elapsed(),
+                }
+            }
+            _ = &mut self.stop => {
+                self.publish_phase(Phase::Stopped);
+                tracing::info!(plugin = %self.config.name, "stopped (connections closed)");
+                Ended::Stopped
+            }
+            () = self.watchdog.restart.notified() => {
+                self.publish_phase(Phase::Starting);
+                Ended::Restarted
+            }
+        }
+    }
+
     fn publish_ready(
         &self,
         registrations: Arc<[HookRegistration]>,
         link: super::Link,
-        process: Arc<Process>,
+        process: Option<Arc<Process>>,
     ) {
         // A new instance starts with no timeouts counted and no socket taken (a signal about an
         // earlier instance must not end this one, were that instance's pid ever reused).
@@ -466,6 +541,15 @@ impl Owner {
         tracing::info!(plugin = %self.config.name, "stopped ({how})");
         remove_socket(socket, process.peer().uid);
         Ended::Stopped
+    }
+}
+
+/// An instance whose `Describe` the configuration does not allow (trust, limits).
+fn rejected(why: String) -> Ended {
+    Ended::Failed {
+        phase: Phase::Rejected(why),
+        permanent: true,
+        ready_for: Duration::ZERO,
     }
 }
 

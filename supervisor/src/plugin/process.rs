@@ -35,6 +35,7 @@ use crate::plugin::spawner::{self, Spawned, Spawner};
 /// gRPC messages from plugins larger than this are refused (§8).
 pub use super::peer::{MAX_MESSAGE_BYTES, Peer, channel};
 use super::peer::{PeerMismatch, connect_checked};
+use super::remote::Unreachable;
 
 /// How a process ended: its exit code, or the signal that killed it. Displays like the
 /// standard library's `ExitStatus` (`exit status: 7`, `signal: 9 (SIGKILL)`).
@@ -672,7 +673,7 @@ fn pipe_reader(fd: OwnedFd) -> io::Result<tokio::net::unix::pipe::Receiver> {
 /// How long a reaper may take to clear its plugin's subtree and exit once the plugin is killed.
 const REAPER_GRACE: Duration = Duration::from_secs(2);
 
-fn plugin_client(channel: Channel) -> PluginClient<Channel> {
+pub(super) fn plugin_client(channel: Channel) -> PluginClient<Channel> {
     PluginClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
@@ -690,8 +691,11 @@ fn plugin_client(channel: Channel) -> PluginClient<Channel> {
 /// connection with a bad response are kept, and the bad response itself fails again (on its
 /// own connection, hurting no other call) and is reported as what it is. (A plugin may
 /// so see a call twice; only when its own connection broke mid-call.)
+///
+/// `exit` is `None` for a remote plugin (contract §2.6): it has no process to exit, and a broken
+/// connection is reported as such at once.
 pub async fn call<T, F, Fut>(
-    exit: watch::Receiver<Option<Exit>>,
+    exit: Option<watch::Receiver<Option<Exit>>>,
     deadline: Duration,
     timer: Timer,
     mut send: F,
@@ -713,7 +717,7 @@ where
                 let pause = Duration::from_millis(10 * attempt);
                 if attempt == MAX_ATTEMPTS
                     || started.elapsed() + pause >= deadline
-                    || exit.borrow().is_some()
+                    || exited(exit.as_ref())
                 {
                     return Err(failed);
                 }
@@ -761,15 +765,18 @@ impl Ended {
 
 /// One attempt, bounded by `left`; failures report the call's whole `deadline`.
 async fn call_once<T>(
-    exit: &watch::Receiver<Option<Exit>>,
+    exit: &Option<watch::Receiver<Option<Exit>>>,
     left: Duration,
     deadline: Duration,
     timer: Timer,
     work: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Ended> {
     let exited = {
-        let mut exit = exit.clone();
+        let exit = exit.clone();
         async move {
+            let Some(mut exit) = exit else {
+                return std::future::pending().await;
+            };
             let status = exit.wait_for(Option::is_some).await;
             status.ok().and_then(|s| *s).unwrap_or(Exit::Unknown)
         }
@@ -824,10 +831,10 @@ const EXIT_REPORT_WAIT: Duration = Duration::from_millis(100);
 ///   process took over the socket's path): the plugin is unavailable, and the call is not
 ///   sent again;
 /// - otherwise the connection broke under a live process: reported as such.
-async fn classify(status: &Status, exit: &watch::Receiver<Option<Exit>>) -> Ended {
+async fn classify(status: &Status, exit: &Option<watch::Receiver<Option<Exit>>>) -> Ended {
     let cause = match std::error::Error::source(status) {
         Some(source) => Cause::of(source),
-        None if exit.borrow().is_some() => Cause::Transport,
+        None if exited(exit.as_ref()) => Cause::Transport,
         None => return Ended::Failed(Failed::error(status.code(), &cap(status.message()))),
     };
     match cause {
@@ -838,7 +845,8 @@ async fn classify(status: &Status, exit: &watch::Receiver<Option<Exit>>) -> Ende
                 "its socket is served by another process ({what})"
             )))
         }
-        _ if exit.borrow().is_some() => Ended::Failed(exited_or_broke(status, exit).await),
+        Cause::Unreachable(what) => Ended::Failed(Failed::unavailable(cap(&what))),
+        _ if exited(exit.as_ref()) => Ended::Failed(exited_or_broke(status, exit).await),
         Cause::Http2 { text, go_away } => {
             let failed = Failed::invalid(format!(
                 "the response broke HTTP/2 ({}); the process is still running",
@@ -851,7 +859,7 @@ async fn classify(status: &Status, exit: &watch::Receiver<Option<Exit>>) -> Ende
             }
         }
         Cause::Transport => match exited_or_broke(status, exit).await {
-            failed if exit.borrow().is_some() => Ended::Failed(failed),
+            failed if exited(exit.as_ref()) => Ended::Failed(failed),
             failed => Ended::ConnectionLost(failed),
         },
     }
@@ -865,6 +873,8 @@ enum Cause {
     Http2 { text: String, go_away: bool },
     /// A new connection failed the peer check.
     PeerMismatch(String),
+    /// A remote plugin could not be reached (TCP, TLS, its identity).
+    Unreachable(String),
     /// Anything else: the connection broke.
     Transport,
 }
@@ -885,6 +895,13 @@ impl Cause {
             {
                 return Cause::PeerMismatch(what.clone());
             }
+            if let Some(Unreachable(what)) = err
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<Unreachable>())
+            {
+                return Cause::Unreachable(what.clone());
+            }
             if let Some(h2) = err.downcast_ref::<h2::Error>()
                 && !h2.is_io()
                 && (h2.is_library() || h2.is_go_away() || h2.is_reset())
@@ -902,8 +919,13 @@ impl Cause {
 
 /// The crash report of a call whose connection ended: the exit status when the process has
 /// exited (waiting briefly for it), else "the connection broke".
-async fn exited_or_broke(status: &Status, exit: &watch::Receiver<Option<Exit>>) -> Failed {
-    let mut exit = exit.clone();
+async fn exited_or_broke(status: &Status, exit: &Option<watch::Receiver<Option<Exit>>>) -> Failed {
+    let Some(mut exit) = exit.clone() else {
+        return Failed::unavailable(format!(
+            "the connection to the remote plugin broke ({})",
+            cap(status.message())
+        ));
+    };
     let waited = tokio::time::timeout(EXIT_REPORT_WAIT, exit.wait_for(Option::is_some)).await;
     match waited {
         Ok(Ok(how)) => Failed::crashed(format!(
@@ -912,6 +934,11 @@ async fn exited_or_broke(status: &Status, exit: &watch::Receiver<Option<Exit>>) 
         )),
         _ => Failed::crashed(format!("the connection broke ({})", cap(status.message()))),
     }
+}
+
+/// Whether the process (if there is one) has exited.
+fn exited(exit: Option<&watch::Receiver<Option<Exit>>>) -> bool {
+    exit.is_some_and(|exit| exit.borrow().is_some())
 }
 
 /// A text a plugin controls, cut so that the sentence quoting it stays within the length a

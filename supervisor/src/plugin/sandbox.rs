@@ -622,7 +622,8 @@ fn prepare_socket_dir(dir: &Path, gid: Option<u32>) -> Result<(), String> {
 /// directory, the state directory) that another uid cannot reach.
 pub fn preflight(config: &Config) -> Result<(), SandboxError> {
     let sandboxes = Sandboxes::new(config);
-    for plugin in &config.plugins {
+    // A remote plugin (contract §2.6) runs on its own machine: nothing here confines it.
+    for plugin in config.plugins.iter().filter(|p| p.remote.is_none()) {
         let error = |problem: String| SandboxError {
             plugin: plugin.name.clone(),
             problem,

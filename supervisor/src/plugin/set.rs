@@ -79,6 +79,7 @@ fn same_process(a: &PluginConfig, b: &PluginConfig) -> bool {
         && a.hooks == b.hooks
         && a.sha256 == b.sha256
         && a.sandbox == b.sandbox
+        && a.remote == b.remote
 }
 
 /// A digest of what [`same_process`] compares, carried by an upgrade's hand-over: the next
@@ -165,8 +166,9 @@ impl PluginSet {
             .iter()
             .filter_map(|m| {
                 let snapshot = m.plugin.snapshot();
+                // A remote plugin has no process to hand over: the next image dials it again.
                 let (_, process) = snapshot.ready.as_ref()?;
-                let (mut handed, fds) = process.handed();
+                let (mut handed, fds) = process.as_ref()?.handed();
                 let record = &snapshot.record;
                 handed.fingerprint = fingerprint(&m.config);
                 handed.instance = record.instance.map_or(0, |(n, _)| n);

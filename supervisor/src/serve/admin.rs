@@ -144,6 +144,11 @@ impl Admin for AdminService {
                     version: record.version.as_deref().unwrap_or("").to_owned(),
                     state: snapshot.phase.name().to_owned(),
                     pid: snapshot.pid().unwrap_or(0),
+                    endpoint: config
+                        .remote
+                        .as_ref()
+                        .map(|r| r.endpoint.clone())
+                        .unwrap_or_default(),
                     trusted: config.trusted,
                     registrations: snapshot
                         .registrations

@@ -235,10 +235,11 @@ impl Document<'_> {
         })
     }
 
-    /// `sha256 = "HEX"`: 64 hexadecimal digits.
+    /// `sha256 = "HEX"` (or another SHA-256 key, `key`): 64 hexadecimal digits.
     pub(super) fn sha256(
         &self,
         value: Option<&Spanned<String>>,
+        key: &str,
     ) -> Result<Option<[u8; 32]>, ConfigError> {
         let Some(value) = value else { return Ok(None) };
         let text = value.get_ref();
@@ -253,11 +254,8 @@ impl Document<'_> {
         if !valid {
             return Err(self.key_error(
                 value,
-                "sha256",
-                format!(
-                    "{text:?} is not a SHA-256 digest; expected 64 hexadecimal digits, as \
-                     `sha256sum COMMAND` prints"
-                ),
+                key,
+                format!("{text:?} is not a SHA-256 digest; expected 64 hexadecimal digits"),
             ));
         }
         Ok(Some(digest))

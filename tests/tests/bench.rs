@@ -60,6 +60,9 @@ fn bench_reports_every_figure_of_one_run() {
         "spaced_n4_p50_us",
         "ratio_spaced_n1",
         "ratio_spaced_n4",
+        "remote_p50_us",
+        "remote_local_p50_us",
+        "ratio_remote_p50",
     ] {
         positive(&figures, key);
     }
@@ -165,4 +168,21 @@ fn bare_servers_refuse_a_missing_socket() {
         .expect("running bare.js");
     assert_eq!(node.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&node.stderr).contains("must be an absolute socket path"));
+}
+
+/// `--remote` alone: the same policy over TCP with mutual TLS and spawned, in one run, with the
+/// difference and the ratio taken from those figures.
+#[test]
+fn bench_compares_a_remote_plugin_with_a_local_one() {
+    let figures = bench(&["--remote"]);
+    let remote = positive(&figures, "remote_p50_us");
+    let local = positive(&figures, "remote_local_p50_us");
+    positive(&figures, "remote_p99_us");
+    positive(&figures, "remote_local_p99_us");
+    let added = figures["remote_added_p50_us"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("remote_added_p50_us missing: {figures}"));
+    assert!((added - (remote - local)).abs() < 0.02, "{figures}");
+    let ratio = positive(&figures, "ratio_remote_p50");
+    assert!((ratio - remote / local).abs() < 0.01, "{figures}");
 }

@@ -37,6 +37,7 @@ use crate::demo::{TempDir, connect_channel, toml_string};
 mod go;
 mod measure;
 pub(crate) mod relay;
+mod remote;
 mod sdks;
 mod supervisor;
 mod upgrade;
@@ -74,6 +75,10 @@ pub(crate) struct Options {
     /// `restart_*`: the longest wait for a verdict, calls refused): about 20 s.
     #[arg(long)]
     pub upgrade: bool,
+    /// Only a remote plugin over TCP with mutual TLS against the same plugin spawned locally
+    /// (`remote_*`): about 10 s.
+    #[arg(long)]
+    pub remote: bool,
 }
 
 /// How many calls and how long each part runs.
@@ -184,6 +189,21 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
         upgrade::print(&options, &figures)?;
         return Ok(());
     }
+    if options.remote {
+        progress("remote: a policy over TCP with mutual TLS against the same one spawned");
+        remote::remote(
+            &bin_dir,
+            &plugin,
+            dir.path(),
+            &request,
+            &plan,
+            &options,
+            &mut figures,
+        )
+        .await?;
+        upgrade::print(&options, &figures)?;
+        return Ok(());
+    }
     let (languages, missing) = languages(&bin_dir, &plugin);
     if !missing.is_empty() {
         figures.set("languages_missing", missing);
@@ -243,6 +263,17 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     if let Err(why) = &goplugin {
         figures.set("goplugin_missing", why.clone());
     }
+    progress("remote: a policy over TCP with mutual TLS against the same one spawned");
+    remote::remote(
+        &bin_dir,
+        &plugin,
+        dir.path(),
+        &request,
+        &plan,
+        &options,
+        &mut figures,
+    )
+    .await?;
     relay::floor(
         &bin_dir,
         &plugin,

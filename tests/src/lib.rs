@@ -10,6 +10,7 @@
 //!   configuration ([`harness::Supervisor`]), building `[[plugin]]` entries
 //!   ([`harness::PluginToml`]), requests, and reading what recorder plugins saw.
 //! - [`languages`]: where the plugins in Python, TypeScript and Go are once built.
+//! - [`pki`]: certificates made at test time for remote plugins (TLS servers in each language).
 //! - [`outside`]: what the package tests share: a directory outside the checkout, a command run
 //!   to its end with a deadline.
 //!
@@ -20,3 +21,4 @@ pub mod fixture;
 pub mod harness;
 pub mod languages;
 pub mod outside;
+pub mod pki;

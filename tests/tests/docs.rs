@@ -83,12 +83,15 @@ fn pages() -> Vec<Page> {
 }
 
 /// Where the docs' paths are on this machine, longest first: a clone in `/opt/hookvisor` built
-/// in release (the tests have the debug build), a package's layout (plugins in
+/// in release (the tests have the debug build), TLS files in `/etc/hookvisor/tls` (made for the
+/// page: `ca.pem`, `client.pem`, `client.key`, `server.pem`, `server.key`), a package's layout (plugins in
 /// `/usr/lib/hookvisor/plugins`, the operator's files in `/etc/hookvisor`, where `deny-list.txt`
 /// is), and the page's own plugin in `/opt/careful`, built into `page_build`.
 fn paths(page_build: &Path) -> Vec<(&'static str, PathBuf)> {
     let root = repo_root();
     vec![
+        // A remote plugin's CA, client certificate and key: made for the test (never committed).
+        ("/etc/hookvisor/tls", page_build.join("tls")),
         ("/opt/hookvisor/target/release", profile_dir()),
         ("/usr/lib/hookvisor/plugins", profile_dir()),
         ("/opt/hookvisor", root.clone()),
@@ -368,6 +371,11 @@ fn every_marked_block_runs() {
     }
     for page in &pages {
         let paths = paths(&dir.join(page.stem()));
+        if page.blocks.iter().any(|b| b.text.contains("/etc/hookvisor/tls/")) {
+            let tls = dir.join(page.stem()).join("tls");
+            std::fs::create_dir_all(&tls).expect("the page's TLS directory");
+            hookvisor_tests::pki::write(&tls);
+        }
         for block in page
             .blocks
             .iter()

@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,149 +20,11 @@ use hookvisor_proto::v1::{
 };
 use hookvisor_tests::harness::{Supervisor, TestDir, binary, hookvisor, repo_root, toml_string};
 use hookvisor_tests::languages::{self, python_plugin};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
-};
+use hookvisor_tests::pki::Pki;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 /// How long a remote plugin may take to listen (a Python or Node start on a loaded machine).
 const LISTEN_DEADLINE: Duration = Duration::from_secs(30);
-
-/// A test PKI in a directory: `ca.pem`, `server.pem`/`server.key` (names `localhost`,
-/// `policy.test` and 127.0.0.1), `client.pem`/`client.key`, and `other-ca.pem` with
-/// `other-server.pem`/`other-server.key` (the same names, another CA).
-struct Pki {
-    dir: TestDir,
-    /// SHA-256 of the server key's SubjectPublicKeyInfo.
-    server_spki: [u8; 32],
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = TestDir::new();
-        let ca = ca("hookvisor test CA");
-        let other = ca_named(&dir, "other-ca", "another CA");
-        let server_key = leaf(
-            &dir,
-            "server",
-            &ca,
-            ExtendedKeyUsagePurpose::ServerAuth,
-            true,
-        );
-        leaf(
-            &dir,
-            "client",
-            &ca,
-            ExtendedKeyUsagePurpose::ClientAuth,
-            false,
-        );
-        leaf(
-            &dir,
-            "other-server",
-            &other,
-            ExtendedKeyUsagePurpose::ServerAuth,
-            true,
-        );
-        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("ca.pem");
-        let server_spki = Sha256::digest(server_key.subject_public_key_info()).into();
-        Pki { dir, server_spki }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    /// The remote-mode environment of a server with `cert`/`key` (file stems) accepting clients
-    /// of `client_ca`.
-    fn server_env(&self, server: &str, client_ca: &str) -> Vec<(String, String)> {
-        let path = |name: String| self.path(&name).display().to_string();
-        vec![
-            (
-                "HOOKVISOR_REMOTE_LISTEN".to_owned(),
-                "127.0.0.1:0".to_owned(),
-            ),
-            (
-                "HOOKVISOR_TLS_CERT".to_owned(),
-                path(format!("{server}.pem")),
-            ),
-            (
-                "HOOKVISOR_TLS_KEY".to_owned(),
-                path(format!("{server}.key")),
-            ),
-            (
-                "HOOKVISOR_TLS_CLIENT_CA".to_owned(),
-                path(format!("{client_ca}.pem")),
-            ),
-        ]
-    }
-
-    /// A `[[plugin]]` table reaching `address` with the test client certificate; `extra` lines
-    /// go in `[plugin.tls]`.
-    fn plugin(&self, name: &str, address: &str, keys: &[&str], tls: &[&str]) -> String {
-        let path = |name: &str| toml_string(&self.path(name).display().to_string());
-        let mut out = format!(
-            "\n[[plugin]]\nname = \"{name}\"\nendpoint = \"https://{address}\"\n{}\n[plugin.tls]\nca = {}\ncert = {}\nkey = {}\n",
-            keys.join("\n"),
-            path("ca.pem"),
-            path("client.pem"),
-            path("client.key"),
-        );
-        for line in tls {
-            out.push_str(line);
-            out.push('\n');
-        }
-        out
-    }
-}
-
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let key = KeyPair::generate().expect("CA key");
-    CertifiedIssuer::self_signed(params, key).expect("self-signed CA")
-}
-
-fn ca_named(dir: &TestDir, stem: &str, name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let issuer = ca(name);
-    std::fs::write(dir.join(&format!("{stem}.pem")), issuer.pem()).expect("CA file");
-    issuer
-}
-
-/// A certificate and key signed by `issuer`, written as `STEM.pem` and `STEM.key`.
-fn leaf(
-    dir: &TestDir,
-    stem: &str,
-    issuer: &CertifiedIssuer<'static, KeyPair>,
-    usage: ExtendedKeyUsagePurpose,
-    server: bool,
-) -> KeyPair {
-    let names = if server {
-        vec!["localhost".to_owned(), "policy.test".to_owned()]
-    } else {
-        vec!["hookvisor-client".to_owned()]
-    };
-    let mut params = CertificateParams::new(names).expect("leaf params");
-    if server {
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-    }
-    params.distinguished_name.push(DnType::CommonName, stem);
-    params.extended_key_usages = vec![usage];
-    let key = KeyPair::generate().expect("leaf key");
-    let cert = params.signed_by(&key, issuer).expect("signing a leaf");
-    std::fs::write(dir.join(&format!("{stem}.pem")), cert.pem()).expect("cert file");
-    std::fs::write(dir.join(&format!("{stem}.key")), key.serialize_pem()).expect("key file");
-    key
-}
 
 /// A plugin process in its SDK's remote mode; killed on drop.
 struct RemotePlugin {
@@ -612,4 +474,49 @@ fn check_config_refuses_remote_mixes_and_missing_files() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A remote connection whose peer stops answering (a stopped process here; a middlebox that
+/// drops an idle connection without a word in production) is closed by the keep-alive PINGs
+/// rather than left for the next call to wait on until its deadline; once the peer answers
+/// again, calls are allowed on a new connection.
+#[tokio::test]
+async fn a_silent_remote_connection_is_closed_by_keep_alive() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let pki = Pki::new();
+    let server = deny_list(&pki, "server", "ca");
+    let body = pki.plugin(
+        "org-policy",
+        &format!("127.0.0.1:{}", server.port()),
+        &["trusted = true", "timeout_ms = 2000"],
+        &[],
+    );
+    let supervisor = Supervisor::start(&body).await;
+    let allowed = supervisor.verdict("exec", json!({"command": "ls"})).await;
+    assert_eq!(allowed.outcome(), Outcome::Allow, "{allowed:?}");
+
+    let pid = Pid::from_raw(i32::try_from(server.child.id()).expect("pid"));
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let closed = loop {
+        if supervisor.log().contains("no answer to a keep-alive PING") {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    kill(pid, Signal::SIGCONT).expect("SIGCONT");
+    assert!(
+        closed,
+        "no keep-alive closure logged: {}",
+        supervisor.log_tail()
+    );
+    let again = verdict_until(&supervisor, "exec", Duration::from_secs(40), |v| {
+        v.outcome() == Outcome::Allow
+    })
+    .await;
+    assert_eq!(again.outcome(), Outcome::Allow, "{again:?}");
 }

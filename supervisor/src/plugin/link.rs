@@ -256,13 +256,20 @@ impl Connection {
     async fn open(target: &Target) -> io::Result<Connection> {
         match target {
             Target::Local { socket, peer } => {
-                Connection::handshake(connect_checked(socket, *peer).await?).await
+                Connection::handshake(connect_checked(socket, *peer).await?, None).await
             }
-            Target::Remote(remote) => Connection::handshake(remote.connect().await?).await,
+            Target::Remote(remote) => {
+                Connection::handshake(remote.connect().await?, Some(KEEPALIVE)).await
+            }
         }
     }
 
-    async fn handshake<S>(stream: S) -> io::Result<Connection>
+    /// HTTP/2 over `stream`; with `keepalive` (interval, timeout), a PING each interval, and
+    /// the connection ended when one is not answered in time.
+    async fn handshake<S>(
+        stream: S,
+        keepalive: Option<(Duration, Duration)>,
+    ) -> io::Result<Connection>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -278,8 +285,20 @@ impl Connection {
             .handshake::<_, Bytes>(stream)
             .await
             .map_err(io::Error::other)?;
+        let mut connection = connection;
+        let pings = keepalive.and_then(|k| connection.ping_pong().map(|p| (p, k)));
         let driver = tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let ended = match pings {
+                None => connection.await,
+                Some((pings, (interval, timeout))) => tokio::select! {
+                    ended = &mut connection => ended,
+                    why = keep_alive(pings, interval, timeout) => {
+                        tracing::warn!("a remote plugin connection is closed: {why}");
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(e) = ended {
                 tracing::debug!("a plugin connection ended: {e}");
             }
         });
@@ -287,6 +306,29 @@ impl Connection {
             send,
             driver: Arc::new(Driver(driver)),
         })
+    }
+}
+
+/// The keep-alive of a remote plugin's connection (interval, timeout): a load balancer or NAT
+/// that drops an idle connection without a word would otherwise leave the next call waiting on
+/// a dead connection until its deadline. Ending it makes the next call dial a new one.
+const KEEPALIVE: (Duration, Duration) = (Duration::from_secs(10), Duration::from_secs(5));
+
+/// PINGs the peer every `interval`; resolves (saying why) when one is not answered within
+/// `timeout` or cannot be sent.
+async fn keep_alive(mut pings: h2::PingPong, interval: Duration, timeout: Duration) -> String {
+    loop {
+        tokio::time::sleep(interval).await;
+        match tokio::time::timeout(timeout, pings.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_pong)) => {}
+            Ok(Err(e)) => return format!("its keep-alive PING failed ({e})"),
+            Err(_) => {
+                return format!(
+                    "no answer to a keep-alive PING within {} ms",
+                    timeout.as_millis()
+                );
+            }
+        }
     }
 }
 

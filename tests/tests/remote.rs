@@ -330,6 +330,29 @@ async fn every_tls_failure_blocks_with_its_cause() {
         .expect("ListPlugins")
         .into_inner()
         .plugins;
+    // No process to restart, but the same backoff and quarantine: refused dials in a row.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let plugins = admin(&supervisor)
+            .await
+            .list_plugins(ListPluginsRequest {})
+            .await
+            .expect("ListPlugins")
+            .into_inner()
+            .plugins;
+        let state = plugins
+            .iter()
+            .find(|p| p.name == "nobody-home")
+            .map(|p| (p.state.clone(), p.last_error.clone()));
+        if let Some((state, last_error)) = &state
+            && state == "quarantined"
+        {
+            assert!(last_error.contains("Connection refused"), "{last_error}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not quarantined: {state:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let pinned_state = statuses
         .iter()
         .find(|p| p.name == "pinned")

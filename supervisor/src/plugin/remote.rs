@@ -167,7 +167,19 @@ impl Remote {
     /// A tonic channel over [`Remote::connect`] (for `Describe` and the health checks).
     pub async fn channel(self: &Arc<Self>) -> Result<Channel, tonic::transport::Error> {
         let remote = self.clone();
-        Endpoint::from_static("http://remote")
+        // Requests name the endpoint (`https`, its authority), as an L7 proxy routes by them;
+        // the connection itself is always `Remote::connect`'s.
+        let origin = http::Uri::builder()
+            .scheme("https")
+            .authority(self.authority.as_str())
+            .path_and_query("/")
+            .build();
+        let endpoint = Endpoint::from_static("http://remote");
+        let endpoint = match origin {
+            Ok(origin) => endpoint.origin(origin),
+            Err(_) => endpoint,
+        };
+        endpoint
             .connect_with_connector(tower::service_fn(move |_| {
                 let remote = remote.clone();
                 async move { remote.connect().await.map(TokioIo::new) }

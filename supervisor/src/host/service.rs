@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hookvisor_proto::v1::hooks_server::Hooks;
 use hookvisor_proto::v1::{
@@ -23,6 +23,7 @@ use tracing::Instrument;
 use crate::decide::request;
 use crate::decide::request_id::{self, RequestId};
 use crate::decide::stages::{self, Budget};
+use crate::decide::trace_context::{self, Verdict};
 use crate::files::config::HookConfig;
 use crate::host::admission::Arrived;
 use crate::host::connections::HostConnInfo;
@@ -32,6 +33,7 @@ use crate::observe::hosts::{self, Caller, Hosts};
 use crate::observe::metrics::Metrics;
 use crate::observe::shadow::{self, Shadows, Tally};
 use crate::observe::stats::CallStats;
+use crate::observe::traces::{self, Traces};
 use crate::plugin::generation::{self, Generation};
 
 /// What records each call once it is decided (the audit log, the metrics), and what shadow
@@ -50,6 +52,8 @@ pub struct Observers {
     pub calls: CallStats,
     /// The hosts that report and call (contract §4.5), for `ListHosts` and the metrics.
     pub hosts: Hosts,
+    /// The span exporter, when `[tracing]` is configured.
+    pub traces: Option<Traces>,
 }
 
 impl Observers {
@@ -62,7 +66,15 @@ impl Observers {
             shadow_tally: Tally::default(),
             calls: CallStats::default(),
             hosts: Hosts::default(),
+            traces: None,
         }
+    }
+
+    /// A call's span begins (the host's `traceparent` its parent), while tracing is on.
+    fn begin_trace(&self, metadata: &MetadataMap) -> Option<Arc<Verdict>> {
+        self.traces
+            .as_ref()
+            .map(|_| Verdict::begin(trace_context::Parent::from_host(metadata)))
     }
 
     /// Whether anything records a call with these shadows (else nothing is kept of it).
@@ -205,6 +217,7 @@ impl Hooks for HooksService {
         let _in_flight = self.admit()?;
         let started = Instant::now();
         let id = RequestId::from_host(request.metadata());
+        let traced = self.observers.begin_trace(request.metadata());
         // One generation for the whole call, whatever a reload switches meanwhile.
         let generation = self.generation.get();
         let hook = &generation.hooks.before_tool_call;
@@ -221,13 +234,17 @@ impl Hooks for HooksService {
             .lineup(Hook::BeforeToolCall, Some(&call.request.tool_name));
         let shadows = || {
             Shadows::start(&lineup.shadows, &self.observers.shadow_slots, |p| {
-                stages::shadow_tool_call(p, call.clone(), budget)
+                trace_context::scope(
+                    traced.clone(),
+                    stages::shadow_tool_call(p, call.clone(), budget),
+                )
             })
         };
         let decide = stages::before_tool_call(&lineup, hook, &call, budget);
         let (verdict, shadows) = self
-            .decide(Hook::BeforeToolCall, &id, shadows, decide)
+            .decide(Hook::BeforeToolCall, &id, traced.clone(), shadows, decide)
             .await;
+        let tool = traced.as_ref().map(|_| call.request.tool_name.clone());
         let audit = move |audit: &Audit, record: Record<'_, ToolCallVerdict>| {
             let Record {
                 id,
@@ -242,6 +259,7 @@ impl Hooks for HooksService {
         self.record(
             Hook::BeforeToolCall,
             &id,
+            (traced, tool),
             latency,
             &generation,
             &verdict,
@@ -258,6 +276,7 @@ impl Hooks for HooksService {
         let _in_flight = self.admit()?;
         let started = Instant::now();
         let id = RequestId::from_host(request.metadata());
+        let traced = self.observers.begin_trace(request.metadata());
         let generation = self.generation.get();
         let budget = budget(&request, &generation.hooks.before_session_create);
         let caller = caller(&request);
@@ -268,12 +287,15 @@ impl Hooks for HooksService {
         let lineup = generation.plugins.lineup(Hook::BeforeSessionCreate, None);
         let shadows = || {
             Shadows::start(&lineup.shadows, &self.observers.shadow_slots, |p| {
-                stages::shadow_session_create(p, request.clone(), budget)
+                trace_context::scope(
+                    traced.clone(),
+                    stages::shadow_session_create(p, request.clone(), budget),
+                )
             })
         };
         let decide = stages::before_session_create(&lineup, &request, budget);
         let (verdict, shadows) = self
-            .decide(Hook::BeforeSessionCreate, &id, shadows, decide)
+            .decide(Hook::BeforeSessionCreate, &id, traced.clone(), shadows, decide)
             .await;
         let audit = move |audit: &Audit, record: Record<'_, SessionVerdict>| {
             let Record {
@@ -289,6 +311,7 @@ impl Hooks for HooksService {
         self.record(
             Hook::BeforeSessionCreate,
             &id,
+            (traced, None),
             latency,
             &generation,
             &verdict,
@@ -305,6 +328,7 @@ impl Hooks for HooksService {
         let _in_flight = self.admit()?;
         let started = Instant::now();
         let id = RequestId::from_host(request.metadata());
+        let traced = self.observers.begin_trace(request.metadata());
         let generation = self.generation.get();
         let budget = budget(&request, &generation.hooks.session_created);
         let caller = caller(&request);
@@ -314,7 +338,7 @@ impl Hooks for HooksService {
         let lineup = generation.plugins.lineup(Hook::SessionCreated, None);
         let observe = stages::session_created(&lineup, &notice, budget);
         let (receipt, shadows) = self
-            .decide(Hook::SessionCreated, &id, Shadows::default, observe)
+            .decide(Hook::SessionCreated, &id, traced.clone(), Shadows::default, observe)
             .await;
         let audit = move |audit: &Audit, record: Record<'_, SessionCreatedReceipt>| {
             let Record {
@@ -330,6 +354,7 @@ impl Hooks for HooksService {
         self.record(
             Hook::SessionCreated,
             &id,
+            (traced, None),
             latency,
             &generation,
             &receipt,
@@ -379,6 +404,8 @@ trait Decided: Clone + Send + Sync + 'static {
     fn outcome_code(&self) -> i32;
     /// The plugin whose failure blocked, and the reason, when a failure blocked.
     fn failure(&self) -> Option<(&str, &str)>;
+    /// The plugin whose answer or failure decided ("" when none did), and the block kind.
+    fn decided_by(&self) -> (&str, i32);
     /// The per-plugin trace.
     fn trace_entries(&mut self) -> &mut Vec<PluginResult>;
     /// The per-plugin trace, read.
@@ -394,6 +421,9 @@ macro_rules! decided {
             fn failure(&self) -> Option<(&str, &str)> {
                 (self.block_kind == BlockKind::Failure as i32)
                     .then(|| (self.decided_by.as_str(), self.block_reason.as_str()))
+            }
+            fn decided_by(&self) -> (&str, i32) {
+                (self.decided_by.as_str(), self.block_kind)
             }
             fn trace_entries(&mut self) -> &mut Vec<PluginResult> {
                 &mut self.trace
@@ -414,11 +444,32 @@ impl Decided for SessionCreatedReceipt {
     fn failure(&self) -> Option<(&str, &str)> {
         None
     }
+    fn decided_by(&self) -> (&str, i32) {
+        ("", BlockKind::Unspecified as i32)
+    }
     fn trace_entries(&mut self) -> &mut Vec<PluginResult> {
         &mut self.trace
     }
     fn trace(&self) -> &[PluginResult] {
         &self.trace
+    }
+}
+
+/// What a verdict span says of a decided call.
+fn decided<'a, V: Decided>(
+    hook: Hook,
+    tool: Option<&'a str>,
+    id: &'a RequestId,
+    verdict: &'a V,
+) -> traces::Decided<'a> {
+    let (decided_by, block_kind) = verdict.decided_by();
+    traces::Decided {
+        hook,
+        tool,
+        outcome: verdict.outcome_code(),
+        decided_by,
+        block_kind,
+        request_id: id.as_str(),
     }
 }
 
@@ -432,13 +483,14 @@ struct Record<'a, V> {
 }
 
 impl HooksService {
-    /// Decides one call in its request-id scope and log span: starts its shadows (they run in
-    /// tasks of their own), awaits `decide`, logs a block by a failing plugin, and adds the
-    /// shadow answers that came first to the trace.
+    /// Decides one call in its request-id scope, log span and (tracing on) trace context:
+    /// starts its shadows (they run in tasks of their own), awaits `decide`, logs a block by a
+    /// failing plugin, and adds the shadow answers that came first to the trace.
     async fn decide<V: Decided>(
         &self,
         hook: Hook,
         id: &RequestId,
+        traced: Option<Arc<Verdict>>,
         shadows: impl FnOnce() -> Shadows,
         decide: impl Future<Output = V>,
     ) -> (V, Shadows) {
@@ -453,17 +505,20 @@ impl HooksService {
             (verdict, shadows)
         };
         let span = tracing::info_span!("call", hook = audit::hook_name(hook), request_id = %id);
+        let work = trace_context::scope(traced, work);
         request_id::scope(id.clone(), work).instrument(span).await
     }
 
     /// Records a decided call: the per-plugin figures at once; the metrics, the shadow tally and
     /// the audit line (written by `audit`) once its shadows have answered, without holding the
-    /// verdict up. Nothing is copied when nothing records.
+    /// verdict up. Nothing is copied when nothing records. The spans (tracing on, `traced`: the
+    /// verdict's and the tool's) are queued now, or once the shadows have answered.
     #[allow(clippy::too_many_arguments)]
     fn record<V: Decided>(
         &self,
         hook: Hook,
         id: &RequestId,
+        traced: (Option<Arc<Verdict>>, Option<String>),
         latency: Duration,
         generation: &Arc<Generation>,
         verdict: &V,
@@ -471,12 +526,24 @@ impl HooksService {
         audit: impl FnOnce(&Audit, Record<'_, V>) + Send + 'static,
     ) {
         self.observers.calls.record(verdict.trace());
+        let (span, tool) = traced;
+        let mut span = span.map(|span| (span, SystemTime::now()));
+        if shadows.is_empty()
+            && let Some((traces, (span, end))) = self.observers.traces.as_ref().zip(span.take())
+        {
+            let decided = decided(hook, tool.as_deref(), id, verdict);
+            traces.verdict(&span, end, decided, verdict.trace(), &[]);
+        }
         if !self.observers.wants(&shadows) {
             return;
         }
         let observers = self.observers.clone();
         let (verdict, generation, id) = (verdict.clone(), generation.clone(), id.clone());
         after_shadows(shadows, move |shadow| {
+            if let Some((traces, (span, end))) = observers.traces.as_ref().zip(span) {
+                let decided = decided(hook, tool.as_deref(), &id, &verdict);
+                traces.verdict(&span, end, decided, verdict.trace(), &shadow);
+            }
             let outcome = verdict.outcome_code();
             observers.verdict(hook, outcome, latency, verdict.trace(), &shadow);
             if let Some(log) = &observers.audit {

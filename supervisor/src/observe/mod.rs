@@ -7,9 +7,11 @@
 //! - [`stats`]: per-plugin calls, blocks, failures and recent latencies, for `ListPlugins`.
 //! - [`shadow`]: shadow plugins, asked in tasks of their own and never waited for.
 //! - [`hosts`]: the hosts that report and call: who they are, calls per tool, silence.
+//! - [`traces`]: each verdict and plugin call as an OpenTelemetry span, exported over OTLP.
 
 pub mod audit;
 pub mod hosts;
 pub mod metrics;
 pub mod shadow;
 pub mod stats;
+pub mod traces;

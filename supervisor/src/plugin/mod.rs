@@ -27,6 +27,7 @@ mod output;
 mod owner;
 pub mod peer;
 pub mod process;
+pub mod reattach;
 pub mod remote;
 pub mod sandbox;
 mod set;

@@ -285,7 +285,12 @@ impl Owner {
     /// restarts, last error, uptime) carries on.
     async fn adopted(&mut self, adoptee: Adoptee) -> Ended {
         let mut tasks = JoinSet::new();
-        let Adoptee { handed, output_fds } = adoptee;
+        let Adoptee {
+            handed,
+            output_fds,
+            claim,
+        } = adoptee;
+        let reattached = claim.is_some();
         if let Ok(placement) = self.sandboxes.place(&self.config) {
             self.report_sandbox(&placement);
         }
@@ -301,7 +306,7 @@ impl Owner {
             s.record.started = Some(started);
             s.record.heartbeat = None;
         });
-        let process = match Process::adopt(&self.spawner, &handed, output_fds, &mut tasks) {
+        let process = match Process::adopt(&self.spawner, &handed, output_fds, claim, &mut tasks) {
             Ok(process) => Arc::new(process),
             Err(error) => {
                 tracing::warn!(plugin = %self.config.name, pid = handed.pid, "{error}");
@@ -316,7 +321,9 @@ impl Owner {
             }
         };
         tracing::info!(plugin = %self.config.name, pid = handed.pid, instance = handed.instance,
-            "taken over from the previous image; checking it again");
+            "{}; checking it again",
+            if reattached { "reattached after a crash of the supervisor" }
+            else { "taken over from the previous image" });
         self.run_instance(process, handed.socket.clone(), handed.instance, tasks)
             .await
     }

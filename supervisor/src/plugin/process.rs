@@ -28,6 +28,7 @@ use super::output::{Output, Stream};
 use crate::decide::limits;
 use crate::decide::merge::Failed;
 use crate::files::config::PluginConfig;
+use crate::plugin::reattach;
 use crate::plugin::sandbox::Placement;
 use crate::plugin::spawner::confine;
 use crate::plugin::spawner::{self, Spawned, Spawner};
@@ -186,13 +187,17 @@ pub struct Process {
     starts: (u64, u64),
 }
 
-/// A plugin process handed over at an upgrade, with the inherited read ends of its output.
+/// A plugin process handed over at an upgrade, with the inherited read ends of its output; or
+/// one whose reaper a new supervisor claimed after a crash ([`reattach`]).
 #[derive(Debug)]
 pub struct Adoptee {
     /// What the earlier image said of it.
     pub handed: Handed,
     /// Its stdout and stderr pipes' read ends.
     pub output_fds: [Option<OwnedFd>; 2],
+    /// The claimed reaper's report channel, when it was reattached (its reaper is not this
+    /// process's child).
+    pub claim: Option<reattach::Claim>,
 }
 
 /// What an upgrade hands the next image about one ready plugin process (contract §6): enough to
@@ -291,8 +296,24 @@ impl Process {
         placement: &Placement,
         tasks: &mut JoinSet<()>,
     ) -> Result<Process, StartError> {
-        let configure =
-            |command: &mut Command| configure(command, config, socket, workdir, placement);
+        let keep = spawner.kept().map(|(dir, grace_ms)| reattach::Keep {
+            dir: dir.to_path_buf(),
+            grace_ms,
+            name: config.name.clone(),
+            fingerprint: super::set::fingerprint(config),
+            instance: socket
+                .file_stem()
+                .and_then(|s| s.to_str()?.parse().ok())
+                .unwrap_or(0),
+            socket: socket.to_path_buf(),
+            uid: placement.uid,
+        });
+        let configure = |command: &mut Command| {
+            configure(command, config, socket, workdir, placement);
+            if let Some(keep) = &keep {
+                command.env(reattach::ENV, reattach::env_value(keep));
+            }
+        };
         let Spawned {
             reaper: mut child,
             plugin: pid,
@@ -368,26 +389,59 @@ impl Process {
     /// leader, each with the start time recorded (never a reused pid), then reads its output and
     /// waits for its reaper's exit again. The plugin is not signalled; the caller runs the
     /// handshake again before it takes calls.
+    ///
+    /// With a `claim` (a reaper claimed after a crash, [`reattach`]), the reaper is not this
+    /// process's child: [`reattach::claim_all`] checked it and its plugin, and the plugin's exit
+    /// comes on the claim connection.
     pub fn adopt(
         spawner: &Spawner,
         handed: &Handed,
         output_fds: [Option<OwnedFd>; 2],
+        claim: Option<reattach::Claim>,
         tasks: &mut JoinSet<()>,
     ) -> Result<Process, StartError> {
         let (pid, reaper) = (Pid::from_raw(handed.pid), Pid::from_raw(handed.reaper));
         let lost = |what: String| StartError::Spawn(format!("not taken over: {what}"));
-        match spawner::identity(reaper) {
-            Some(id) if id.ppid == Pid::this().as_raw() && id.start == handed.reaper_start => {}
-            _ => {
-                return Err(lost(format!(
-                    "its reaper (pid {reaper}) is no longer this supervisor's child"
-                )));
+        let waited = match claim {
+            Some(claim) => {
+                if let Some(exit) = claim.exited {
+                    let _ = claim.exit();
+                    return Err(StartError::Exited(exit));
+                }
+                let exit = claim
+                    .exit()
+                    .map_err(|e| lost(format!("cannot wait for its reaper's report: {e}")))?;
+                Box::pin(async move { exit.await.unwrap_or(Exit::Unknown) })
+                    as std::pin::Pin<Box<dyn Future<Output = Exit> + Send>>
             }
-        }
-        // From here the reaper is ours: whatever happens, it is waited for.
-        let waited = spawner
-            .wait_adopted(reaper)
-            .map_err(|e| lost(format!("cannot wait for its reaper: {e}")))?;
+            None => {
+                match spawner::identity(reaper) {
+                    Some(id)
+                        if id.ppid == Pid::this().as_raw() && id.start == handed.reaper_start => {}
+                    _ => {
+                        return Err(lost(format!(
+                            "its reaper (pid {reaper}) is no longer this supervisor's child"
+                        )));
+                    }
+                }
+                // From here the reaper is ours: whatever happens, it is waited for.
+                let waited = spawner
+                    .wait_adopted(reaper)
+                    .map_err(|e| lost(format!("cannot wait for its reaper: {e}")))?;
+                Box::pin(async move {
+                    match waited.await {
+                        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => Exit::Code(code),
+                        Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, core_dumped)) => {
+                            Exit::Signal {
+                                signal: signal as i32,
+                                core_dumped,
+                            }
+                        }
+                        _ => Exit::Unknown,
+                    }
+                })
+            }
+        };
         let plugin_ok = spawner::identity(pid).is_some_and(|id| {
             id.ppid == reaper.as_raw() && id.sid == pid.as_raw() && id.start == handed.pid_start
         });
@@ -417,15 +471,7 @@ impl Process {
         }
         let (exit_tx, exit) = watch::channel(None);
         tasks.spawn(async move {
-            let status = match waited.await {
-                Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => Exit::Code(code),
-                Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, core_dumped)) => Exit::Signal {
-                    signal: signal as i32,
-                    core_dumped,
-                },
-                _ => Exit::Unknown,
-            };
-            let _ = exit_tx.send(Some(status));
+            let _ = exit_tx.send(Some(waited.await));
         });
         let process = Process {
             name,

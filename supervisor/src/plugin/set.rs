@@ -139,7 +139,8 @@ impl PluginSet {
         for adoptee in handed.into_iter().flatten() {
             tracing::info!(plugin = %adoptee.handed.name, pid = adoptee.handed.pid,
                 "handed over but removed or changed in the configuration: stopping it");
-            match Process::adopt(&spawner, &adoptee.handed, adoptee.output_fds, &mut tasks) {
+            let (handed, fds, claim) = (&adoptee.handed, adoptee.output_fds, adoptee.claim);
+            match Process::adopt(&spawner, handed, fds, claim, &mut tasks) {
                 Ok(process) => leftovers.push(process),
                 Err(e) => tracing::warn!(plugin = %adoptee.handed.name, "{e}"),
             }

@@ -18,6 +18,11 @@
 //! The supervisor is itself a child subreaper: should a reaper be killed (a hostile plugin can
 //! SIGKILL it, it runs under the same uid), its orphans come to the supervisor, which kills and
 //! reaps every child that is not one of its reapers.
+//!
+//! With `[supervisor] keep_plugins_on_crash = true` ([`Spawner::keep_plugins`]) a reaper that
+//! sees the supervisor go waits for a new one to claim it instead ([`crate::plugin::reattach`]);
+//! the reapers a supervisor claimed that way are not its children, and are known to it here
+//! ([`reattached`]) so that their plugins still count as its descendants.
 
 pub mod confine;
 pub mod reaper;
@@ -25,8 +30,8 @@ mod seccomp;
 
 use std::collections::HashSet;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, Weak};
 use std::thread;
@@ -55,6 +60,8 @@ pub struct Spawner {
     jobs: mpsc::Sender<Job>,
     /// The pids of the reapers alive: the supervisor's only legitimate children.
     reapers: Arc<Mutex<HashSet<i32>>>,
+    /// Where reapers wait after a crash, and for how long, when plugins are kept.
+    keep: Option<Arc<(PathBuf, u32)>>,
 }
 
 /// A plugin started behind its reaper.
@@ -113,7 +120,23 @@ impl Spawner {
             })?;
         let sweeper = Arc::downgrade(&reapers);
         sweeps.spawn(sweep_orphans(sweeper));
-        Ok(Spawner { jobs, reapers })
+        Ok(Spawner {
+            jobs,
+            reapers,
+            keep: None,
+        })
+    }
+
+    /// Makes the reapers of the plugins started from here on outlive this supervisor for
+    /// `grace_ms`, waiting for a claim in `dir` (`keep_plugins_on_crash`).
+    pub fn keep_plugins(mut self, dir: PathBuf, grace_ms: u32) -> Spawner {
+        self.keep = Some(Arc::new((dir, grace_ms)));
+        self
+    }
+
+    /// The claim directory and grace period, when plugins are kept.
+    pub fn kept(&self) -> Option<(&Path, u32)> {
+        self.keep.as_deref().map(|(dir, ms)| (dir.as_path(), *ms))
     }
 
     /// Starts `program` behind a reaper from the spawner thread, and waits for the reaper to
@@ -342,10 +365,17 @@ fn children(pid: Pid) -> Vec<Pid> {
 pub fn is_our_descendant(pid: Pid) -> io::Result<Option<bool>> {
     let us = Pid::this();
     let mut current = pid;
+    let claimed = REATTACHED
+        .lock()
+        .map(|set| set.clone())
+        .unwrap_or_else(|e| e.into_inner().clone());
     // Parent chains are short; the bound only guards against a cycle read mid-change.
     for _ in 0..256 {
         if current == us {
             return Ok(Some(current != pid));
+        }
+        if claimed.contains(&current.as_raw()) {
+            return Ok(Some(true));
         }
         if current.as_raw() <= 1 {
             return Ok(Some(false));
@@ -367,6 +397,32 @@ pub fn is_our_descendant(pid: Pid) -> io::Result<Option<bool>> {
         current = Pid::from_raw(ppid);
     }
     Ok(None)
+}
+
+/// The reapers this supervisor claimed after a crash of the one that started them
+/// ([`crate::plugin::reattach`]): not its children, but their subtrees are its plugins.
+static REATTACHED: Mutex<std::collections::BTreeSet<i32>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+/// Records `reaper` as claimed (see [`REATTACHED`]).
+pub fn reattached(reaper: Pid) {
+    let mut set = REATTACHED.lock().unwrap_or_else(|e| e.into_inner());
+    set.insert(reaper.as_raw());
+}
+
+/// Forgets a claimed reaper that has reported its plugin's exit or gone.
+pub fn forget_reattached(reaper: Pid) {
+    let mut set = REATTACHED.lock().unwrap_or_else(|e| e.into_inner());
+    set.remove(&reaper.as_raw());
+}
+
+/// Takes ownership of a descriptor the kernel just gave this process (`SCM_RIGHTS`).
+pub fn own_received(fd: RawFd) -> OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `fd` was installed in this process's table by `recvmsg` a moment ago and was
+    // returned to the caller alone: nothing else knows the number, so this `OwnedFd` is its one
+    // owner.
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// The descendants of `root` (not `root` itself), breadth first, at most `max` of them.

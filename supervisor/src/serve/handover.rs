@@ -184,6 +184,7 @@ fn take(state: State, args: Vec<OsString>) -> Result<Resumed, String> {
         plugins.push(Adoptee {
             handed,
             output_fds: [out, err],
+            claim: None,
         });
     }
     Ok(Resumed {

@@ -23,8 +23,10 @@ use crate::host::drain::Drain;
 use crate::host::service::{HooksService, Observers};
 use crate::observe::audit::Audit;
 use crate::observe::metrics::{self, Metrics};
+use crate::observe::traces::Traces;
 use crate::plugin::PluginSet;
 use crate::plugin::generation::{self, Generation};
+use crate::plugin::reattach;
 use crate::plugin::spawner::Spawner;
 use crate::serve::admin::{AdminService, ReloadReply, UpgradeLog, UpgradeReply, UpgradeStatus};
 use crate::serve::handover::{self, Resumed};
@@ -54,6 +56,28 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error("the host API server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+}
+
+/// `spawner`, keeping plugins after a crash when the configuration says so
+/// (`keep_plugins_on_crash`), with its claim directory made ready.
+fn keep_plugins(spawner: Spawner, config: &Config) -> Result<Spawner, ServeError> {
+    let supervisor = &config.supervisor;
+    if !supervisor.keep_plugins_on_crash {
+        return Ok(spawner);
+    }
+    let dir = reattach::dir(&supervisor.runtime_dir);
+    reattach::prepare_dir(&dir).map_err(io_error(format!(
+        "the claim directory {} (keep_plugins_on_crash)",
+        dir.display()
+    )))?;
+    Ok(spawner.keep_plugins(dir, supervisor.keep_plugins_grace_ms))
+}
+
+/// The reapers waiting in `dir` for a supervisor, claimed (see [`reattach::claim_all`]).
+async fn claim_all(dir: PathBuf) -> Vec<crate::plugin::process::Adoptee> {
+    tokio::task::spawn_blocking(move || reattach::claim_all(&dir))
+        .await
+        .unwrap_or_default()
 }
 
 fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> ServeError {
@@ -292,7 +316,17 @@ pub async fn serve_on(
         .as_ref()
         .and_then(|l| l.as_fd().try_clone_to_owned().ok());
     let metrics = metrics_listener.as_ref().map(|_| Arc::new(Metrics::new()));
-    let observers = Arc::new(Observers::new(audit, metrics));
+    let traces = match &config.tracing {
+        Some(tracing) => Some(Traces::start(tracing).map_err(|e| ServeError::Io {
+            context: "[tracing]".into(),
+            error: io::Error::other(e),
+        })?),
+        None => None,
+    };
+    let observers = Arc::new(Observers {
+        traces,
+        ..Observers::new(audit, metrics)
+    });
     let grace = Duration::from_millis(config.supervisor.stop_grace_ms.into());
     let (spawner, plugins, upgraded) = match resumed {
         Some(Taken {
@@ -311,6 +345,15 @@ pub async fn serve_on(
                 .collect();
             let spawner = Spawner::start_adopting(tokio::runtime::Handle::current(), &reapers)
                 .map_err(io_error("cannot start the spawner thread"))?;
+            let spawner = keep_plugins(spawner, &config)?;
+            // Plugins this image had reattached lost their claim at `execve`: claimed again,
+            // first, so that they, and not their stale hand-over, are taken.
+            let mut plugins = plugins;
+            if let Some((dir, _)) = spawner.kept() {
+                let mut claimed = claim_all(dir.to_path_buf()).await;
+                claimed.append(&mut plugins);
+                plugins = claimed;
+            }
             let floor = plugins.iter().map(|p| p.handed.instance).max().unwrap_or(0);
             PluginSet::continue_instances_after(floor.max(next_instance.saturating_sub(1)));
             let handed = plugins.len();
@@ -347,7 +390,26 @@ pub async fn serve_on(
         None => {
             let spawner = Spawner::start(tokio::runtime::Handle::current())
                 .map_err(io_error("cannot start the spawner thread"))?;
-            let set = PluginSet::start(&config, spawner.clone()).await;
+            let spawner = keep_plugins(spawner, &config)?;
+            let claimed = match spawner.kept() {
+                Some((dir, _)) => claim_all(dir.to_path_buf()).await,
+                None => Vec::new(),
+            };
+            let set = if claimed.is_empty() {
+                PluginSet::start(&config, spawner.clone()).await
+            } else {
+                let floor = claimed.iter().map(|p| p.handed.instance).max().unwrap_or(0);
+                PluginSet::continue_instances_after(floor);
+                let found = claimed.len();
+                let (set, kept) = PluginSet::resume(&config, spawner.clone(), claimed, grace).await;
+                tracing::info!(
+                    kept,
+                    found,
+                    configured = config.plugins.len(),
+                    "reattached to plugins a killed supervisor left running"
+                );
+                set
+            };
             (spawner, Arc::new(set), None)
         }
     };
@@ -598,6 +660,7 @@ pub async fn serve_on(
         }
         // The audit writer and its queue end at `execve`: every verdict's line is written first.
         flush_audit(&observers);
+        end_traces(&observers, false).await;
         let plugins_now = current.get().plugins.clone();
         let outgoing = handover::prepare(handover::Handover {
             id,
@@ -677,6 +740,7 @@ pub async fn serve_on(
     };
     drop(metrics_server);
     flush_audit(&observers);
+    end_traces(&observers, true).await;
     current.get().plugins.stop(grace).await;
     if !activated && let Err(e) = layout::remove_stale_socket(&socket) {
         tracing::warn!("left the host socket in place: {e}");
@@ -698,6 +762,36 @@ fn flush_audit(observers: &Observers) {
         tracing::warn!(
             limit_ms = AUDIT_FLUSH_LIMIT.as_millis() as u64,
             "audit log: the writer did not write every queued line in time; they are lost"
+        );
+    }
+}
+
+/// How long the end of the process (or an upgrade's `execve`) waits for the span exporter.
+const TRACES_FLUSH_LIMIT: Duration = Duration::from_secs(2);
+
+/// Exports the queued spans (bounded: a collector that is down must not hold the process), on
+/// a blocking thread, as the export's connection needs the runtime meanwhile; `last`: and stops
+/// the exporter.
+async fn end_traces(observers: &Arc<Observers>, last: bool) {
+    if observers.traces.is_none() {
+        return;
+    }
+    let observers = observers.clone();
+    let flush = tokio::task::spawn_blocking(move || match &observers.traces {
+        Some(traces) if last => {
+            traces.shutdown();
+            true
+        }
+        Some(traces) => traces.flush(),
+        None => true,
+    });
+    if !matches!(
+        tokio::time::timeout(TRACES_FLUSH_LIMIT, flush).await,
+        Ok(Ok(true))
+    ) {
+        tracing::warn!(
+            limit_ms = TRACES_FLUSH_LIMIT.as_millis() as u64,
+            "tracing: the queued spans were not all exported; they are lost"
         );
     }
 }
@@ -781,12 +875,17 @@ async fn switch(
         next.supervisor.host_limits = fixed.host_limits;
         next.supervisor.worker_threads = fixed.worker_threads;
     }
-    if next.audit != running.audit || next.metrics != running.metrics {
+    if next.audit != running.audit
+        || next.metrics != running.metrics
+        || next.tracing != running.tracing
+    {
         tracing::warn!(
-            "reload: [audit] and [metrics] change only with a restart; the running ones stay"
+            "reload: [audit], [metrics] and [tracing] change only with a restart (or an \
+             upgrade in place); the running ones stay"
         );
         next.audit = running.audit.clone();
         next.metrics = running.metrics;
+        next.tracing = running.tracing.clone();
     }
     let old = current.get();
     let plugins = Arc::new(PluginSet::next(Some(&old.plugins), &next, spawner.clone()).await);

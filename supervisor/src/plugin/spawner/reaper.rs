@@ -13,7 +13,9 @@
 //! - the plugin exits: it kills every descendant left (SIGKILL), reaps them, and exits the way
 //!   the plugin did (same code, same signal), so the supervisor sees the plugin's own exit;
 //! - the supervisor goes, even by SIGKILL: its parent-death signal (SIGUSR1) arrives,
-//!   and it kills and reaps the whole subtree, then exits;
+//!   and it kills and reaps the whole subtree, then exits; unless the supervisor keeps plugins
+//!   (`keep_plugins_on_crash`, [`crate::plugin::reattach`]): then it waits for a new supervisor
+//!   to claim it for the grace period, and reports to that one instead;
 //! - SIGTERM, SIGINT, SIGHUP or SIGQUIT sent to it (systemd's `KillMode=control-group`, say) is
 //!   passed on to the plugin's process group.
 //!
@@ -36,6 +38,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::confine::{self, Confinement, Prepared};
+use crate::plugin::reattach::{self, Keep, Listening, Offer};
 
 /// The first argument that makes the `hookvisor` binary a reaper:
 /// `hookvisor __hookvisor-reaper SUPERVISOR_PID REPORT_FD PROGRAM [ARGS…]`.
@@ -98,6 +101,18 @@ fn reap(args: Vec<OsString>) -> i32 {
         let _ = writeln!(report, "error cannot become a child subreaper: {e}");
         return 1;
     }
+    let keep = match reattach::keep_from_env() {
+        Ok(keep) => keep,
+        Err(e) => {
+            let _ = writeln!(report, "error {e}");
+            return 1;
+        }
+    };
+    // Opened before the plugin starts, close-on-exec: it never holds them.
+    let outputs = match keep {
+        Some(_) => [reattach::output_read_end(1), reattach::output_read_end(2)],
+        None => [None, None],
+    };
     let plugin = match spawn_plugin(&program, args) {
         Ok(pid) => pid,
         Err(e) => {
@@ -107,6 +122,10 @@ fn reap(args: Vec<OsString>) -> i32 {
     };
     let _ = writeln!(report, "{plugin}");
     drop(report);
+    if let Some(keep) = keep {
+        let offer = Offer::new(&keep, plugin, outputs);
+        return reap_keeping(plugin, parent, &signals, &keep, &offer);
+    }
 
     loop {
         let Ok(signal) = signals.wait() else {
@@ -182,7 +201,11 @@ fn spawn_plugin(program: &OsStr, args: impl Iterator<Item = OsString>) -> Result
     };
     let mut prepared = Prepared::new(&confinement, program)?;
     let mut command = Command::new(prepared.program(program));
-    command.arg0(program).args(args).env_remove(confine::ENV);
+    command
+        .arg0(program)
+        .args(args)
+        .env_remove(confine::ENV)
+        .env_remove(reattach::ENV);
     if let Some((uid, gid)) = confinement.ids {
         // No supplementary group may reach the plugin. The standard library drops them only
         // when it runs as root; a hookvisor with CAP_SETGID but another uid drops them here,
@@ -216,6 +239,191 @@ fn spawn_plugin(program: &OsStr, args: impl Iterator<Item = OsString>) -> Result
     let child = command.spawn().map_err(|e| e.to_string())?;
     let pid = i32::try_from(child.id()).map_err(|e| format!("pid out of range: {e}"))?;
     Ok(Pid::from_raw(pid))
+}
+
+/// Whom the reaper reports to, when the supervisor keeps plugins.
+enum Owner {
+    /// The supervisor that started it, its parent (it reads the reaper's exit status).
+    Parent,
+    /// Nobody: waiting for a claim until `until`; `offered` is a connection that has the hello
+    /// and has not answered yet.
+    Waiting {
+        listening: Listening,
+        until: std::time::Instant,
+        offered: Option<std::os::unix::net::UnixStream>,
+    },
+    /// A supervisor that claimed it: the plugin's exit goes on this connection.
+    Claimed(std::os::unix::net::UnixStream),
+}
+
+/// The reaper's life when the supervisor keeps plugins (`keep`): as in [`reap`] while its
+/// parent lives; after that, the claim socket (see [`reattach`]). Never signals the plugin
+/// while a claim is pending or made; kills its subtree when the grace period passes unclaimed.
+fn reap_keeping(plugin: Pid, parent: Pid, signals: &SigSet, keep: &Keep, offer: &Offer) -> i32 {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use std::os::fd::AsFd;
+
+    let grace = std::time::Duration::from_millis(keep.grace_ms.into());
+    let Ok(signalfd) =
+        SignalFd::with_flags(signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+    else {
+        kill_subtree();
+        return 1;
+    };
+    let mut owner = Owner::Parent;
+    // How the plugin ended, while no supervisor was there to hear it.
+    let mut exited: Option<reattach::Status> = None;
+    let wait = || -> Option<Owner> {
+        match Listening::bind(keep) {
+            Ok(listening) => Some(Owner::Waiting {
+                listening,
+                until: std::time::Instant::now() + grace,
+                offered: None,
+            }),
+            Err(e) => {
+                eprintln!(
+                    "hookvisor reaper: cannot wait for a new supervisor in {}: {e}",
+                    keep.dir.display()
+                );
+                None
+            }
+        }
+    };
+    loop {
+        let ready = {
+            let mut fds = vec![PollFd::new(signalfd.as_fd(), PollFlags::POLLIN)];
+            let mut timeout = PollTimeout::NONE;
+            match &owner {
+                Owner::Parent => {}
+                Owner::Waiting {
+                    listening,
+                    until,
+                    offered,
+                } => {
+                    fds.push(PollFd::new(listening.as_fd(), PollFlags::POLLIN));
+                    if let Some(stream) = offered {
+                        fds.push(PollFd::new(stream.as_fd(), PollFlags::POLLIN));
+                    }
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+                }
+                Owner::Claimed(stream) => {
+                    fds.push(PollFd::new(stream.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => {
+                    kill_subtree();
+                    return 1;
+                }
+            }
+            let ready: Vec<bool> = fds.iter().map(|fd| fd.any().unwrap_or(false)).collect();
+            ready
+        };
+        if ready.first() == Some(&true) {
+            while let Ok(Some(info)) = signalfd.read_signal() {
+                let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+                    continue;
+                };
+                match signal {
+                    Signal::SIGCHLD => {
+                        let Some(status) = reap_exited(plugin) else {
+                            continue;
+                        };
+                        kill_subtree();
+                        let reported = match status {
+                            WaitStatus::Exited(_, code) => reattach::Status::Code(code),
+                            WaitStatus::Signaled(_, signal, core_dumped) => {
+                                reattach::Status::Signal {
+                                    signal: signal as i32,
+                                    core_dumped,
+                                }
+                            }
+                            _ => reattach::Status::Code(1),
+                        };
+                        match &owner {
+                            Owner::Parent => return exit_like(status),
+                            Owner::Claimed(stream) => {
+                                reattach::send_exit(stream, reported);
+                                return exit_like(status);
+                            }
+                            // Told to whoever claims it within the grace period.
+                            Owner::Waiting { .. } => exited = Some(reported),
+                        }
+                    }
+                    s if s == PARENT_DEATH => {
+                        if matches!(owner, Owner::Parent) && nix::unistd::getppid() != parent {
+                            match wait() {
+                                Some(waiting) => owner = waiting,
+                                None => {
+                                    kill_subtree();
+                                    return 1;
+                                }
+                            }
+                        }
+                    }
+                    other => {
+                        if exited.is_none() {
+                            let _ = killpg(plugin, other);
+                        }
+                    }
+                }
+            }
+        }
+        let mut next = None;
+        match &mut owner {
+            Owner::Parent => {}
+            Owner::Waiting {
+                listening,
+                until,
+                offered,
+            } => {
+                if ready.get(2) == Some(&true)
+                    && let Some(stream) = offered.take()
+                {
+                    match reattach::read_claim(&stream) {
+                        Some(true) if exited.is_some() => return 1,
+                        Some(true) => next = Some(Owner::Claimed(stream)),
+                        Some(false) => {}
+                        None => *offered = Some(stream),
+                    }
+                }
+                if next.is_none() && ready.get(1) == Some(&true) {
+                    while let Some(stream) = listening.accept() {
+                        if offer.send(&stream, exited).is_ok() {
+                            // The newest connection is the one answered.
+                            *offered = Some(stream);
+                        }
+                    }
+                }
+                if next.is_none() && std::time::Instant::now() >= *until {
+                    eprintln!(
+                        "hookvisor reaper: no supervisor claimed plugin `{}` (pid {plugin})                          within {} ms; ending it",
+                        keep.name, keep.grace_ms
+                    );
+                    kill_subtree();
+                    return 1;
+                }
+            }
+            Owner::Claimed(stream) => {
+                if ready.get(1) == Some(&true) && reattach::read_claim(stream) == Some(false) {
+                    // That supervisor is gone too: wait for the next one.
+                    match wait() {
+                        Some(waiting) => next = Some(waiting),
+                        None => {
+                            kill_subtree();
+                            return 1;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(next) = next {
+            owner = next;
+        }
+    }
 }
 
 /// Reaps every child that has exited (the plugin, or an orphan re-parented here); returns the

@@ -390,3 +390,48 @@ async fn a_claim_from_another_uid_is_refused() {
     assert_eq!(again, pids, "{}", next.log());
     next.stop().await;
 }
+
+/// A supervisor that reattached and then upgrades in place keeps the plugins: their claims end
+/// with the old image, and the new one claims them again, with their records.
+#[tokio::test]
+async fn reattached_plugins_are_kept_across_an_upgrade() {
+    let mut first = keeping(
+        &plugins(&[PluginToml::new("one", "fixture-recorder").env("FIXTURE_NO_WATCHDOG", "1")]),
+        30_000,
+    )
+    .await;
+    let socket = first.socket().to_path_buf();
+    let pids = ready_pids(&socket, || first.log()).await;
+    first.signal(Signal::SIGKILL);
+    first.wait_exit(Duration::from_secs(5)).await;
+    wait_claim_sockets(&first.runtime_dir().join(".reattach"), 1).await;
+    let next = Next::start(&first).await;
+    assert_eq!(ready_pids(&socket, || next.log()).await, pids);
+    for round in 1..=2 {
+        let output = tokio::process::Command::new(hookvisor())
+            .arg("upgrade")
+            .arg("--socket")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("running hookvisor upgrade");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 of 1 plugins kept their process"),
+            "upgrade {round}: {stdout}{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            next.log()
+        );
+        assert_eq!(ready_pids(&socket, || next.log()).await, pids);
+    }
+    assert!(
+        !next.log().contains("not taken over"),
+        "a stale hand-over was tried: {}",
+        next.log()
+    );
+    next.stop().await;
+    let all: Vec<i32> = pids.values().copied().collect();
+    let left = survivors(&all, Duration::from_secs(5)).await;
+    assert!(left.is_empty(), "left running after a stop: {left:?}");
+}

@@ -244,6 +244,30 @@ pub fn claim_all(dir: &Path) -> Vec<Adoptee> {
     claimed
 }
 
+/// [`claim_all`] in a supervisor that re-executed itself for an upgrade after it had reattached
+/// plugins: their claims ended with the old image, and their reapers bind their claim sockets
+/// again a moment later. Claims until every reaper of `handed` that is not this process's child
+/// is claimed, or `limit` passes.
+pub fn claim_again(dir: &Path, handed: &[Adoptee], limit: Duration) -> Vec<Adoptee> {
+    let us = Pid::this().as_raw();
+    let mut waiting: Vec<i32> = handed
+        .iter()
+        .map(|a| a.handed.reaper)
+        .filter(|r| spawner::identity(Pid::from_raw(*r)).is_some_and(|id| id.ppid != us))
+        .collect();
+    let deadline = std::time::Instant::now() + limit;
+    let mut claimed = Vec::new();
+    loop {
+        let found = claim_all(dir);
+        waiting.retain(|r| !found.iter().any(|a| a.handed.reaper == *r));
+        claimed.extend(found);
+        if waiting.is_empty() || std::time::Instant::now() >= deadline {
+            return claimed;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 enum Refused {
     /// Nobody listens there.
     Gone,

@@ -73,6 +73,10 @@ fn keep_plugins(spawner: Spawner, config: &Config) -> Result<Spawner, ServeError
     Ok(spawner.keep_plugins(dir, supervisor.keep_plugins_grace_ms))
 }
 
+/// How long an upgraded image waits for the reapers it had reattached to bind their claim
+/// sockets again.
+const RECLAIM_LIMIT: Duration = Duration::from_secs(2);
+
 /// The reapers waiting in `dir` for a supervisor, claimed (see [`reattach::claim_all`]).
 async fn claim_all(dir: PathBuf) -> Vec<crate::plugin::process::Adoptee> {
     tokio::task::spawn_blocking(move || reattach::claim_all(&dir))
@@ -347,10 +351,32 @@ pub async fn serve_on(
                 .map_err(io_error("cannot start the spawner thread"))?;
             let spawner = keep_plugins(spawner, &config)?;
             // Plugins this image had reattached lost their claim at `execve`: claimed again,
-            // first, so that they, and not their stale hand-over, are taken.
+            // instead of their hand-over (their reapers are not this process's children).
             let mut plugins = plugins;
             if let Some((dir, _)) = spawner.kept() {
-                let mut claimed = claim_all(dir.to_path_buf()).await;
+                let dir = dir.to_path_buf();
+                let (mut claimed, handed) = tokio::task::spawn_blocking(move || {
+                    let claimed = reattach::claim_again(&dir, &plugins, RECLAIM_LIMIT);
+                    (claimed, plugins)
+                })
+                .await
+                .map_err(|e| ServeError::Io {
+                    context: "claiming reattached plugins again".into(),
+                    error: io::Error::other(e),
+                })?;
+                plugins = handed;
+                // The hand-over has their records; the claim, their live connection.
+                for claim in &mut claimed {
+                    let record = plugins.iter().find(|p| p.handed.reaper == claim.handed.reaper);
+                    if let Some(record) = record {
+                        let (to, from) = (&mut claim.handed, &record.handed);
+                        to.restarts = from.restarts;
+                        to.last_error.clone_from(&from.last_error);
+                        to.version.clone_from(&from.version);
+                        to.uptime_ms = from.uptime_ms;
+                    }
+                }
+                plugins.retain(|p| !claimed.iter().any(|c| c.handed.reaper == p.handed.reaper));
                 claimed.append(&mut plugins);
                 plugins = claimed;
             }

@@ -9,12 +9,14 @@ metadata, SIGTERM/SIGINT and exit codes. A plugin only says which hooks it serve
 Layout:
 
 - `plugin`: `Plugin`, the base class of a synchronous plugin; every hook defaults to "no opinion".
-- `aio`: `aio.Plugin` and `aio.run`, the same for handlers that are coroutines (grpc.aio).
+- `aio`: `aio.Plugin`, `aio.run` and `aio.serve_remote`, the same for handlers that are
+  coroutines (grpc.aio).
 - `info`: `Info`, `Registration`, `Hook`, `Stage`, which become `PluginInfo` in `Describe`.
 - `call`: `ToolCall`, `SessionCreate`, `SessionCreated`, parsed views of the requests.
 - `decision`: the answers and their constructors (`allow`, `block`, `rewrite`, ...).
 - `jsontext`: `loads` and `dumps`, JSON with every number kept exactly (`int`, `Decimal`).
-- `server`: `run`, the whole process for a synchronous plugin.
+- `server`: `run`, the whole process for a synchronous plugin; `serve_remote`, the same on TCP
+  with mutual TLS (also chosen by `run` when `HOOKVISOR_REMOTE_LISTEN` is set).
 - `errors`: `StatusError` (answer with a chosen gRPC status) and `ConfigError` (init failed).
 - `proto`: the generated messages, for code that needs them raw.
 """
@@ -31,7 +33,7 @@ from .decision import (
 from .errors import ConfigError, StatusError
 from .info import PROTOCOL_VERSION, Hook, Info, Registration, Stage
 from .plugin import Plugin
-from .server import run
+from .server import run, serve_remote
 
 __version__ = "0.1.0"
 
@@ -59,4 +61,5 @@ __all__ = [
     "decision",
     "jsontext",
     "run",
+    "serve_remote",
 ]

@@ -4,6 +4,7 @@ synchronous and the asyncio server."""
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 import traceback
 from typing import Any
@@ -60,9 +61,26 @@ def _kind(value: object) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def request_id(context: Any) -> str:
-    """The request id the supervisor sends as `x-hookvisor-request-id` (`""` if none)."""
-    for item in context.invocation_metadata() or ():
-        if item[0] == "x-hookvisor-request-id":
-            return str(item[1])
+#: The W3C trace context's `traceparent` (version, trace id, parent id, flags), and nothing else.
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def call_ids(context: Any) -> tuple[str, str]:
+    """The call's `x-hookvisor-request-id` and its `traceparent` (each `""` if none; a
+    `traceparent` not of the W3C shape counts as none, so a handler never sees junk). The first
+    of each counts."""
+    found_id: str | None = None
+    found_trace: str | None = None
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-hookvisor-request-id" and found_id is None:
+            found_id = str(value)
+        elif key == "traceparent" and found_trace is None:
+            found_trace = valid_traceparent(value)
+    return found_id or "", found_trace or ""
+
+
+def valid_traceparent(value: object) -> str:
+    """`value` if it is a W3C `traceparent` (55 bytes, lowercase hex), else `""`."""
+    if isinstance(value, str) and len(value) <= 55 and _TRACEPARENT.fullmatch(value):
+        return value
     return ""

@@ -50,11 +50,15 @@ def handshake() -> tuple[str, str]:
         fail(f"{SOCKET_ENV} is not set; hookvisor sets it when it starts a plugin", 1)
     if not os.path.isabs(socket):
         fail(f"{SOCKET_ENV} must be an absolute path, got {socket!r}", 1)
-    # Output written by the plugin should reach hookvisor's log as it happens, not when a
-    # pipe buffer fills.
+    line_buffered_stdout()
+    return socket, os.environ.get(NAME_ENV, "")
+
+
+def line_buffered_stdout() -> None:
+    """Output written by the plugin should reach a log as it happens, not when a pipe buffer
+    fills."""
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
-    return socket, os.environ.get(NAME_ENV, "")
 
 
 def init(plugin: Any, kind: type[Any]) -> tuple[Any, Info]:

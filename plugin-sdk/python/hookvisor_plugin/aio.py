@@ -28,7 +28,7 @@ from typing import NoReturn, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from . import _adapt, _process, decision
+from . import _adapt, _process, _remote, decision
 from ._proto.hookvisor.v1 import hookvisor_pb2 as pb
 from ._proto.hookvisor.v1 import hookvisor_pb2_grpc as pb_grpc
 from .call import SessionCreate, SessionCreated, ToolCall
@@ -75,23 +75,45 @@ def run(
     """Runs `plugin` as a hookvisor plugin process; never returns.
 
     The same process contract as `hookvisor_plugin.run` (cookie, init, socket, health, signals,
-    1.5 s drain, exit codes), with the handlers awaited on an asyncio event loop. The factory
-    form runs before the loop starts.
+    1.5 s drain, exit codes, remote mode with `HOOKVISOR_REMOTE_LISTEN`), with the handlers
+    awaited on an asyncio event loop. The factory form runs before the loop starts.
     """
-    socket, name = _process.handshake()
+    target, name = _remote.from_env()
     built: Plugin
     built, info = _process.init(plugin, Plugin)
     described = _process.describe(info, name)
     wake = _process.signal_pipe()
     raise SystemExit(
-        asyncio.run(_serve_until_signal(built, described, socket, max_concurrent_calls, wake))
+        asyncio.run(_serve_until_signal(built, described, target, max_concurrent_calls, wake))
+    )
+
+
+def serve_remote(
+    plugin: Plugin | Callable[[], Plugin],
+    *,
+    listen: str,
+    cert: _remote.PemSource,
+    key: _remote.PemSource,
+    client_ca: _remote.PemSource,
+    max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS,
+) -> NoReturn:
+    """Serves `plugin` on TCP with mutual TLS; never returns. The arguments, checks, line and
+    exit codes of `hookvisor_plugin.serve_remote`, with the handlers awaited as in `run`."""
+    _remote.refuse_cookie()
+    target = _remote.settings(listen, cert, key, client_ca)
+    _process.line_buffered_stdout()
+    built: Plugin
+    built, info = _process.init(plugin, Plugin)
+    wake = _process.signal_pipe()
+    raise SystemExit(
+        asyncio.run(_serve_until_signal(built, info, target, max_concurrent_calls, wake))
     )
 
 
 async def _serve_until_signal(
     plugin: Plugin,
     info: Info,
-    socket: str,
+    target: str | _remote.Remote,
     limit: int,
     wake: int,
 ) -> int:
@@ -106,20 +128,18 @@ async def _serve_until_signal(
     loop.add_reader(wake, on_signal)
 
     in_flight = _process.InFlight()
-    server = grpc.aio.server(maximum_concurrent_rpcs=limit)
+    options = _remote.SERVER_OPTIONS if isinstance(target, _remote.Remote) else ()
+    server = grpc.aio.server(maximum_concurrent_rpcs=limit, options=options)
     servicer = _Servicer(plugin, info.to_proto(), in_flight)
     pb_grpc.add_PluginServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health_service = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
-    try:
-        _process.check_bindable(socket)
-        if server.add_insecure_port(f"unix:{socket}") == 0:
-            raise RuntimeError("the address was refused")
-    except (OSError, RuntimeError) as e:
-        _process.bind_failed(socket, e)
+    address = _remote.add_port(server, target)
     await server.start()
     for service in ("", _process.PLUGIN_SERVICE):
         await health_service.set(service, _SERVING)
+    if address is not None:
+        _remote.announce(address)
 
     _process.announce_stop(await received)
     await health_service.enter_graceful_shutdown()
@@ -129,7 +149,8 @@ async def _serve_until_signal(
         await asyncio.wait_for(
             server.stop(grace=_process.DRAIN_LIMIT_S), _process.DRAIN_LIMIT_S + 0.2
         )
-    _process.remove_socket(socket)
+    if isinstance(target, str):
+        _process.remove_socket(target)
     if in_flight.count:
         limit_ms = int(_process.DRAIN_LIMIT_S * 1000)
         print(f"calls still running after {limit_ms} ms; exiting anyway", file=sys.stderr)
@@ -155,7 +176,7 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.BeforeToolCallRequest, context: grpc.aio.ServicerContext
     ) -> pb.ToolCallDecision:
         async def answer() -> pb.ToolCallDecision:
-            call = ToolCall.from_proto(request, _adapt.request_id(context))
+            call = ToolCall.from_proto(request, *_adapt.call_ids(context))
             _watch(context, call.cancelled)
             return _adapt.tool_call_answer(await self._plugin.before_tool_call(call))
 
@@ -165,7 +186,7 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.BeforeSessionCreateRequest, context: grpc.aio.ServicerContext
     ) -> pb.SessionDecision:
         async def answer() -> pb.SessionDecision:
-            session = SessionCreate.from_proto(request, _adapt.request_id(context))
+            session = SessionCreate.from_proto(request, *_adapt.call_ids(context))
             _watch(context, session.cancelled)
             return _adapt.session_answer(await self._plugin.before_session_create(session))
 
@@ -175,7 +196,7 @@ class _Servicer(pb_grpc.PluginServicer):
         self, request: pb.SessionCreatedEvent, context: grpc.aio.ServicerContext
     ) -> pb.Ack:
         async def answer() -> pb.Ack:
-            event = SessionCreated.from_proto(request, _adapt.request_id(context))
+            event = SessionCreated.from_proto(request, *_adapt.call_ids(context))
             _watch(context, event.cancelled)
             await self._plugin.session_created(event)
             return pb.Ack()

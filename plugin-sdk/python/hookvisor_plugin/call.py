@@ -94,6 +94,9 @@ class ToolCall:
     deadline_ms: int = 0
     #: The host call's request id (`x-hookvisor-request-id`), for matching logs; `""` if none.
     request_id: str = ""
+    #: The call's W3C trace context (`traceparent` metadata, `00-<trace id>-<parent id>-<flags>`)
+    #: when the supervisor traces, to continue its trace; `""` if none (or not of that shape).
+    traceparent: str = ""
     #: Set once the supervisor stopped waiting for this answer (it cancelled the call, the
     #: deadline passed, or the plugin is stopping). A slow synchronous handler can check it, or
     #: `wait()` on it, to give up early instead of holding a worker thread.
@@ -124,6 +127,7 @@ class ToolCall:
         cls,
         msg: pb.BeforeToolCallRequest,
         request_id: str = "",
+        traceparent: str = "",
         *,
         cancelled: threading.Event | None = None,
     ) -> ToolCall:
@@ -142,6 +146,7 @@ class ToolCall:
             metadata=parse_metadata(msg.session_metadata_json),
             deadline_ms=msg.deadline_ms,
             request_id=request_id,
+            traceparent=traceparent,
             cancelled=_new_event() if cancelled is None else cancelled,
         )
 
@@ -166,6 +171,8 @@ class SessionCreate:
     deadline_ms: int = 0
     #: The host call's request id (`x-hookvisor-request-id`); `""` if none.
     request_id: str = ""
+    #: The call's W3C `traceparent` (see `ToolCall.traceparent`); `""` if none.
+    traceparent: str = ""
     #: Set once the supervisor stopped waiting for this answer (see `ToolCall.cancelled`).
     cancelled: threading.Event = field(default_factory=_new_event, compare=False, repr=False)
 
@@ -174,6 +181,7 @@ class SessionCreate:
         cls,
         msg: pb.BeforeSessionCreateRequest,
         request_id: str = "",
+        traceparent: str = "",
         *,
         cancelled: threading.Event | None = None,
     ) -> SessionCreate:
@@ -190,6 +198,7 @@ class SessionCreate:
             metadata=parse_metadata(msg.session_metadata_json),
             deadline_ms=msg.deadline_ms,
             request_id=request_id,
+            traceparent=traceparent,
             cancelled=_new_event() if cancelled is None else cancelled,
         )
 
@@ -205,6 +214,8 @@ class SessionCreated:
     metadata: Any = None
     #: The host call's request id (`x-hookvisor-request-id`); `""` if none.
     request_id: str = ""
+    #: The call's W3C `traceparent` (see `ToolCall.traceparent`); `""` if none.
+    traceparent: str = ""
     #: Set once the supervisor stopped waiting (see `ToolCall.cancelled`).
     cancelled: threading.Event = field(default_factory=_new_event, compare=False, repr=False)
 
@@ -213,6 +224,7 @@ class SessionCreated:
         cls,
         msg: pb.SessionCreatedEvent,
         request_id: str = "",
+        traceparent: str = "",
         *,
         cancelled: threading.Event | None = None,
     ) -> SessionCreated:
@@ -224,6 +236,7 @@ class SessionCreated:
             agent_id=msg.agent_id,
             metadata=parse_metadata(msg.session_metadata_json),
             request_id=request_id,
+            traceparent=traceparent,
             cancelled=_new_event() if cancelled is None else cancelled,
         )
 

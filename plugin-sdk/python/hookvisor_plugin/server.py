@@ -19,7 +19,7 @@ from typing import NoReturn, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from . import _adapt, _process
+from . import _adapt, _process, _remote
 from ._proto.hookvisor.v1 import hookvisor_pb2 as pb
 from ._proto.hookvisor.v1 import hookvisor_pb2_grpc as pb_grpc
 from .call import SessionCreate, SessionCreated, ToolCall
@@ -48,40 +48,73 @@ def run(
     (`ConfigError`'s message alone, others with their type). Then binds the socket (replacing a
     stale socket file), serves `hookvisor.v1.Plugin` and `grpc.health.v1.Health` until SIGTERM
     or SIGINT, drains for at most 1.5 s, removes the socket and exits 0. Bind errors: exit 2.
+
+    With `HOOKVISOR_REMOTE_LISTEN` set it serves remotely instead, as `serve_remote` with
+    `HOOKVISOR_TLS_CERT`, `HOOKVISOR_TLS_KEY` and `HOOKVISOR_TLS_CLIENT_CA` (contract §2.6).
     """
-    socket, name = _process.handshake()
+    target, name = _remote.from_env()
     built: Plugin
     built, info = _process.init(plugin, Plugin)
     raise SystemExit(
-        _serve_until_signal(built, _process.describe(info, name), socket, max_concurrent_calls)
+        _serve_until_signal(built, _process.describe(info, name), target, max_concurrent_calls)
     )
 
 
-def _serve_until_signal(plugin: Plugin, info: Info, socket: str, limit: int) -> int:
+def serve_remote(
+    plugin: Plugin | Callable[[], Plugin],
+    *,
+    listen: str,
+    cert: _remote.PemSource,
+    key: _remote.PemSource,
+    client_ca: _remote.PemSource,
+    max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS,
+) -> NoReturn:
+    """Serves `plugin` on TCP with mutual TLS, for a supervisor that names it by `endpoint`
+    (contract §2.6); never returns.
+
+    `listen` is `HOST:PORT` (port 0 picks one; IPv6 as `[ADDRESS]:PORT`); `cert` (the server's
+    certificate chain), `key` (its private key) and `client_ca` (the CA every client's
+    certificate must chain to: a client without one fails the handshake) are PEM files' paths,
+    or their contents as `bytes`. A bad one: one line, exit 1; an address that cannot be bound:
+    exit 2; hookvisor's magic cookie in the environment: exit 1 (a plugin it starts serves on its
+    socket). Once listening, prints `hookvisor plugin listening on HOST:PORT (TLS, client
+    certificates required)` on stderr with the address bound; otherwise as `run` (same
+    services, limits, drain and exit codes), without the cookie or any socket file.
+    """
+    _remote.refuse_cookie()
+    target = _remote.settings(listen, cert, key, client_ca)
+    _process.line_buffered_stdout()
+    built: Plugin
+    built, info = _process.init(plugin, Plugin)
+    raise SystemExit(_serve_until_signal(built, info, target, max_concurrent_calls))
+
+
+def _serve_until_signal(
+    plugin: Plugin, info: Info, target: str | _remote.Remote, limit: int
+) -> int:
     wake = _process.signal_pipe()
     in_flight = _process.InFlight()
     executor = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="hookvisor-call")
-    server = grpc.server(executor, maximum_concurrent_rpcs=limit)
+    options = _remote.SERVER_OPTIONS if isinstance(target, _remote.Remote) else ()
+    server = grpc.server(executor, maximum_concurrent_rpcs=limit, options=options)
     servicer = _Servicer(plugin, info.to_proto(), in_flight)
     pb_grpc.add_PluginServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health_service = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
-    try:
-        _process.check_bindable(socket)
-        if server.add_insecure_port(f"unix:{socket}") == 0:
-            raise RuntimeError("the address was refused")
-    except (OSError, RuntimeError) as e:
-        _process.bind_failed(socket, e)
+    address = _remote.add_port(server, target)
     server.start()
     for service in ("", _process.PLUGIN_SERVICE):
         health_service.set(service, _SERVING)
+    if address is not None:
+        _remote.announce(address)
 
     _process.announce_stop(os.read(wake, 1)[0])
     health_service.enter_graceful_shutdown()
     # stop() refuses new calls at once and cancels those still running after the grace period;
     # the wait is bounded too, since a handler that ignores cancellation never returns.
     server.stop(grace=_process.DRAIN_LIMIT_S).wait(_process.DRAIN_LIMIT_S + 0.2)
-    _process.remove_socket(socket)
+    if isinstance(target, str):
+        _process.remove_socket(target)
     if in_flight.count:
         limit_ms = int(_process.DRAIN_LIMIT_S * 1000)
         print(f"calls still running after {limit_ms} ms; exiting anyway", file=sys.stderr)
@@ -106,7 +139,7 @@ class _Servicer(pb_grpc.PluginServicer):
     ) -> pb.ToolCallDecision:
         def answer() -> pb.ToolCallDecision:
             call = ToolCall.from_proto(
-                request, _adapt.request_id(context), cancelled=_CallEnd(context)
+                request, *_adapt.call_ids(context), cancelled=_CallEnd(context)
             )
             return _adapt.tool_call_answer(self._plugin.before_tool_call(call))
 
@@ -117,7 +150,7 @@ class _Servicer(pb_grpc.PluginServicer):
     ) -> pb.SessionDecision:
         def answer() -> pb.SessionDecision:
             session = SessionCreate.from_proto(
-                request, _adapt.request_id(context), cancelled=_CallEnd(context)
+                request, *_adapt.call_ids(context), cancelled=_CallEnd(context)
             )
             return _adapt.session_answer(self._plugin.before_session_create(session))
 
@@ -128,7 +161,7 @@ class _Servicer(pb_grpc.PluginServicer):
     ) -> pb.Ack:
         def answer() -> pb.Ack:
             event = SessionCreated.from_proto(
-                request, _adapt.request_id(context), cancelled=_CallEnd(context)
+                request, *_adapt.call_ids(context), cancelled=_CallEnd(context)
             )
             self._plugin.session_created(event)
             return pb.Ack()

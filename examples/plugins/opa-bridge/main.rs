@@ -318,6 +318,7 @@ mod tests {
             metadata: Some(json!({"team": "a"})),
             deadline: Duration::ZERO,
             request_id: "r-1".to_owned(),
+            traceparent: String::new(),
         };
         let body = input(&call);
         assert_eq!(body["input"]["hook"], "before_tool_call");

@@ -26,6 +26,10 @@ pub struct ToolCall {
     /// The host call's request id (`x-hookvisor-request-id`), for correlating logs; `""` when
     /// the supervisor sent none.
     pub request_id: String,
+    /// The W3C trace context of the supervisor's span for this call (`traceparent`,
+    /// `00-<trace id>-<span id>-<flags>`), sent while its tracing is on; `""` when absent or
+    /// not of that shape.
+    pub traceparent: String,
 }
 
 impl ToolCall {
@@ -72,6 +76,7 @@ impl TryFrom<proto::BeforeToolCallRequest> for ToolCall {
             metadata: parse_metadata(&req.session_metadata_json)?,
             deadline: Duration::from_millis(req.deadline_ms.into()),
             request_id: String::new(),
+            traceparent: String::new(),
         })
     }
 }
@@ -100,6 +105,9 @@ pub struct SessionCreate {
     /// The host call's request id (`x-hookvisor-request-id`), for correlating logs; `""` when
     /// the supervisor sent none.
     pub request_id: String,
+    /// The W3C trace context of the supervisor's span for this call (`traceparent`); `""` when
+    /// absent or not of that shape.
+    pub traceparent: String,
 }
 
 impl TryFrom<proto::BeforeSessionCreateRequest> for SessionCreate {
@@ -117,6 +125,7 @@ impl TryFrom<proto::BeforeSessionCreateRequest> for SessionCreate {
             requester: req.requester,
             deadline: Duration::from_millis(req.deadline_ms.into()),
             request_id: String::new(),
+            traceparent: String::new(),
         })
     }
 }
@@ -134,6 +143,9 @@ pub struct SessionCreated {
     pub metadata: Option<Value>,
     /// The host call's request id (`x-hookvisor-request-id`); `""` when the supervisor sent none.
     pub request_id: String,
+    /// The W3C trace context of the supervisor's span for this call (`traceparent`); `""` when
+    /// absent or not of that shape.
+    pub traceparent: String,
 }
 
 impl TryFrom<proto::SessionCreatedEvent> for SessionCreated {
@@ -146,8 +158,24 @@ impl TryFrom<proto::SessionCreatedEvent> for SessionCreated {
             session_id: event.session_id,
             agent_id: event.agent_id,
             request_id: String::new(),
+            traceparent: String::new(),
         })
     }
+}
+
+/// The length of a version-00 `traceparent`: `00-` + 32 + `-` + 16 + `-` + 2.
+const TRACEPARENT_LEN: usize = 55;
+
+/// `value` when it has the W3C `traceparent` shape (`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`),
+/// else `""`, so a handler never logs or forwards junk a peer put in the metadata.
+pub(crate) fn checked_traceparent(value: &str) -> &str {
+    let bytes = value.as_bytes();
+    let shaped = bytes.len() == TRACEPARENT_LEN
+        && bytes.iter().enumerate().all(|(i, &b)| match i {
+            2 | 35 | 52 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        });
+    if shaped { value } else { "" }
 }
 
 /// `""` means no metadata; anything else must be one JSON value.
@@ -239,6 +267,24 @@ mod tests {
         req.context = None;
         let call = ToolCall::try_from(req).unwrap();
         assert_eq!(call.workspace_dir(), "");
+    }
+
+    #[test]
+    fn only_a_w3c_shaped_traceparent_is_kept() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(checked_traceparent(good), good);
+        for junk in [
+            "",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7\n01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47é-00f067aa0ba902b7-01",
+            "not a trace context at all, but exactly 55 bytes long!!",
+        ] {
+            assert_eq!(checked_traceparent(junk), "", "{junk:?}");
+        }
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! - `info`: [`Info`] and [`Registration`], which become `PluginInfo` in `Describe`.
 //! - `call`: [`ToolCall`], [`SessionCreate`], [`SessionCreated`], parsed views of the requests.
 //! - [`decision`] and [`session`]: constructors for answers.
-//! - `server`: [`run`] and [`run_with`] (the whole process), [`serve`] (the gRPC server, for tests).
+//! - `server`: [`run`] and [`run_with`] (the whole process, on hookvisor's Unix socket or, with
+//!   `HOOKVISOR_REMOTE_LISTEN`, on TCP with mutual TLS), [`serve`] and [`serve_remote`] (the gRPC
+//!   server alone), [`RemoteTls`].
 //!
 //! # Example
 //!
@@ -70,7 +72,7 @@ pub use hookvisor_proto::v1 as proto;
 pub use info::{Info, Registration};
 pub use proto::{ApprovalDecision, Hook, Severity, Stage};
 pub use serde_json;
-pub use server::{Error, run, run_with, serve};
+pub use server::{Error, RemoteTls, run, run_with, serve, serve_remote};
 pub use tonic::Status;
 
 /// A hookvisor plugin: says which hooks it serves and answers them.

@@ -1,4 +1,5 @@
-//! The plugin process: handshake environment, socket, gRPC and health services, signals, exit codes.
+//! The plugin process: handshake environment, socket (or remote mode's TCP with mutual TLS), gRPC
+//! and health services, signals, exit codes.
 
 use std::convert::Infallible;
 use std::ffi::OsStr;
@@ -10,14 +11,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookvisor_proto::{MAGIC_COOKIE, env};
-use tokio::net::UnixListener;
+use hookvisor_proto::{MAGIC_COOKIE, REMOTE_LISTENING, env, metadata};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
+use tokio_rustls::rustls::RootCertStore;
+use tokio_rustls::rustls::pki_types::pem::{self, PemObject as _};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tonic_health::ServingStatus;
 
+use crate::call::checked_traceparent;
 use crate::proto::plugin_server::PluginServer;
 use crate::{Plugin, SessionCreate, SessionCreated, ToolCall, proto};
 
@@ -32,6 +39,10 @@ const DRAIN_LIMIT: Duration = Duration::from_millis(1500);
 /// The gRPC service name the health service reports besides `""`.
 const PLUGIN_SERVICE: &str = "hookvisor.v1.Plugin";
 
+/// How long a remote client may take to finish the TLS handshake; a connection that stalls
+/// before it is closed instead of holding a task.
+const TLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
 /// Why serving stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -43,6 +54,22 @@ pub enum Error {
         path: PathBuf,
         /// What the OS said.
         error: std::io::Error,
+    },
+    /// Remote mode's TCP address could not be bound.
+    #[error("cannot listen on {address}: {error}")]
+    Listen {
+        /// The address asked for.
+        address: String,
+        /// What the OS (or the resolver) said.
+        error: std::io::Error,
+    },
+    /// A certificate, key or CA of remote mode is missing, unreadable or unusable.
+    #[error("{what}: {reason}")]
+    Tls {
+        /// Which one: the environment variable and file, or the PEM given.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// The gRPC server failed.
     #[error("the gRPC server failed: {0}")]
@@ -59,6 +86,13 @@ pub enum Error {
 /// the socket (replacing a stale socket file), serves `hookvisor.v1.Plugin` and
 /// `grpc.health.v1.Health` until SIGTERM or SIGINT, then drains, removes the socket and exits 0.
 /// Bind or serve errors are reported on stderr with exit 2. Builds its own tokio runtime.
+///
+/// With `HOOKVISOR_REMOTE_LISTEN` set (remote mode, contract §2.6) it serves the same services
+/// on that TCP address instead, with TLS from `HOOKVISOR_TLS_CERT`, `HOOKVISOR_TLS_KEY` and
+/// `HOOKVISOR_TLS_CLIENT_CA` (PEM files) and a client certificate required, and prints
+/// `hookvisor plugin listening on ADDRESS (TLS, client certificates required)` on stderr once it
+/// listens. The cookie must then be unset; the cookie with the address, a TLS variable unset or
+/// a file unreadable or not PEM of its kind: one line on stderr, exit 1. No socket file is made.
 pub fn run<P: Plugin>(plugin: P) -> ExitCode {
     run_with(|| Ok::<P, Infallible>(plugin))
 }
@@ -74,24 +108,10 @@ where
     E: Display,
     F: FnOnce() -> Result<P, E>,
 {
-    if std::env::var_os(env::MAGIC_COOKIE).as_deref() != Some(OsStr::new(MAGIC_COOKIE)) {
-        eprintln!("{NOT_BY_HAND}");
-        return ExitCode::from(1);
-    }
-    let socket = match std::env::var_os(env::PLUGIN_SOCKET) {
-        Some(path) if Path::new(&path).is_absolute() => PathBuf::from(path),
-        Some(path) => {
-            eprintln!(
-                "{} must be an absolute path, got {path:?}",
-                env::PLUGIN_SOCKET
-            );
-            return ExitCode::from(1);
-        }
-        None => {
-            eprintln!(
-                "{} is not set; hookvisor sets it when it starts a plugin",
-                env::PLUGIN_SOCKET
-            );
+    let mode = match Mode::from_env() {
+        Ok(mode) => mode,
+        Err(line) => {
+            eprintln!("{line}");
             return ExitCode::from(1);
         }
     };
@@ -118,7 +138,7 @@ where
             return ExitCode::from(2);
         }
     };
-    let result = runtime.block_on(serve_until_signal(plugin, info, &socket));
+    let result = runtime.block_on(serve_until_signal(plugin, info, &mode));
     // Handlers still stuck after the drain limit are dropped here.
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
@@ -128,6 +148,190 @@ where
             ExitCode::from(2)
         }
     }
+}
+
+/// Where the process serves, read from the environment before the plugin is built.
+enum Mode {
+    /// Started by hookvisor: its Unix socket.
+    Local(PathBuf),
+    /// Remote mode (contract §2.6): a TCP address, with mutual TLS.
+    Remote { address: String, tls: RemoteTls },
+}
+
+impl Mode {
+    /// The mode the environment asks for; `Err` is the one line to print before exiting 1.
+    fn from_env() -> Result<Self, String> {
+        if let Some(address) = std::env::var_os(env::REMOTE_LISTEN) {
+            if std::env::var_os(env::MAGIC_COOKIE).is_some() {
+                return Err(format!(
+                    "{} and {} are both set: hookvisor starts a local plugin with the cookie, \
+                     an operator starts a remote one without it (contract §2.6); unset one",
+                    env::MAGIC_COOKIE,
+                    env::REMOTE_LISTEN
+                ));
+            }
+            let file = |name: &str, what: &str| match std::env::var_os(name) {
+                Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+                _ => Err(format!(
+                    "{name} is not set; remote mode ({}) needs it: {what} (PEM file)",
+                    env::REMOTE_LISTEN
+                )),
+            };
+            let cert = file(env::TLS_CERT, "the server's certificate chain")?;
+            let key = file(env::TLS_KEY, "the server's private key")?;
+            let client_ca = file(env::TLS_CLIENT_CA, "the CA client certificates chain to")?;
+            let tls = RemoteTls::read([
+                (env::TLS_CERT, &cert),
+                (env::TLS_KEY, &key),
+                (env::TLS_CLIENT_CA, &client_ca),
+            ])
+            .map_err(|e| e.to_string())?;
+            let address = address.to_string_lossy().into_owned();
+            return Ok(Self::Remote { address, tls });
+        }
+        if std::env::var_os(env::MAGIC_COOKIE).as_deref() != Some(OsStr::new(MAGIC_COOKIE)) {
+            return Err(NOT_BY_HAND.to_owned());
+        }
+        match std::env::var_os(env::PLUGIN_SOCKET) {
+            Some(path) if Path::new(&path).is_absolute() => Ok(Self::Local(PathBuf::from(path))),
+            Some(path) => Err(format!(
+                "{} must be an absolute path, got {path:?}",
+                env::PLUGIN_SOCKET
+            )),
+            None => Err(format!(
+                "{} is not set; hookvisor sets it when it starts a plugin",
+                env::PLUGIN_SOCKET
+            )),
+        }
+    }
+}
+
+/// Remote mode's TLS (contract §2.6): the server's certificate chain and private key, and the CA
+/// a client's certificate must chain to. A client without a certificate, or with one from
+/// another CA, fails the handshake; ALPN is `h2`.
+#[derive(Clone)]
+pub struct RemoteTls {
+    identity: Identity,
+    client_ca: Certificate,
+}
+
+impl std::fmt::Debug for RemoteTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("RemoteTls").finish_non_exhaustive()
+    }
+}
+
+impl RemoteTls {
+    /// From PEM text: the certificate chain (the server's first), its private key, and the
+    /// client CA. Each is checked here, so a bad one is an [`Error::Tls`] naming it.
+    pub fn from_pem(
+        cert_chain: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
+        client_ca: impl AsRef<[u8]>,
+    ) -> Result<Self, Error> {
+        Self::checked(
+            ("the certificate chain PEM", cert_chain.as_ref()),
+            ("the private key PEM", key.as_ref()),
+            ("the client CA PEM", client_ca.as_ref()),
+        )
+    }
+
+    /// From PEM files, as [`RemoteTls::from_pem`]; an unreadable file is an [`Error::Tls`] too.
+    pub fn from_files(
+        cert_chain: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+        client_ca: impl AsRef<Path>,
+    ) -> Result<Self, Error> {
+        Self::read([
+            ("the certificate chain", cert_chain.as_ref()),
+            ("the private key", key.as_ref()),
+            ("the client CA", client_ca.as_ref()),
+        ])
+    }
+
+    /// Reads the certificate chain, key and client CA files, each named in errors by `what`.
+    fn read(files: [(&str, &Path); 3]) -> Result<Self, Error> {
+        let [cert, key, ca] = files.map(|(what, path)| {
+            let what = format!("{what} file {}", path.display());
+            match std::fs::read(path) {
+                Ok(pem) => Ok((what, pem)),
+                Err(e) => Err(tls_error(what, format!("cannot read it: {e}"))),
+            }
+        });
+        let ((cert_what, cert), (key_what, key), (ca_what, ca)) = (cert?, key?, ca?);
+        Self::checked((&cert_what, &cert), (&key_what, &key), (&ca_what, &ca))
+    }
+
+    fn checked(
+        (cert_what, cert): (&str, &[u8]),
+        (key_what, key): (&str, &[u8]),
+        (ca_what, ca): (&str, &[u8]),
+    ) -> Result<Self, Error> {
+        if certificates(cert_what, cert)?.is_empty() {
+            return Err(tls_error(cert_what.into(), "no CERTIFICATE in it".into()));
+        }
+        PrivateKeyDer::from_pem_slice(key).map_err(|e| {
+            let reason = match e {
+                pem::Error::NoItemsFound => "no PRIVATE KEY in it".to_owned(),
+                e => format!("not a PEM private key: {e}"),
+            };
+            tls_error(key_what.into(), reason)
+        })?;
+        let (usable, _) =
+            RootCertStore::empty().add_parsable_certificates(certificates(ca_what, ca)?);
+        if usable == 0 {
+            return Err(tls_error(
+                ca_what.into(),
+                "no usable CA CERTIFICATE in it".into(),
+            ));
+        }
+        let tls = Self {
+            identity: Identity::from_pem(cert, key),
+            client_ca: Certificate::from_pem(ca),
+        };
+        // The configuration the server will build: a key that is not the certificate's fails here.
+        Server::builder()
+            .tls_config(tls.server_config())
+            .map_err(|e| {
+                tls_error(
+                    format!("{cert_what} and {key_what}"),
+                    format!("not a usable certificate and key: {}", error_chain(&e)),
+                )
+            })?;
+        Ok(tls)
+    }
+
+    fn server_config(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new()
+            .identity(self.identity.clone())
+            .client_ca_root(self.client_ca.clone())
+            .client_auth_optional(false)
+            .timeout(TLS_HANDSHAKE_LIMIT)
+    }
+}
+
+/// The certificates of a PEM text (none when it has no CERTIFICATE block).
+fn certificates(what: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(what.into(), format!("not valid PEM: {e}")))
+}
+
+fn tls_error(what: String, reason: String) -> Error {
+    Error::Tls { what, reason }
+}
+
+/// An error and its sources on one line (tonic's own message is only "transport error").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        line.push_str(": ");
+        line.push_str(&e.to_string());
+        source = e.source();
+    }
+    line
 }
 
 /// Serves `plugin` on `listener` until `shutdown` completes, then waits for calls in flight.
@@ -140,13 +344,35 @@ pub async fn serve<P: Plugin>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     let info = plugin.info().to_proto();
-    serve_described(plugin, info, listener, shutdown).await
+    serve_described(plugin, info, Listener::Unix(listener), shutdown).await
+}
+
+/// Serves `plugin` remotely (contract §2.6): on `listener`, a TCP socket, with mutual TLS, until
+/// `shutdown` completes, then waits for calls in flight.
+///
+/// Remote mode without the environment: [`run`] does the same when `HOOKVISOR_REMOTE_LISTEN` is
+/// set, plus signals, the "listening on" line and exit codes. Bind the listener yourself
+/// (`TcpListener::bind("0.0.0.0:8443").await?`), so that with port 0 you can read the port back.
+pub async fn serve_remote<P: Plugin>(
+    plugin: P,
+    listener: TcpListener,
+    tls: RemoteTls,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let info = plugin.info().to_proto();
+    serve_described(plugin, info, Listener::Tcp(listener, tls), shutdown).await
+}
+
+/// A bound socket to serve on.
+enum Listener {
+    Unix(UnixListener),
+    Tcp(TcpListener, RemoteTls),
 }
 
 async fn serve_described<P: Plugin>(
     plugin: P,
     info: proto::PluginInfo,
-    listener: UnixListener,
+    listener: Listener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -167,22 +393,62 @@ async fn serve_described<P: Plugin>(
         plugin: Arc::new(plugin),
         info,
     };
-    tonic::transport::Server::builder()
-        .add_service(PluginServer::new(adapter))
-        .add_service(health_service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-        .await?;
+    let services = |mut server: Server| {
+        server
+            .add_service(PluginServer::new(adapter))
+            .add_service(health_service)
+    };
+    match listener {
+        Listener::Unix(listener) => {
+            services(Server::builder())
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+                .await?;
+        }
+        Listener::Tcp(listener, tls) => {
+            let server = Server::builder()
+                .tls_config(tls.server_config())
+                .map_err(|e| {
+                    tls_error(
+                        "the certificate and key".into(),
+                        format!("not usable: {}", error_chain(&e)),
+                    )
+                })?;
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            services(server)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?;
+        }
+    }
     Ok(())
 }
 
 async fn serve_until_signal<P: Plugin>(
     plugin: P,
     info: proto::PluginInfo,
-    socket: &Path,
+    mode: &Mode,
 ) -> Result<(), Error> {
     let mut terminate = signal(SignalKind::terminate()).map_err(Error::Setup)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Setup)?;
-    let listener = bind(socket)?;
+    let (listener, socket) = match mode {
+        Mode::Local(socket) => (Listener::Unix(bind(socket)?), Some(socket.as_path())),
+        Mode::Remote { address, tls } => {
+            let listen_error = |error| Error::Listen {
+                address: address.clone(),
+                error,
+            };
+            let listener = TcpListener::bind(address.as_str())
+                .await
+                .map_err(listen_error)?;
+            let bound = listener.local_addr().map_err(listen_error)?;
+            // Tests and operators read the port from this line (`:0` picks one).
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{REMOTE_LISTENING} {bound} (TLS, client certificates required)"
+            );
+            (Listener::Tcp(listener, tls.clone()), None)
+        }
+    };
 
     let (stop, stopped) = oneshot::channel::<()>();
     let server = serve_described(plugin, info, listener, async {
@@ -235,7 +501,9 @@ fn bind(path: &Path) -> Result<UnixListener, Error> {
     UnixListener::bind(path).map_err(bind_error)
 }
 
-fn remove_socket(path: &Path) {
+/// Removes the Unix socket (remote mode has none).
+fn remove_socket(path: Option<&Path>) {
+    let Some(path) = path else { return };
     if let Err(e) = std::fs::remove_file(path)
         && e.kind() != std::io::ErrorKind::NotFound
     {
@@ -247,8 +515,19 @@ fn remove_socket(path: &Path) {
 fn request_id<T>(request: &Request<T>) -> String {
     request
         .metadata()
-        .get("x-hookvisor-request-id")
+        .get(metadata::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The W3C trace context the supervisor sends while tracing (`""` when absent or malformed).
+fn traceparent<T>(request: &Request<T>) -> String {
+    request
+        .metadata()
+        .get(metadata::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .map(checked_traceparent)
         .unwrap_or_default()
         .to_owned()
 }
@@ -272,9 +551,10 @@ impl<P: Plugin> proto::plugin_server::Plugin for Adapter<P> {
         &self,
         request: Request<proto::BeforeToolCallRequest>,
     ) -> Result<Response<proto::ToolCallDecision>, Status> {
-        let request_id = request_id(&request);
+        let (request_id, traceparent) = (request_id(&request), traceparent(&request));
         let mut call = ToolCall::try_from(request.into_inner())?;
         call.request_id = request_id;
+        call.traceparent = traceparent;
         self.plugin.before_tool_call(call).await.map(Response::new)
     }
 
@@ -282,9 +562,10 @@ impl<P: Plugin> proto::plugin_server::Plugin for Adapter<P> {
         &self,
         request: Request<proto::BeforeSessionCreateRequest>,
     ) -> Result<Response<proto::SessionDecision>, Status> {
-        let request_id = request_id(&request);
+        let (request_id, traceparent) = (request_id(&request), traceparent(&request));
         let mut session = SessionCreate::try_from(request.into_inner())?;
         session.request_id = request_id;
+        session.traceparent = traceparent;
         self.plugin
             .before_session_create(session)
             .await
@@ -295,9 +576,10 @@ impl<P: Plugin> proto::plugin_server::Plugin for Adapter<P> {
         &self,
         request: Request<proto::SessionCreatedEvent>,
     ) -> Result<Response<proto::Ack>, Status> {
-        let request_id = request_id(&request);
+        let (request_id, traceparent) = (request_id(&request), traceparent(&request));
         let mut event = SessionCreated::try_from(request.into_inner())?;
         event.request_id = request_id;
+        event.traceparent = traceparent;
         self.plugin.session_created(event).await?;
         Ok(Response::new(proto::Ack {}))
     }

@@ -435,3 +435,32 @@ async fn reattached_plugins_are_kept_across_an_upgrade() {
     let left = survivors(&all, Duration::from_secs(5)).await;
     assert!(left.is_empty(), "left running after a stop: {left:?}");
 }
+
+#[test]
+fn check_config_bounds_the_grace_period() {
+    let dir = hookvisor_tests::harness::TestDir::new();
+    let check = |grace: &str| {
+        let config = dir.join("hookvisor.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[supervisor]\nkeep_plugins_on_crash = true\nkeep_plugins_grace_ms = {grace}\n"
+            ),
+        )
+        .expect("writing hookvisor.toml");
+        let path = config.display().to_string();
+        let (status, stdout, stderr) =
+            hookvisor_tests::harness::run_hookvisor(&["check-config", "--config", &path]);
+        (status.code(), format!("{stdout}{stderr}"))
+    };
+    let (code, text) = check("999");
+    assert_eq!(code, Some(64), "{text}");
+    assert!(
+        text.contains(":3:")
+            && text.contains("keep_plugins_grace_ms")
+            && text.contains("1000..=600000"),
+        "{text}"
+    );
+    let (code, text) = check("600000");
+    assert_eq!(code, Some(0), "{text}");
+}

@@ -310,9 +310,11 @@ impl Process {
         });
         let configure = |command: &mut Command| {
             configure(command, config, socket, workdir, placement);
-            if let Some(keep) = &keep {
-                command.env(reattach::ENV, reattach::env_value(keep));
-            }
+            // Set here alone (never from the plugin's `env`): it changes what the reaper does.
+            match &keep {
+                Some(keep) => command.env(reattach::ENV, reattach::env_value(keep)),
+                None => command.env_remove(reattach::ENV),
+            };
         };
         let Spawned {
             reaper: mut child,

@@ -20,6 +20,12 @@ pub struct Pki {
     pub server_spki: [u8; 32],
 }
 
+impl Default for Pki {
+    fn default() -> Pki {
+        Pki::new()
+    }
+}
+
 impl Pki {
     /// A PKI in a new directory.
     pub fn new() -> Pki {

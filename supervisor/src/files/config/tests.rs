@@ -205,8 +205,8 @@ fn errors_name_file_line_and_key() {
             "unknown key in plugin",
             format!("{PLUGIN}trused = true\n"),
             4,
-            "unknown key `trused` in [[plugin]] (expected one of: name, command, args, trusted, priority, \
-             timeout_ms, on_failure, env, inherit_env, hooks, mode, sha256, sandbox, speculative, \
+            "unknown key `trused` in [[plugin]] (expected one of: name, command, endpoint, tls, args, trusted, \
+             priority, timeout_ms, on_failure, env, inherit_env, hooks, mode, sha256, sandbox, speculative, \
              rewrites_params)"
                 .into(),
         ),
@@ -246,7 +246,7 @@ fn errors_name_file_line_and_key() {
             "unknown key `revalidate` in [hooks.session_created] (expected: timeout_ms)".into(),
         ),
         ("missing name", "[[plugin]]\ncommand = \"/bin/p\"\n".into(), 1, "missing required key `name` in [[plugin]]".into()),
-        ("missing command", format!("{PLUGIN}\n[[plugin]]\nname = \"q\"\n"), 5, "missing required key `command` in [[plugin]]".into()),
+        ("missing command", format!("{PLUGIN}\n[[plugin]]\nname = \"q\"\n"), 6, "key `command`: missing: a plugin needs a `command` to start, or an `endpoint` to reach".into()),
         ("wrong type", "[[plugin]]\nname = 5\ncommand = \"/bin/p\"\n".into(), 2, "key `plugin.name`: invalid type".into()),
         ("name pattern", "[[plugin]]\ncommand = \"/bin/p\"\nname = \"Deny_List\"\n".into(), 3, "plugin name `Deny_List` must match [a-z0-9-]+".into()),
         ("empty name", "[[plugin]]\nname = \"\"\ncommand = \"/bin/p\"\n".into(), 2, "plugin name is empty".into()),
@@ -572,4 +572,56 @@ fn speculative_hooks_need_policies_that_never_rewrite() {
         .to_string();
     assert!(err.contains("plugin `h0` would be asked"), "{err}");
     assert!(err.contains(":4: key `speculative`"), "{err}");
+}
+
+#[test]
+fn remote_endpoints_give_host_port_and_server_name() {
+    let table = |endpoint: &str, extra: &str| {
+        format!(
+            "[[plugin]]\nname = \"r\"\nendpoint = \"{endpoint}\"\n[plugin.tls]\nca = \"ca.pem\"\n\
+             cert = \"c.pem\"\nkey = \"c.key\"\n{extra}"
+        )
+    };
+    let remote = |text: String| one_plugin(&text).remote.expect("a remote plugin");
+    let v6 = remote(table("https://[::1]:9443", ""));
+    assert_eq!((v6.host.as_str(), v6.port), ("::1", 9443));
+    assert_eq!(v6.authority(), "[::1]:9443");
+    assert_eq!(v6.server_name, "::1");
+    let named = remote(table(
+        "https://policy.internal/",
+        "server_name = \"p.test\"\n",
+    ));
+    assert_eq!((named.host.as_str(), named.port), ("policy.internal", 443));
+    assert_eq!(named.server_name, "p.test");
+    assert_eq!(named.ca, Path::new("/etc/hookvisor/ca.pem"));
+    let pinned = remote(table(
+        "https://p:1",
+        &format!("spki_sha256 = \"{}\"\n", "ab".repeat(32)),
+    ));
+    assert_eq!(pinned.spki_sha256, Some([0xab; 32]));
+    for (endpoint, problem) in [
+        ("https://p:0", "no valid port"),
+        ("https://p:65536", "no valid port"),
+        ("https://[::1", "unclosed"),
+        ("https://[nope]:1", "no valid IPv6"),
+        ("https://", "no host"),
+        ("https://u@p:1", "user"),
+        ("https://p:1?x", "query"),
+        ("https://p q:1", "no valid host"),
+        ("ftp://p:1", "not an https:// address"),
+    ] {
+        let err = parse(&table(endpoint, "")).expect_err(endpoint).to_string();
+        assert!(
+            err.contains("key `endpoint`") && err.contains(problem),
+            "{endpoint}: {err}"
+        );
+    }
+    let err = parse(&table("https://p:1", "server_name = \"a b\"\n"))
+        .expect_err("a bad server name")
+        .to_string();
+    assert!(err.contains("key `server_name`"), "{err}");
+    let err = parse("[[plugin]]\nname = \"l\"\ncommand = \"/bin/p\"\n[plugin.tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n")
+        .expect_err("tls without an endpoint")
+        .to_string();
+    assert!(err.contains("[plugin.tls] is for a remote plugin"), "{err}");
 }

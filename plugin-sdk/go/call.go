@@ -47,6 +47,10 @@ type ToolCall struct {
 	// Deadline is how long the supervisor will wait for the answer (zero if it did not say).
 	// The handler's ctx carries the same deadline.
 	Deadline time.Duration
+	// Traceparent is the W3C trace context of the supervisor's span for this call (gRPC metadata
+	// traceparent, "00-<trace id>-<span id>-<flags>"), sent while its tracing is on; "" when
+	// absent or not of that shape. The request id is [RequestID].
+	Traceparent string
 }
 
 // ParamString is the string param key, if present and a string.
@@ -82,6 +86,10 @@ type SessionCreate struct {
 	Metadata any
 	// Deadline is how long the supervisor will wait for the answer (zero if it did not say).
 	Deadline time.Duration
+	// Traceparent is the W3C trace context of the supervisor's span for this call (gRPC metadata
+	// traceparent, "00-<trace id>-<span id>-<flags>"), sent while its tracing is on; "" when
+	// absent or not of that shape. The request id is [RequestID].
+	Traceparent string
 }
 
 // SessionCreated is a session_created observation.
@@ -91,6 +99,10 @@ type SessionCreated struct {
 	AgentID    string
 	// Metadata is this plugin's namespace of the session metadata; nil when absent.
 	Metadata any
+	// Traceparent is the W3C trace context of the supervisor's span for this call (gRPC metadata
+	// traceparent, "00-<trace id>-<span id>-<flags>"), sent while its tracing is on; "" when
+	// absent or not of that shape. The request id is [RequestID].
+	Traceparent string
 }
 
 // toolCallFrom parses a request. JSON that does not parse is the supervisor's bug, answered with
@@ -227,4 +239,42 @@ func RequestID(ctx context.Context) string {
 		return ids[0]
 	}
 	return ""
+}
+
+// traceparentLength is the length of a version-00 traceparent: 2 + 1 + 32 + 1 + 16 + 1 + 2.
+const traceparentLength = 55
+
+// traceparent is the W3C trace context the supervisor sends with a call while tracing: the
+// metadata value when it has the shape ^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$, else ""
+// (so a handler never logs or forwards junk a peer put there).
+func traceparent(ctx context.Context) string {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return ""
+	}
+	values := md.Get("traceparent")
+	if len(values) == 0 || !isTraceparent(values[0]) {
+		return ""
+	}
+	return values[0]
+}
+
+func isTraceparent(value string) bool {
+	if len(value) != traceparentLength {
+		return false
+	}
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		switch i {
+		case 2, 35, 52:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
 }

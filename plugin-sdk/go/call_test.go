@@ -147,3 +147,34 @@ func TestRequestIDComesFromTheCallsMetadata(t *testing.T) {
 		t.Fatalf("RequestID without metadata = %q, want empty", got)
 	}
 }
+
+func TestOnlyAW3CShapedTraceparentReachesTheCall(t *testing.T) {
+	const good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	withTrace := func(values ...string) context.Context {
+		md := metadata.MD{}
+		for _, v := range values {
+			md.Append("traceparent", v)
+		}
+		return metadata.NewIncomingContext(context.Background(), md)
+	}
+	if got := traceparent(withTrace(good)); got != good {
+		t.Errorf("good: %q", got)
+	}
+	if got := traceparent(context.Background()); got != "" {
+		t.Errorf("no metadata: %q", got)
+	}
+	for _, junk := range []string{
+		"",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+		good + "-extra",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+		"00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7\n01",
+		"00-4bf92f3577b34da6a3ce929d0e0e47é-00f067aa0ba902b7-01",
+		"not a trace context at all, but exactly 55 bytes long!!",
+	} {
+		if got := traceparent(withTrace(junk)); got != "" {
+			t.Errorf("%q: %q", junk, got)
+		}
+	}
+}

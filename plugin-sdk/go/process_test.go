@@ -90,6 +90,8 @@ func (testPlugin) BeforeToolCall(ctx context.Context, call *hookvisor.ToolCall) 
 		return hookvisor.Block("slow call finished"), nil
 	case "hang":
 		select {}
+	case "trace":
+		return hookvisor.Block("traceparent=" + call.Traceparent), nil
 	case "nil":
 		return nil, nil
 	case "async-nil":

@@ -2,6 +2,9 @@ package hookvisor
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -10,11 +13,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -30,6 +35,19 @@ const (
 	envPluginName   = "HOOKVISOR_PLUGIN_NAME"
 	magicCookie     = "d7f0c2a4-hookvisor-plugin-v1"
 )
+
+// Remote mode (docs/contract.md §2.6): set by the operator, never by hookvisor.
+const (
+	envRemoteListen = "HOOKVISOR_REMOTE_LISTEN"
+	envTLSCert      = "HOOKVISOR_TLS_CERT"
+	envTLSKey       = "HOOKVISOR_TLS_KEY"
+	envTLSClientCA  = "HOOKVISOR_TLS_CLIENT_CA"
+	// remoteListening starts the line printed on stderr once remote mode listens.
+	remoteListening = "hookvisor plugin listening on"
+)
+
+// tlsHandshakeLimit is how long a remote client may take to finish the TLS handshake.
+const tlsHandshakeLimit = 10 * time.Second
 
 // notByHand is what a process started without hookvisor's environment prints before exiting 1.
 const notByHand = "this is a hookvisor plugin; it is started by hookvisor (see `hookvisor serve`), not run by hand"
@@ -54,6 +72,14 @@ const pluginService = "hookvisor.v1.Plugin"
 // socket (replacing a stale socket file), serves hookvisor.v1.Plugin and grpc.health.v1.Health
 // until SIGTERM or SIGINT, then drains for at most [DrainLimit], removes the socket and returns 0.
 // Bind or serve errors are reported on stderr with exit code 2.
+//
+// With HOOKVISOR_REMOTE_LISTEN set (remote mode, docs/contract.md §2.6) it serves the same
+// services on that TCP address instead, with TLS from HOOKVISOR_TLS_CERT, HOOKVISOR_TLS_KEY and
+// HOOKVISOR_TLS_CLIENT_CA (PEM files) and a client certificate required, and prints
+// "hookvisor plugin listening on ADDRESS (TLS, client certificates required)" on stderr once it
+// listens. HOOKVISOR_MAGIC_COOKIE must then be unset; the cookie with the address, a TLS variable
+// unset, or a file unreadable or not PEM of its kind: one line on stderr, exit code 1. No socket
+// file is made.
 func Run(p Plugin) int {
 	return RunWith(func() (Plugin, error) { return p, nil })
 }
@@ -64,18 +90,29 @@ func Run(p Plugin) int {
 // still print the "started by hookvisor" line, and an init error is printed on stderr as one line
 // with exit code 1, which the supervisor reports as a start failure with that line.
 func RunWith(init func() (Plugin, error)) int {
-	if os.Getenv(envMagicCookie) != magicCookie {
-		fmt.Fprintln(os.Stderr, notByHand)
-		return 1
-	}
-	socket, ok := os.LookupEnv(envPluginSocket)
-	if !ok {
-		fmt.Fprintf(os.Stderr, "%s is not set; hookvisor sets it when it starts a plugin\n", envPluginSocket)
-		return 1
-	}
-	if !filepath.IsAbs(socket) {
-		fmt.Fprintf(os.Stderr, "%s must be an absolute path, got %q\n", envPluginSocket, socket)
-		return 1
+	address, remote := os.LookupEnv(envRemoteListen)
+	var socket string
+	var config *tls.Config
+	if remote {
+		var err error
+		if config, err = remoteTLSFromEnv(); err != nil {
+			fmt.Fprintln(os.Stderr, oneLine(err.Error()))
+			return 1
+		}
+	} else {
+		if os.Getenv(envMagicCookie) != magicCookie {
+			fmt.Fprintln(os.Stderr, notByHand)
+			return 1
+		}
+		var ok bool
+		if socket, ok = os.LookupEnv(envPluginSocket); !ok {
+			fmt.Fprintf(os.Stderr, "%s is not set; hookvisor sets it when it starts a plugin\n", envPluginSocket)
+			return 1
+		}
+		if !filepath.IsAbs(socket) {
+			fmt.Fprintf(os.Stderr, "%s must be an absolute path, got %q\n", envPluginSocket, socket)
+			return 1
+		}
 	}
 	p, err := init()
 	if err == nil && p == nil {
@@ -92,10 +129,22 @@ func RunWith(init func() (Plugin, error)) int {
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	listener, err := bind(socket)
+	var listener net.Listener
+	if remote {
+		listener, err = net.Listen("tcp", address)
+		if err != nil {
+			err = fmt.Errorf("cannot listen on %s: %w", address, err)
+		}
+	} else {
+		listener, err = bind(socket)
+	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, oneLine(err.Error()))
 		return 2
+	}
+	if remote {
+		// Tests and operators read the port from this line (":0" picks one).
+		fmt.Fprintf(os.Stderr, "%s %s (TLS, client certificates required)\n", remoteListening, listener.Addr())
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -111,8 +160,10 @@ func RunWith(init func() (Plugin, error)) int {
 		_, _ = fmt.Fprintf(os.Stdout, "received %s; finishing calls in flight and exiting\n", name)
 		stop()
 	}()
-	err = serve(ctx, p, info, listener)
-	removeSocket(socket)
+	err = serve(ctx, p, info, listener, config)
+	if !remote {
+		removeSocket(socket)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "the gRPC server failed: %v\n", err)
 		return 2
@@ -124,10 +175,116 @@ func RunWith(init func() (Plugin, error)) int {
 // [DrainLimit]. It is the gRPC part of [Run] without the environment, signals and exit codes, so
 // tests can drive a plugin over a real socket. Describe answers p.Info() as it is.
 func Serve(ctx context.Context, p Plugin, listener net.Listener) error {
-	return serve(ctx, p, p.Info(), listener)
+	return serve(ctx, p, p.Info(), listener, nil)
 }
 
-func serve(ctx context.Context, p Plugin, info Info, listener net.Listener) error {
+// ServeRemote is [Serve] for remote mode (docs/contract.md §2.6): it serves p on listener, a TCP
+// listener, with TLS config, which must require and verify client certificates (as [RemoteTLS]
+// makes it); gRPC adds ALPN h2. [Run] does the same when HOOKVISOR_REMOTE_LISTEN is set, plus
+// signals, the listening line and exit codes.
+func ServeRemote(ctx context.Context, p Plugin, listener net.Listener, config *tls.Config) error {
+	if config == nil || config.ClientAuth != tls.RequireAndVerifyClientCert || config.ClientCAs == nil {
+		return errors.New("ServeRemote needs a tls.Config with ClientAuth tls.RequireAndVerifyClientCert and ClientCAs (see RemoteTLS)")
+	}
+	return serve(ctx, p, p.Info(), listener, config)
+}
+
+// RemoteTLS is the TLS configuration of remote mode from PEM files: the server's certificate
+// chain (its own first), its private key, and the CA a client's certificate must chain to. A
+// client without a certificate, or with one from another CA, fails the handshake. Each file is
+// checked here; an error names the file and what is wrong with it.
+func RemoteTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+	return loadRemoteTLS(
+		"the certificate chain file "+certFile, certFile,
+		"the private key file "+keyFile, keyFile,
+		"the client CA file "+clientCAFile, clientCAFile)
+}
+
+// remoteTLSFromEnv checks remote mode's environment; an error is the one line to print.
+func remoteTLSFromEnv() (*tls.Config, error) {
+	if _, ok := os.LookupEnv(envMagicCookie); ok {
+		return nil, fmt.Errorf("%s and %s are both set: hookvisor starts a local plugin with the cookie, "+
+			"an operator starts a remote one without it (contract §2.6); unset one", envMagicCookie, envRemoteListen)
+	}
+	var files [3]string
+	for i, v := range []struct{ name, what string }{
+		{envTLSCert, "the server's certificate chain"},
+		{envTLSKey, "the server's private key"},
+		{envTLSClientCA, "the CA client certificates chain to"},
+	} {
+		if files[i] = os.Getenv(v.name); files[i] == "" {
+			return nil, fmt.Errorf("%s is not set; remote mode (%s) needs it: %s (PEM file)", v.name, envRemoteListen, v.what)
+		}
+	}
+	return loadRemoteTLS(
+		envTLSCert+" file "+files[0], files[0],
+		envTLSKey+" file "+files[1], files[1],
+		envTLSClientCA+" file "+files[2], files[2])
+}
+
+// loadRemoteTLS reads and checks the three PEM files, each named in errors by its label.
+func loadRemoteTLS(certLabel, certFile, keyLabel, keyFile, caLabel, caFile string) (*tls.Config, error) {
+	read := func(label, file string) ([]byte, error) {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			var pathErr *os.PathError
+			if errors.As(err, &pathErr) {
+				err = pathErr.Err
+			}
+			return nil, fmt.Errorf("%s: cannot read it: %w", label, err)
+		}
+		return data, nil
+	}
+	certPEM, err := read(certLabel, certFile)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := read(keyLabel, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := read(caLabel, caFile)
+	if err != nil {
+		return nil, err
+	}
+	if !hasPEMBlock(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
+		return nil, fmt.Errorf("%s: no CERTIFICATE in it", certLabel)
+	}
+	if !hasPEMBlock(keyPEM, func(t string) bool { return strings.HasSuffix(t, "PRIVATE KEY") }) {
+		return nil, fmt.Errorf("%s: no PRIVATE KEY in it", keyLabel)
+	}
+	clientCAs := x509.NewCertPool()
+	if !clientCAs.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s: no usable CA CERTIFICATE in it", caLabel)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s and %s: not a usable certificate and key: %w", certLabel, keyLabel, err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    clientCAs,
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
+
+// hasPEMBlock says whether data has a PEM block whose type is accepted.
+func hasPEMBlock(data []byte, accept func(string) bool) bool {
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return false
+		}
+		if accept(block.Type) {
+			return true
+		}
+	}
+}
+
+// serve serves on listener, with mutual TLS when config is set (remote mode).
+func serve(ctx context.Context, p Plugin, info Info, listener net.Listener, config *tls.Config) error {
 	healthServer := health.NewServer()
 	healthServer.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthServer.SetServingStatus(pluginService, healthpb.HealthCheckResponse_SERVING)
@@ -136,8 +293,12 @@ func serve(ctx context.Context, p Plugin, info Info, listener net.Listener) erro
 	// goroutine only when all are busy, so a hung handler takes none away) instead of starting
 	// one per stream whose stack then grows on every call. Faster per call in hookvisor bench
 	// (bare_go_workers_* against bare_go_default_*).
-	server := grpc.NewServer(grpc.MaxConcurrentStreams(MaxHandlers),
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
+	options := []grpc.ServerOption{grpc.MaxConcurrentStreams(MaxHandlers),
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0)))}
+	if config != nil {
+		options = append(options, grpc.Creds(credentials.NewTLS(config)), grpc.ConnectionTimeout(tlsHandshakeLimit))
+	}
+	server := grpc.NewServer(options...)
 	pb.RegisterPluginServer(server, newAdapter(p, info))
 	healthpb.RegisterHealthServer(server, healthServer)
 
@@ -227,6 +388,7 @@ func (a *adapter) BeforeToolCall(ctx context.Context, req *pb.BeforeToolCallRequ
 	if err != nil || a.toolCalls == nil {
 		return Allow(), err
 	}
+	call.Traceparent = traceparent(ctx)
 	ctx, cancel := withDeadlineMs(ctx, req.GetDeadlineMs())
 	defer cancel()
 	d, err := guard(ctx, a.slots, "before_tool_call", func(ctx context.Context) (*Decision, error) {
@@ -244,6 +406,7 @@ func (a *adapter) BeforeSessionCreate(ctx context.Context, req *pb.BeforeSession
 	if err != nil || a.sessionCreates == nil {
 		return AllowSession(), err
 	}
+	session.Traceparent = traceparent(ctx)
 	ctx, cancel := withDeadlineMs(ctx, req.GetDeadlineMs())
 	defer cancel()
 	d, err := guard(ctx, a.slots, "before_session_create", func(ctx context.Context) (*SessionDecision, error) {
@@ -271,6 +434,7 @@ func (a *adapter) SessionCreated(ctx context.Context, req *pb.SessionCreatedEven
 	if err != nil || a.sessionsCreated == nil {
 		return &pb.Ack{}, err
 	}
+	event.Traceparent = traceparent(ctx)
 	_, err = guard(ctx, a.slots, "session_created", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, a.sessionsCreated.SessionCreated(ctx, event)
 	})

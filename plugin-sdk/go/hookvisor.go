@@ -16,7 +16,9 @@
 //     plain structs: every value the supervisor sends is a field with its Go name (AgentID,
 //     WorkspaceDir…), the same in every type that has it, zero when the host sent none.
 //   - decision.go: constructors for answers.
-//   - server.go: [Run] and [RunWith] (the whole process), [Serve] (the gRPC server, for tests).
+//   - server.go: [Run] and [RunWith] (the whole process, on hookvisor's Unix socket or, with
+//     HOOKVISOR_REMOTE_LISTEN, on TCP with mutual TLS), [Serve] and [ServeRemote] (the gRPC
+//     server alone), [RemoteTLS].
 //   - hookvisorpb: the generated protocol code (generate.sh).
 //
 // # Example

@@ -67,8 +67,18 @@ export class ToolCall {
   readonly #signal: SignalSource;
   /** The host call's request id (`x-hookvisor-request-id`), for matching logs; "" if none. */
   readonly requestId: string;
+  /**
+   * The call's W3C trace context (`traceparent` metadata, `00-<trace id>-<parent id>-<flags>`)
+   * when the supervisor traces, to continue its trace; "" if none (or not of that shape).
+   */
+  readonly traceparent: string;
 
-  constructor(request: BeforeToolCallRequest__Output, signal: SignalSource, requestId = "") {
+  constructor(
+    request: BeforeToolCallRequest__Output,
+    signal: SignalSource,
+    requestId = "",
+    traceparent = "",
+  ) {
     this.toolName = request.tool_name;
     this.params = parseParams(request.params_json);
     this.context = request.context;
@@ -76,6 +86,7 @@ export class ToolCall {
     this.deadlineMs = request.deadline_ms;
     this.#signal = signal;
     this.requestId = requestId;
+    this.traceparent = validTraceparent(traceparent);
   }
 
   /** Aborted when the supervisor cancels the call (deadline passed, or verdict already decided). */
@@ -119,8 +130,18 @@ export class SessionCreate {
   readonly #signal: SignalSource;
   /** The host call's request id (`x-hookvisor-request-id`), for matching logs; "" if none. */
   readonly requestId: string;
+  /**
+   * The call's W3C trace context (`traceparent` metadata, `00-<trace id>-<parent id>-<flags>`)
+   * when the supervisor traces, to continue its trace; "" if none (or not of that shape).
+   */
+  readonly traceparent: string;
 
-  constructor(request: BeforeSessionCreateRequest__Output, signal: SignalSource, requestId = "") {
+  constructor(
+    request: BeforeSessionCreateRequest__Output,
+    signal: SignalSource,
+    requestId = "",
+    traceparent = "",
+  ) {
     this.sessionKey = request.session_key;
     this.agentId = request.agent_id;
     this.label = request.label;
@@ -132,6 +153,7 @@ export class SessionCreate {
     this.deadlineMs = request.deadline_ms;
     this.#signal = signal;
     this.requestId = requestId;
+    this.traceparent = validTraceparent(traceparent);
   }
 
   /** Aborted when the supervisor cancels the call. */
@@ -150,20 +172,39 @@ export class SessionCreated {
   readonly #signal: SignalSource;
   /** The host call's request id (`x-hookvisor-request-id`), for matching logs; "" if none. */
   readonly requestId: string;
+  /**
+   * The call's W3C trace context (`traceparent` metadata, `00-<trace id>-<parent id>-<flags>`)
+   * when the supervisor traces, to continue its trace; "" if none (or not of that shape).
+   */
+  readonly traceparent: string;
 
-  constructor(event: SessionCreatedEvent__Output, signal: SignalSource, requestId = "") {
+  constructor(
+    event: SessionCreatedEvent__Output,
+    signal: SignalSource,
+    requestId = "",
+    traceparent = "",
+  ) {
     this.sessionKey = event.session_key;
     this.sessionId = event.session_id;
     this.agentId = event.agent_id;
     this.metadata = parseMetadata(event.session_metadata_json);
     this.#signal = signal;
     this.requestId = requestId;
+    this.traceparent = validTraceparent(traceparent);
   }
 
   /** Aborted when the supervisor stops waiting. */
   get signal(): AbortSignal {
     return signalOf(this.#signal);
   }
+}
+
+/** The W3C `traceparent` shape (version, trace id, parent id, flags), and nothing else. */
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** `value` if it is a W3C `traceparent` (55 characters of lowercase hex and dashes), else "". */
+function validTraceparent(value: string): string {
+  return value.length <= 55 && TRACEPARENT.test(value) ? value : "";
 }
 
 function parseParams(json: string): JsonObject {

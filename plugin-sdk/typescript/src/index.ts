@@ -13,7 +13,9 @@
 //   (`LosslessNumber` for a number a double would not give back as written).
 // - decision.ts and session.ts: constructors for answers, marked as the SDK's own.
 // - answer.ts: checks what a handler returned; anything but a marked answer is refused.
-// - server.ts: `run` (the whole process) and `serve` (the gRPC server alone, for tests).
+// - server.ts: `run` (the whole process) and `serve` (the gRPC server alone, for tests);
+//   `serveRemote`, the server alone on TCP with mutual TLS.
+// - remote.ts: remote mode's settings (contract §2.6), checked, and its TLS port.
 // - proto.ts and generated/: the contract's proto for grpc-js and a type for every message,
 //   also for host-side code that calls `hookvisor.v1.Hooks`.
 
@@ -44,8 +46,16 @@ export type { SessionDecision } from "./session";
 export type { ApprovalRequest } from "./generated";
 export { LOADER_OPTIONS, PROTO_PATH, loadHookvisorProto } from "./proto";
 export type { HookvisorV1 } from "./proto";
-export { DRAIN_LIMIT_MS, MAGIC_COOKIE, MAX_CALLS_IN_FLIGHT, run, serve } from "./server";
-export type { PluginSource, RunningPlugin } from "./server";
+export {
+  DRAIN_LIMIT_MS,
+  MAGIC_COOKIE,
+  MAX_CALLS_IN_FLIGHT,
+  run,
+  serve,
+  serveRemote,
+} from "./server";
+export type { PluginSource, RemotePlugin, RunOptions, RunningPlugin } from "./server";
+export type { RemoteOptions } from "./remote";
 export * as session from "./session";
 export * as proto from "./generated";
 export { status as Status } from "@grpc/grpc-js";

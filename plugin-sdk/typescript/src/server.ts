@@ -1,4 +1,5 @@
-// The plugin process: handshake environment, socket, gRPC and health services, signals, exit codes.
+// The plugin process: handshake environment, socket (or remote mode's TLS port), gRPC and health
+// services, signals, exit codes.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -13,6 +14,16 @@ import { toPluginInfo } from "./info";
 import type { HookName } from "./info";
 import type { Plugin } from "./plugin";
 import { loadHookvisorProto } from "./proto";
+import {
+  REMOTE_LISTEN_ENV,
+  Refusal,
+  bindRemote,
+  checkRemote,
+  listeningLine,
+  optionsFromEnv,
+  refuseCookie,
+} from "./remote";
+import type { Remote, RemoteOptions } from "./remote";
 
 /** The value hookvisor puts in `HOOKVISOR_MAGIC_COOKIE` (contract §2.2). */
 export const MAGIC_COOKIE = "d7f0c2a4-hookvisor-plugin-v1";
@@ -42,6 +53,15 @@ const PLUGIN_SERVICE = "hookvisor.v1.Plugin";
 /** A plugin, or a function that builds one (reading its configuration) after the handshake checks. */
 export type PluginSource = Plugin | (() => Plugin | Promise<Plugin>);
 
+/** `run`'s options. */
+export interface RunOptions {
+  /**
+   * Serve remotely with these settings (contract §2.6) rather than from the environment: TCP
+   * with mutual TLS, as `HOOKVISOR_REMOTE_LISTEN` and the `HOOKVISOR_TLS_*` variables would.
+   */
+  remote?: RemoteOptions;
+}
+
 /**
  * Runs a hookvisor plugin process; never returns control to the caller's logic (the process exits).
  *
@@ -51,9 +71,16 @@ export type PluginSource = Plugin | (() => Plugin | Promise<Plugin>);
  * (replacing a stale socket file), serves `hookvisor.v1.Plugin` and `grpc.health.v1.Health` until
  * SIGTERM or SIGINT, then drains for at most `DRAIN_LIMIT_MS`, removes the socket and exits 0.
  * Bind errors: one line on stderr, exit 2.
+ *
+ * Remote mode, with `HOOKVISOR_REMOTE_LISTEN` set (or `options.remote`): no cookie (with the
+ * cookie too: exit 1) and no socket file; serves on TCP with TLS from `HOOKVISOR_TLS_CERT` and
+ * `HOOKVISOR_TLS_KEY`, requiring a client certificate that chains to `HOOKVISOR_TLS_CLIENT_CA`
+ * (a missing variable, an unreadable file or a bad PEM: one line naming it, exit 1), and prints
+ * `hookvisor plugin listening on HOST:PORT (TLS, client certificates required)` on stderr once it
+ * listens, with the address bound.
  */
-export function run(source: PluginSource): void {
-  main(source).then(
+export function run(source: PluginSource, options: RunOptions = {}): void {
+  main(source, options).then(
     (code) => process.exit(code),
     (err: unknown) => {
       printLine(`hookvisor plugin failed: ${messageOf(err)}`);
@@ -62,19 +89,16 @@ export function run(source: PluginSource): void {
   );
 }
 
-async function main(source: PluginSource): Promise<number> {
-  if (process.env.HOOKVISOR_MAGIC_COOKIE !== MAGIC_COOKIE) {
-    printLine(NOT_BY_HAND);
-    return 1;
-  }
-  const socketPath = process.env.HOOKVISOR_PLUGIN_SOCKET;
-  if (socketPath === undefined || socketPath === "") {
-    printLine("HOOKVISOR_PLUGIN_SOCKET is not set; hookvisor sets it when it starts a plugin");
-    return 1;
-  }
-  if (!path.isAbsolute(socketPath)) {
-    printLine(`HOOKVISOR_PLUGIN_SOCKET must be an absolute path, got "${socketPath}"`);
-    return 1;
+async function main(source: PluginSource, options: RunOptions): Promise<number> {
+  let target: Target;
+  try {
+    target = chooseTarget(options);
+  } catch (err) {
+    if (err instanceof Refusal) {
+      printLine(err.message);
+      return err.exitCode;
+    }
+    throw err;
   }
 
   // grpc-js logs its own errors on stderr; the one line this process prints says it better.
@@ -100,12 +124,15 @@ async function main(source: PluginSource): Promise<number> {
   });
   const stopSignal = nextStopSignal();
 
-  let running: RunningPlugin;
+  let running: RunningPlugin & { address?: string };
   try {
-    running = await serveDescribed(plugin, info, socketPath);
+    running = await serveDescribed(plugin, info, target);
   } catch (err) {
     printLine(messageOf(err));
-    return 2;
+    return err instanceof Refusal ? err.exitCode : 2;
+  }
+  if (running.address !== undefined) {
+    printLine(listeningLine(running.address));
   }
 
   // Stopping on a signal is routine, not a warning: this line goes to stdout, which hookvisor
@@ -115,6 +142,33 @@ async function main(source: PluginSource): Promise<number> {
     printLine(`calls still running after ${DRAIN_LIMIT_MS} ms; exiting anyway`);
   }
   return 0;
+}
+
+/** Where to serve: hookvisor's Unix socket (a path), or remote mode's checked settings. */
+type Target = string | Remote;
+
+/** The target `run` serves on, from `options` or the environment; throws a `Refusal`. */
+function chooseTarget(options: RunOptions): Target {
+  if (options.remote !== undefined || process.env[REMOTE_LISTEN_ENV] !== undefined) {
+    refuseCookie();
+    return options.remote === undefined
+      ? checkRemote(optionsFromEnv(), true)
+      : checkRemote(options.remote, false);
+  }
+  if (process.env.HOOKVISOR_MAGIC_COOKIE !== MAGIC_COOKIE) {
+    throw new Refusal(NOT_BY_HAND, 1);
+  }
+  const socketPath = process.env.HOOKVISOR_PLUGIN_SOCKET;
+  if (socketPath === undefined || socketPath === "") {
+    throw new Refusal(
+      "HOOKVISOR_PLUGIN_SOCKET is not set; hookvisor sets it when it starts a plugin",
+      1,
+    );
+  }
+  if (!path.isAbsolute(socketPath)) {
+    throw new Refusal(`HOOKVISOR_PLUGIN_SOCKET must be an absolute path, got "${socketPath}"`, 1);
+  }
+  return socketPath;
 }
 
 /** The first SIGTERM or SIGINT; later ones are ignored while the process drains. */
@@ -143,6 +197,23 @@ export async function serve(plugin: Plugin, socketPath: string): Promise<Running
   return serveDescribed(plugin, describe(plugin, ""), socketPath);
 }
 
+/** A plugin being served remotely by `serveRemote`. */
+export interface RemotePlugin extends RunningPlugin {
+  /** The address bound, `host:port` (`[v6]:port`): with port 0, the port picked. */
+  readonly address: string;
+}
+
+/**
+ * Serves `plugin` on TCP with mutual TLS (contract §2.6) without touching the environment,
+ * signals or exit codes: the part of remote mode that a program or a test can drive in-process.
+ * Rejects with an error naming the option and the file for a bad setting, or the address when it
+ * cannot be bound. `Describe` answers the plugin's own info.
+ */
+export async function serveRemote(plugin: Plugin, options: RemoteOptions): Promise<RemotePlugin> {
+  const running = await serveDescribed(plugin, describe(plugin, ""), checkRemote(options, false));
+  return running as RemotePlugin;
+}
+
 /** The plugin's `PluginInfo` (empty name: `configuredName`); warns about hooks with no handler. */
 function describe(plugin: Plugin, configuredName: string): PluginInfo {
   const declared = plugin.info();
@@ -167,15 +238,21 @@ function describe(plugin: Plugin, configuredName: string): PluginInfo {
 async function serveDescribed(
   plugin: Plugin,
   info: PluginInfo,
-  socketPath: string,
-): Promise<RunningPlugin> {
+  target: Target,
+): Promise<RunningPlugin & { address?: string }> {
   const server = new grpc.Server({ "grpc.max_concurrent_streams": MAX_CALLS_IN_FLIGHT });
   const health = new HealthImplementation({ "": "SERVING", [PLUGIN_SERVICE]: "SERVING" });
   health.addToServer(server);
   server.addService(loadHookvisorProto().Plugin.service, handlers(plugin, info));
-  await bind(server, socketPath);
+  let address: string | undefined;
+  if (typeof target === "string") {
+    await bind(server, target);
+  } else {
+    address = await bindRemote(server, target);
+  }
 
   return {
+    address,
     async stop(limitMs = DRAIN_LIMIT_MS) {
       health.setStatus("", "NOT_SERVING");
       health.setStatus(PLUGIN_SERVICE, "NOT_SERVING");
@@ -188,7 +265,9 @@ async function serveDescribed(
       if (!drained) {
         server.forceShutdown();
       }
-      removeSocket(socketPath);
+      if (typeof target === "string") {
+        removeSocket(target);
+      }
       return drained;
     },
   };
@@ -229,7 +308,7 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
   /** One hook: bounded, cancellable through an AbortSignal, every throw a non-OK status. */
   function hook<Req, Res>(
     name: HookName,
-    answer: (request: Req, signal: () => AbortSignal, requestId: string) => Promise<Res>,
+    answer: (request: Req, signal: () => AbortSignal, ids: CallIds) => Promise<Res>,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       if (inFlight >= MAX_CALLS_IN_FLIGHT) {
@@ -245,9 +324,7 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
       // a cancel that comes before the answer aborts the signal.
       let answered = false;
       call.on("cancelled", () => answered || cancellation.cancel());
-      const ids = call.metadata.get("x-hookvisor-request-id");
-      const requestId = typeof ids[0] === "string" ? ids[0] : "";
-      answer(call.request, () => cancellation.signal(), requestId)
+      answer(call.request, () => cancellation.signal(), callIds(call.metadata))
         .finally(() => {
           inFlight -= 1;
           answered = true;
@@ -271,26 +348,41 @@ function handlers(plugin: Plugin, info: PluginInfo): PluginHandlers {
     Describe: (_call, callback) => callback(null, info),
     // A hook the plugin does not implement has no opinion; one it implements must answer with
     // the SDK's helpers (answer.ts): anything else is an InvalidAnswer, never "no opinion".
-    BeforeToolCall: hook("before_tool_call", async (request, signal, requestId) => {
-      const call = new ToolCall(request, signal, requestId);
+    BeforeToolCall: hook("before_tool_call", async (request, signal, ids) => {
+      const call = new ToolCall(request, signal, ids.requestId, ids.traceparent);
       if (plugin.beforeToolCall == null) {
         return {};
       }
       return toolCallAnswer(await plugin.beforeToolCall(call));
     }),
-    BeforeSessionCreate: hook("before_session_create", async (request, signal, requestId) => {
-      const session = new SessionCreate(request, signal, requestId);
+    BeforeSessionCreate: hook("before_session_create", async (request, signal, ids) => {
+      const session = new SessionCreate(request, signal, ids.requestId, ids.traceparent);
       if (plugin.beforeSessionCreate == null) {
         return {};
       }
       return sessionAnswer(await plugin.beforeSessionCreate(session));
     }),
     // Observation only: whatever the handler returns is ignored (its contract is `void`).
-    SessionCreated: hook("session_created", async (request, signal, requestId) => {
-      await plugin.sessionCreated?.(new SessionCreated(request, signal, requestId));
+    SessionCreated: hook("session_created", async (request, signal, ids) => {
+      const event = new SessionCreated(request, signal, ids.requestId, ids.traceparent);
+      await plugin.sessionCreated?.(event);
       return {};
     }),
   };
+}
+
+/** The ids a call's metadata carries: "" for one that is absent (the views check traceparent). */
+interface CallIds {
+  requestId: string;
+  traceparent: string;
+}
+
+function callIds(metadata: grpc.Metadata): CallIds {
+  const first = (key: string): string => {
+    const value = metadata.get(key)[0];
+    return typeof value === "string" ? value : "";
+  };
+  return { requestId: first("x-hookvisor-request-id"), traceparent: first("traceparent") };
 }
 
 /**

@@ -73,12 +73,13 @@ export function tempDir(): string {
 
 /**
  * Spawns `fixture` (a file in FIXTURES) with hookvisor's environment, plus `env` (a value of
- * `undefined` removes a variable). `direct` runs the file itself (shebang) instead of `node FILE`.
+ * `undefined` removes a variable). `direct` runs the file itself (shebang) instead of `node FILE`;
+ * `args` follow the file.
  */
 export function spawnPlugin(
   fixture: string,
   env: Record<string, string | undefined> = {},
-  options: { direct?: boolean; socket?: string } = {},
+  options: { direct?: boolean; socket?: string; args?: string[] } = {},
 ): PluginProcess {
   const socket = options.socket ?? path.join(tempDir(), "plugin.sock");
   const fullEnv: Record<string, string> = {};
@@ -93,7 +94,8 @@ export function spawnPlugin(
     if (value !== undefined) fullEnv[key] = value;
   }
   const file = path.join(FIXTURES, fixture);
-  const [command, args] = options.direct ? [file, []] : [process.execPath, [file]];
+  const command = options.direct ? file : process.execPath;
+  const args = [...(options.direct ? [] : [file]), ...(options.args ?? [])];
   const child = spawn(command, args, { env: fullEnv, stdio: ["ignore", "pipe", "pipe"] });
   return new PluginProcess(child, socket);
 }
@@ -102,23 +104,35 @@ export function spawnPlugin(
 export async function runToExit(
   fixture: string,
   env: Record<string, string | undefined> = {},
-  options: { socket?: string } = {},
+  options: { socket?: string; args?: string[] } = {},
 ): Promise<Exit & { stderr: string }> {
   const plugin = spawnPlugin(fixture, env, options);
   const exit = await withTimeout(plugin.exited, 5000, "the plugin did not exit");
   return { ...exit, stderr: plugin.stderr };
 }
 
-/** A client of the plugin's `hookvisor.v1.Plugin` and `grpc.health.v1.Health` services. */
+/**
+ * A client of the plugin's `hookvisor.v1.Plugin` and `grpc.health.v1.Health` services: on its Unix
+ * socket, or at `target` with `credentials` (remote mode).
+ */
 export class Clients {
   readonly plugin: proto.PluginClient;
   readonly health: HealthClient;
 
-  constructor(socket: string) {
+  constructor(
+    socket: string,
+    remote?: {
+      target: string;
+      credentials: grpc.ChannelCredentials;
+      options?: grpc.ChannelOptions;
+    },
+  ) {
     const { Plugin } = loadHookvisorProto();
-    this.plugin = new Plugin(`unix:${socket}`, grpc.credentials.createInsecure());
+    const target = remote?.target ?? `unix:${socket}`;
+    const credentials = remote?.credentials ?? grpc.credentials.createInsecure();
+    this.plugin = new Plugin(target, credentials, remote?.options);
     const Health = loadHealth();
-    this.health = new Health(`unix:${socket}`, grpc.credentials.createInsecure());
+    this.health = new Health(target, credentials, remote?.options);
   }
 
   close(): void {
@@ -150,10 +164,14 @@ export class Clients {
     request: proto.BeforeToolCallRequest,
     timeoutMs = 5000,
     requestId?: string,
+    traceparent?: string,
   ): Promise<proto.ToolCallDecision__Output> {
     const metadata = new grpc.Metadata();
     if (requestId !== undefined) {
       metadata.set("x-hookvisor-request-id", requestId);
+    }
+    if (traceparent !== undefined) {
+      metadata.set("traceparent", traceparent);
     }
     return unary((done) =>
       this.plugin.BeforeToolCall(request, metadata, { deadline: deadline(timeoutMs) }, done),
@@ -185,7 +203,13 @@ interface HealthClient extends grpc.Client {
   ): grpc.ClientUnaryCall;
 }
 
-function loadHealth(): new (address: string, credentials: grpc.ChannelCredentials) => HealthClient {
+type HealthConstructor = new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options?: grpc.ChannelOptions,
+) => HealthClient;
+
+function loadHealth(): HealthConstructor {
   const definition = protoLoader.loadSync(healthProtoPath, {
     keepCase: true,
     enums: String,
@@ -193,9 +217,7 @@ function loadHealth(): new (address: string, credentials: grpc.ChannelCredential
   });
   const root = grpc.loadPackageDefinition(definition) as unknown as {
     grpc: {
-      health: {
-        v1: { Health: new (address: string, credentials: grpc.ChannelCredentials) => HealthClient };
-      };
+      health: { v1: { Health: HealthConstructor } };
     };
   };
   return root.grpc.health.v1.Health;

@@ -170,6 +170,7 @@ describe("serving", () => {
       workspaceDir: "/srv/ws",
       agentId: "main",
       requestId: "",
+      traceparent: "",
     });
     const bare = await clients.beforeToolCall({ tool_name: "echo", params_json: "{}" });
     assert.deepEqual(JSON.parse(bare.block_reason), {
@@ -180,13 +181,17 @@ describe("serving", () => {
       workspaceDir: "",
       agentId: "",
       requestId: "",
+      traceparent: "",
     });
     const tagged = await clients.beforeToolCall(
       { tool_name: "echo", params_json: "{}" },
       5000,
       "req-9",
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     );
-    assert.equal(JSON.parse(tagged.block_reason).requestId, "req-9");
+    const ids = JSON.parse(tagged.block_reason);
+    assert.equal(ids.requestId, "req-9");
+    assert.equal(ids.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
   });
 
   test("params that are not a JSON object: INVALID_ARGUMENT naming the field", async () => {

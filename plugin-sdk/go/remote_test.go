@@ -236,14 +236,10 @@ func TestRemoteModeRefusesClientsWithoutACertificateOrFromAnotherCA(t *testing.T
 
 	if info, err := describe(keys.client(t, address, nil, nil)); err == nil {
 		t.Errorf("without a client certificate: %v", info)
-	} else {
-		t.Logf("without a client certificate: %v", err)
 	}
 	strangerCert, strangerKey := newTestCA(t, "another CA").leaf(t, x509.ExtKeyUsageClientAuth, "supervisor")
 	if info, err := describe(keys.client(t, address, strangerCert, strangerKey)); err == nil {
 		t.Errorf("with another CA's certificate: %v", info)
-	} else {
-		t.Logf("with another CA's certificate: %v", err)
 	}
 	// The refusals did not hurt the server.
 	if _, err := describe(keys.client(t, address, keys.clientCert, keys.clientKey)); err != nil {
@@ -332,7 +328,7 @@ func TestRemoteModeNamesAMissingVariableOrABadFileAndExits1(t *testing.T) {
 	}
 }
 
-func TestRemoteModeOnAnAddressInUseExits2(t *testing.T) {
+func TestRemoteModeOnAnAddressInUseOrEmptyExits2(t *testing.T) {
 	keys := newPKI(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -346,5 +342,27 @@ func TestRemoteModeOnAnAddressInUseExits2(t *testing.T) {
 	}
 	if stderr := p.stderr.String(); strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "cannot listen on "+address) {
 		t.Errorf("stderr %q", stderr)
+	}
+	// Empty is no address (net.Listen would take it as every interface).
+	p = spawn(t, os.Args[0], keys.env("")...)
+	if code := p.exitCode(t, 5*time.Second); code != 2 {
+		t.Errorf("empty: exit %d", code)
+	}
+	if stderr := p.stderr.String(); stderr != "cannot listen on \"\": HOOKVISOR_REMOTE_LISTEN is empty; it takes HOST:PORT\n" {
+		t.Errorf("empty: stderr %q", stderr)
+	}
+}
+
+func TestRemoteModeOnIPv6PrintsTheBracketedAddress(t *testing.T) {
+	keys := newPKI(t)
+	p := spawn(t, os.Args[0], keys.env("[::1]:0")...)
+	address := p.listening(t)
+	if port, ok := strings.CutPrefix(address, "[::1]:"); !ok || port == "0" || port == "" {
+		t.Fatalf("the line names %q", address)
+	}
+	if conn, err := net.Dial("tcp", address); err != nil {
+		t.Errorf("dial %s: %v", address, err)
+	} else {
+		_ = conn.Close()
 	}
 }

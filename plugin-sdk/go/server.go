@@ -131,8 +131,10 @@ func RunWith(init func() (Plugin, error)) int {
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	var listener net.Listener
 	if remote {
-		listener, err = net.Listen("tcp", address)
-		if err != nil {
+		if address == "" {
+			// net.Listen would take "" as every interface on a random port.
+			err = fmt.Errorf(`cannot listen on "": %s is empty; it takes HOST:PORT`, envRemoteListen)
+		} else if listener, err = net.Listen("tcp", address); err != nil {
 			err = fmt.Errorf("cannot listen on %s: %w", address, err)
 		}
 	} else {

@@ -436,6 +436,15 @@ async fn serve_until_signal<P: Plugin>(
                 address: address.clone(),
                 error,
             };
+            if address.is_empty() {
+                return Err(Error::Listen {
+                    address: "\"\"".into(),
+                    error: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("{} is empty; it takes HOST:PORT", env::REMOTE_LISTEN),
+                    ),
+                });
+            }
             let listener = TcpListener::bind(address.as_str())
                 .await
                 .map_err(listen_error)?;

@@ -475,7 +475,7 @@ fn a_missing_tls_variable_or_a_bad_file_is_named_and_exits_1() {
 }
 
 #[test]
-fn an_address_that_cannot_be_bound_exits_2() {
+fn an_address_in_use_or_empty_exits_2() {
     let pki = Pki::new();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
@@ -485,7 +485,24 @@ fn an_address_that_cannot_be_bound_exits_2() {
         panic!("one line expected: {:?}", plugin.stderr);
     };
     assert!(
-        line.starts_with(&format!("cannot listen on {address}")),
+        line.starts_with(&format!("cannot listen on {address}: ")),
         "{line}"
     );
+
+    let mut plugin = Process::spawn(&pki.env(""));
+    assert_eq!(plugin.exit_code(Duration::from_secs(10)), 2);
+    assert_eq!(
+        plugin.stderr,
+        ["cannot listen on \"\": HOOKVISOR_REMOTE_LISTEN is empty; it takes HOST:PORT"]
+    );
+}
+
+#[test]
+fn on_ipv6_the_line_names_the_bracketed_address() {
+    let pki = Pki::new();
+    let mut plugin = Process::spawn(&pki.env("[::1]:0"));
+    let address = plugin.listening();
+    let port = address.strip_prefix("[::1]:").unwrap();
+    assert_ne!(port, "0");
+    std::net::TcpStream::connect(&address).unwrap();
 }

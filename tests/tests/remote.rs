@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use hookvisor_proto::v1::admin_client::AdminClient;
 use hookvisor_proto::v1::{
-    BlockKind, Failure, ListPluginsRequest, Outcome, RestartPluginRequest, ToolCallVerdict,
+    BlockKind, Failure, ListPluginsRequest, Outcome, PluginStatus, RestartPluginRequest,
+    ToolCallVerdict,
 };
 use hookvisor_tests::harness::{Supervisor, TestDir, binary, hookvisor, repo_root, toml_string};
 use hookvisor_tests::languages::{self, python_plugin};
@@ -139,6 +140,17 @@ async fn admin(supervisor: &Supervisor) -> AdminClient<tonic::transport::Channel
     AdminClient::new(channel)
 }
 
+/// `ListPlugins`: every plugin's status.
+async fn statuses(supervisor: &Supervisor) -> Vec<PluginStatus> {
+    admin(supervisor)
+        .await
+        .list_plugins(ListPluginsRequest {})
+        .await
+        .expect("ListPlugins")
+        .into_inner()
+        .plugins
+}
+
 /// Polls the verdict of `tool` until `done` holds (the plugin dials with backoff).
 async fn verdict_until(
     supervisor: &Supervisor,
@@ -181,13 +193,7 @@ async fn a_remote_rust_plugin_decides_and_a_dead_one_blocks() {
     assert_eq!(blocked.decided_by, "org-policy");
     assert_eq!(blocked.block_kind(), BlockKind::Policy, "{blocked:?}");
 
-    let plugins = admin(&supervisor)
-        .await
-        .list_plugins(ListPluginsRequest {})
-        .await
-        .expect("ListPlugins")
-        .into_inner()
-        .plugins;
+    let plugins = statuses(&supervisor).await;
     assert_eq!(plugins.len(), 1);
     assert_eq!(plugins[0].state, "ready");
     assert_eq!(plugins[0].endpoint, format!("https://127.0.0.1:{port}"));
@@ -323,23 +329,11 @@ async fn every_tls_failure_blocks_with_its_cause() {
             "{verdict:?}"
         );
     }
-    let statuses = admin(&supervisor)
-        .await
-        .list_plugins(ListPluginsRequest {})
-        .await
-        .expect("ListPlugins")
-        .into_inner()
-        .plugins;
+    let first = statuses(&supervisor).await;
     // No process to restart, but the same backoff and quarantine: refused dials in a row.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let plugins = admin(&supervisor)
-            .await
-            .list_plugins(ListPluginsRequest {})
-            .await
-            .expect("ListPlugins")
-            .into_inner()
-            .plugins;
+        let plugins = statuses(&supervisor).await;
         let state = plugins
             .iter()
             .find(|p| p.name == "nobody-home")
@@ -353,15 +347,8 @@ async fn every_tls_failure_blocks_with_its_cause() {
         assert!(Instant::now() < deadline, "not quarantined: {state:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let pinned_state = statuses
-        .iter()
-        .find(|p| p.name == "pinned")
-        .map(|p| &p.state);
-    assert_eq!(
-        pinned_state.map(String::as_str),
-        Some("ready"),
-        "{statuses:?}"
-    );
+    let pinned_state = first.iter().find(|p| p.name == "pinned").map(|p| &p.state);
+    assert_eq!(pinned_state.map(String::as_str), Some("ready"), "{first:?}");
     drop(silent);
     assert!(good.stderr().contains("listening on"));
 }

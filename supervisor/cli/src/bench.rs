@@ -40,6 +40,7 @@ pub(crate) mod relay;
 mod remote;
 mod sdks;
 mod supervisor;
+mod tracing;
 mod upgrade;
 
 use crate::output::out;
@@ -79,6 +80,10 @@ pub(crate) struct Options {
     /// (`remote_*`): about 10 s.
     #[arg(long)]
     pub remote: bool,
+    /// Only tracing off against tracing on to a local OTLP sink, N = 4 (`tracing_*`: CPU per
+    /// verdict, latency): about 15 s.
+    #[arg(long)]
+    pub tracing: bool,
 }
 
 /// How many calls and how long each part runs.
@@ -187,6 +192,21 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
         progress("upgrade: upgrades in place and plain restarts under traffic, alternating");
         upgrade::upgrade(&bin_dir, dir.path(), &request, &options, &mut figures).await?;
         upgrade::print(&options, &figures)?;
+        return Ok(());
+    }
+    if options.tracing {
+        progress("tracing: N = 4 with [tracing] off and on (to a local OTLP sink), alternating");
+        tracing::tracing(
+            &bin_dir,
+            &plugin,
+            dir.path(),
+            &request,
+            &plan,
+            &options,
+            &mut figures,
+        )
+        .await?;
+        tracing::print(&options, &figures)?;
         return Ok(());
     }
     if options.remote {

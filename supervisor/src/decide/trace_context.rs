@@ -75,7 +75,18 @@ fn hex(digits: &[u8]) -> Option<u128> {
 
 /// The `traceparent` text of a span: `00-<trace id>-<span id>-<flags>`.
 pub fn traceparent(trace_id: u128, span_id: u64, flags: u8) -> String {
-    format!("00-{trace_id:032x}-{span_id:016x}-{flags:02x}")
+    // By hand: `format!` with widths took a tenth of tracing's cost per plugin call.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    for (i, digit) in text[3..35].iter_mut().enumerate() {
+        *digit = HEX[((trace_id >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    for (i, digit) in text[36..52].iter_mut().enumerate() {
+        *digit = HEX[((span_id >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    text[53] = HEX[usize::from(flags >> 4)];
+    text[54] = HEX[usize::from(flags & 0xf)];
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// One host call's span while it is decided: its ids, its start, and the plugin calls made
@@ -121,7 +132,7 @@ impl Verdict {
             parent,
             flags,
             start: SystemTime::now(),
-            calls: Mutex::new(Vec::new()),
+            calls: Mutex::new(Vec::with_capacity(8)),
         })
     }
 

@@ -391,7 +391,10 @@ fn head(
     if let Ok(id) = HeaderValue::from_str(tags.request_id) {
         headers.insert(crate::decide::request_id::HEADER, id);
     }
-    if let Some(parent) = tags.traceparent.and_then(|t| HeaderValue::from_str(t).ok()) {
+    if let Some(mut parent) = tags.traceparent.and_then(|t| HeaderValue::from_str(t).ok()) {
+        // New on every call: "never indexed" keeps it out of HPACK's table (no churn there,
+        // nothing useful evicted).
+        parent.set_sensitive(true);
         headers.insert(TRACEPARENT, parent);
     }
     Ok(request)

@@ -77,6 +77,11 @@ impl Supervisor {
         Ok(HooksClient::new(connect_channel(&self.socket).await?))
     }
 
+    /// The supervisor's process id (for its CPU time).
+    pub(super) fn pid(&self) -> i32 {
+        self.pid
+    }
+
     pub(super) async fn stop(mut self) {
         terminate(self.pid, &mut self.child).await;
     }

@@ -186,3 +186,19 @@ fn bench_compares_a_remote_plugin_with_a_local_one() {
     let ratio = positive(&figures, "ratio_remote_p50");
     assert!((ratio - remote / local).abs() < 0.01, "{figures}");
 }
+
+/// `--tracing` alone: N = 4 with tracing off and on, spans reaching the bench's OTLP sink, and
+/// the added CPU taken from the two figures.
+#[test]
+fn bench_measures_what_tracing_costs() {
+    let figures = bench(&["--tracing"]);
+    let off = positive(&figures, "tracing_cpu_us_per_verdict_off");
+    let on = positive(&figures, "tracing_cpu_us_per_verdict_on");
+    positive(&figures, "tracing_p50_us_off");
+    positive(&figures, "tracing_p50_us_on");
+    positive(&figures, "tracing_exports");
+    let added = figures["tracing_cpu_us_per_verdict_added"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("tracing_cpu_us_per_verdict_added missing: {figures}"));
+    assert!((added - (on - off)).abs() < 0.02, "{figures}");
+}

@@ -10,7 +10,8 @@
 //!   `hookvisor_plugin_restarts{plugin}`, `hookvisor_plugin_heartbeat_round_trip_seconds{plugin}`;
 //! - `hookvisor_plugin_uid{plugin}` (0: no uid of its own),
 //!   `hookvisor_plugin_sandbox{plugin,mechanism}` (1 enforced, 0 asked for but not enforced);
-//! - `hookvisor_calls_in_flight`, `hookvisor_audit_lines_dropped_total`;
+//! - `hookvisor_calls_in_flight`, `hookvisor_audit_lines_dropped_total`,
+//!   `hookvisor_trace_spans_dropped_total`;
 //! - `hookvisor_shadow_calls_total{plugin,outcome,failure}`,
 //!   `hookvisor_shadow_disagreements_total{plugin}`;
 //! - the hosts (contract §4.5): `hookvisor_host_info{host,kind,version,policy}`,
@@ -268,6 +269,8 @@ pub struct Metrics {
     in_flight: Gauge,
     audit_dropped: Counter,
     audit_dropped_seen: AtomicU64,
+    spans_dropped: Counter,
+    spans_dropped_seen: AtomicU64,
     shadow_calls: Family<ShadowLabels, Counter>,
     shadow_disagreements: Family<PluginLabels, Counter>,
     hosts: HostMetrics,
@@ -357,6 +360,12 @@ impl Metrics {
             "Audit lines dropped because the audit writer was behind",
             audit_dropped.clone(),
         );
+        let spans_dropped = Counter::default();
+        registry.register(
+            "trace_spans_dropped",
+            "Spans ([tracing]) lost because the collector did not take their batch",
+            spans_dropped.clone(),
+        );
         let shadow_calls = Family::default();
         registry.register(
             "shadow_calls",
@@ -386,6 +395,8 @@ impl Metrics {
             in_flight,
             audit_dropped,
             audit_dropped_seen: AtomicU64::new(0),
+            spans_dropped,
+            spans_dropped_seen: AtomicU64::new(0),
             shadow_calls,
             shadow_disagreements,
         }
@@ -496,6 +507,9 @@ impl Metrics {
             .swap(audit_dropped, Ordering::Relaxed);
         self.audit_dropped
             .inc_by(audit_dropped.saturating_sub(seen));
+        let spans = crate::observe::traces::dropped();
+        let seen = self.spans_dropped_seen.swap(spans, Ordering::Relaxed);
+        self.spans_dropped.inc_by(spans.saturating_sub(seen));
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             text.clear();

@@ -371,7 +371,11 @@ fn every_marked_block_runs() {
     }
     for page in &pages {
         let paths = paths(&dir.join(page.stem()));
-        if page.blocks.iter().any(|b| b.text.contains("/etc/hookvisor/tls/")) {
+        if page
+            .blocks
+            .iter()
+            .any(|b| b.text.contains("/etc/hookvisor/tls/"))
+        {
             let tls = dir.join(page.stem()).join("tls");
             std::fs::create_dir_all(&tls).expect("the page's TLS directory");
             hookvisor_tests::pki::write(&tls);

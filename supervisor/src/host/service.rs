@@ -295,7 +295,13 @@ impl Hooks for HooksService {
         };
         let decide = stages::before_session_create(&lineup, &request, budget);
         let (verdict, shadows) = self
-            .decide(Hook::BeforeSessionCreate, &id, traced.clone(), shadows, decide)
+            .decide(
+                Hook::BeforeSessionCreate,
+                &id,
+                traced.clone(),
+                shadows,
+                decide,
+            )
             .await;
         let audit = move |audit: &Audit, record: Record<'_, SessionVerdict>| {
             let Record {
@@ -338,7 +344,13 @@ impl Hooks for HooksService {
         let lineup = generation.plugins.lineup(Hook::SessionCreated, None);
         let observe = stages::session_created(&lineup, &notice, budget);
         let (receipt, shadows) = self
-            .decide(Hook::SessionCreated, &id, traced.clone(), Shadows::default, observe)
+            .decide(
+                Hook::SessionCreated,
+                &id,
+                traced.clone(),
+                Shadows::default,
+                observe,
+            )
             .await;
         let audit = move |audit: &Audit, record: Record<'_, SessionCreatedReceipt>| {
             let Record {

@@ -367,7 +367,9 @@ pub async fn serve_on(
                 plugins = handed;
                 // The hand-over has their records; the claim, their live connection.
                 for claim in &mut claimed {
-                    let record = plugins.iter().find(|p| p.handed.reaper == claim.handed.reaper);
+                    let record = plugins
+                        .iter()
+                        .find(|p| p.handed.reaper == claim.handed.reaper);
                     if let Some(record) = record {
                         let (to, from) = (&mut claim.handed, &record.handed);
                         to.restarts = from.restarts;

@@ -391,15 +391,15 @@ async fn speculative_accepted(bin_dir: &Path, dir: &Path, program: &Path) -> Res
 /// The relay against hookvisor at each N of `--plugins`, in alternating blocks: p50 and p99
 /// for every N; at N = 4 also throughput and CPU per verdict at concurrency 16 (alternating
 /// windows) and the speculative forms.
-pub(super) async fn floor(
-    bin_dir: &Path,
-    program: &Path,
-    dir: &Path,
-    request: &ToolCallRequest,
-    plan: &Plan,
-    options: &Options_,
-    figures: &mut Figures,
-) -> anyhow::Result<()> {
+pub(super) async fn floor(run: &super::Run<'_>, figures: &mut Figures) -> anyhow::Result<()> {
+    let super::Run {
+        bin_dir,
+        plugin: program,
+        dir,
+        request,
+        plan,
+        options,
+    } = *run;
     let speculative = speculative_accepted(bin_dir, dir, program).await;
     if let Err(why) = &speculative {
         figures.set("floor_spec_missing", why.clone());

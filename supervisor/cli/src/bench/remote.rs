@@ -81,15 +81,15 @@ async fn start_remote(plugin: &Path, pki: &Path) -> anyhow::Result<(Child, Strin
 }
 
 /// Measures the remote plugin against the local one (see the module's documentation).
-pub(super) async fn remote(
-    bin_dir: &Path,
-    plugin: &Path,
-    dir: &Path,
-    request: &ToolCallRequest,
-    plan: &Plan,
-    options: &Options,
-    figures: &mut Figures,
-) -> anyhow::Result<()> {
+pub(super) async fn remote(run: &Run<'_>, figures: &mut Figures) -> anyhow::Result<()> {
+    let Run {
+        bin_dir,
+        plugin,
+        dir,
+        request,
+        plan,
+        options,
+    } = *run;
     let pki = dir.join("remote-pki");
     std::fs::create_dir_all(&pki)?;
     certificates(&pki)?;

@@ -263,25 +263,3 @@ async fn calls(
     }
     Ok(samples)
 }
-
-/// The output of `--sdks-only`: these figures and the SDK targets alone.
-pub(super) fn print(options: &Options, figures: &Figures) -> anyhow::Result<()> {
-    if options.json {
-        out!("{}", serde_json::to_string(&figures.0)?);
-        return Ok(());
-    }
-    out!("{:<28} {:>12}", "figure", "value");
-    for (key, value) in &figures.0 {
-        out!("{key:<28} {:>12}", value.to_string());
-    }
-    out!("");
-    out!("{:<28} {:>12}  {:<10} met", "target", "value", "bound");
-    for (key, op, bound) in TARGETS.iter().filter(|t| t.0.starts_with("sdk_ratio_")) {
-        let (shown, met) = match figures.get(key) {
-            Some(v) => (v.to_string(), if v <= *bound { "yes" } else { "NO" }),
-            None => ("-".to_owned(), "not measured"),
-        };
-        out!("{key:<28} {shown:>12}  {op} {bound:<8} {met}");
-    }
-    Ok(())
-}

@@ -24,15 +24,15 @@ struct Received {
 }
 
 /// Runs the comparison and sets its figures.
-pub(super) async fn tracing(
-    bin_dir: &Path,
-    plugin: &Path,
-    dir: &Path,
-    request: &ToolCallRequest,
-    plan: &Plan,
-    options: &Options,
-    figures: &mut Figures,
-) -> anyhow::Result<()> {
+pub(super) async fn tracing(run: &Run<'_>, figures: &mut Figures) -> anyhow::Result<()> {
+    let Run {
+        bin_dir,
+        plugin,
+        dir,
+        request,
+        plan,
+        options,
+    } = *run;
     let received = Arc::new(Received::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -173,21 +173,4 @@ async fn export(
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
     let _ = send.send_trailers(trailers);
-}
-
-/// The figures as a table, or JSON.
-pub(super) fn print(options: &Options, figures: &Figures) -> anyhow::Result<()> {
-    if options.json {
-        out!("{}", serde_json::to_string(&figures.0)?);
-        return Ok(());
-    }
-    out!("{:<36} {:>12}", "figure", "value");
-    for (key, value) in &figures.0 {
-        out!("{key:<36} {:>12}", value.to_string());
-    }
-    if let Some(added) = figures.get("tracing_cpu_us_per_verdict_added") {
-        let verdict = if added <= 10.0 { "within" } else { "OVER" };
-        out!("tracing on adds {added} µs of CPU per verdict at N = 4: {verdict} the 10 µs target");
-    }
-    Ok(())
 }

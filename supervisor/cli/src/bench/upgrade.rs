@@ -275,16 +275,3 @@ pub(super) async fn upgrade(
 fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
-
-/// The figures as a table, or JSON.
-pub(super) fn print(options: &Options, figures: &Figures) -> anyhow::Result<()> {
-    if options.json {
-        out!("{}", serde_json::to_string(&figures.0)?);
-        return Ok(());
-    }
-    out!("{:<28} {:>12}", "figure", "value");
-    for (key, value) in &figures.0 {
-        out!("{key:<28} {:>12}", value.to_string());
-    }
-    Ok(())
-}

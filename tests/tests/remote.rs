@@ -104,7 +104,13 @@ impl Drop for RemotePlugin {
 
 /// The Rust `deny-list` example in remote mode.
 fn deny_list(pki: &Pki, server: &str, client_ca: &str) -> RemotePlugin {
+    deny_list_at(pki, server, client_ca, "127.0.0.1:0")
+}
+
+/// [`deny_list`] listening on `address`.
+fn deny_list_at(pki: &Pki, server: &str, client_ca: &str, address: &str) -> RemotePlugin {
     let mut env = pki.server_env(server, client_ca);
+    env[0].1 = address.to_owned();
     env.push((
         "HOOKVISOR_DENY_LIST".to_owned(),
         repo_root()
@@ -211,16 +217,7 @@ async fn a_remote_rust_plugin_decides_and_a_dead_one_blocks() {
     );
 
     // Back on the same port: an operator's restart dials again at once.
-    let mut env = pki.server_env("server", "ca");
-    env[0].1 = format!("127.0.0.1:{port}");
-    env.push((
-        "HOOKVISOR_DENY_LIST".to_owned(),
-        repo_root()
-            .join("examples/deny-list.txt")
-            .display()
-            .to_string(),
-    ));
-    let _back = RemotePlugin::start(&binary("deny-list"), &[], &env);
+    let _back = deny_list_at(&pki, "server", "ca", &format!("127.0.0.1:{port}"));
     let restarted = admin(&supervisor)
         .await
         .restart_plugin(RestartPluginRequest {

@@ -29,6 +29,23 @@ pub(super) async fn sequential(
     Ok(samples)
 }
 
+/// One call of `request` for [`throughput`]: an error unless the verdict is an allow (its
+/// reason then says why not).
+pub(super) async fn allowed(
+    mut client: HooksClient<Channel>,
+    request: ToolCallRequest,
+) -> Result<(), tonic::Status> {
+    let verdict = client.before_tool_call(request).await?.into_inner();
+    if verdict.outcome() == Outcome::Allow {
+        Ok(())
+    } else {
+        Err(tonic::Status::internal(format!(
+            "not allowed: {}",
+            verdict.block_reason
+        )))
+    }
+}
+
 pub(super) async fn clients<C, F, Fut>(n: usize, connect: F) -> anyhow::Result<Vec<C>>
 where
     F: Fn() -> Fut,

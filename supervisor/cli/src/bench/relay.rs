@@ -513,17 +513,7 @@ async fn measure(
     // Throughput and CPU at concurrency 16 on one connection (as `via` runs it), the sequential
     // relay and hookvisor in alternating windows.
     let owned = request.clone();
-    let one = move |mut client: HooksClient<Channel>| {
-        let request = owned.clone();
-        async move {
-            let verdict = client.before_tool_call(request).await?.into_inner();
-            if verdict.outcome() == Outcome::Allow {
-                Ok(())
-            } else {
-                Err(tonic::Status::internal("not allowed"))
-            }
-        }
-    };
+    let one = move |client| allowed(client, owned.clone());
     let rounds = plan.blocks.div_ceil(3);
     let window = plan.window / 2;
     let mut totals = [(0u64, 0u64, Duration::ZERO, Duration::ZERO); 2];

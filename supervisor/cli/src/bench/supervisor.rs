@@ -206,20 +206,7 @@ pub(super) async fn via(
     }
 
     let owned = request.clone();
-    let one = move |mut client: HooksClient<Channel>| {
-        let request = owned.clone();
-        async move {
-            let verdict = client.before_tool_call(request).await?.into_inner();
-            if verdict.outcome() == Outcome::Allow {
-                Ok(())
-            } else {
-                Err(tonic::Status::internal(format!(
-                    "not allowed: {}",
-                    verdict.block_reason
-                )))
-            }
-        }
-    };
+    let one = move |client| allowed(client, owned.clone());
     for concurrency in [16usize, 64] {
         // At most 16 calls per connection (the per-connection limit is 64 by default).
         let clients = clients(concurrency.div_ceil(16), || supervisor.client()).await?;

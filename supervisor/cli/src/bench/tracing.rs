@@ -99,17 +99,7 @@ async fn compare(
         connected.push(clients(1, || supervisor.client()).await?);
     }
     let owned = request.clone();
-    let one = move |mut client: HooksClient<Channel>| {
-        let request = owned.clone();
-        async move {
-            let verdict = client.before_tool_call(request).await?.into_inner();
-            if verdict.outcome() == Outcome::Allow {
-                Ok(())
-            } else {
-                Err(tonic::Status::internal(verdict.block_reason))
-            }
-        }
-    };
+    let one = move |client| allowed(client, owned.clone());
     // The same total time as the other N = 4 figures' window, per side, in blocks.
     let blocks = plan.blocks.max(2) as u32;
     let window = (plan.window * 2 / blocks).max(Duration::from_millis(100));

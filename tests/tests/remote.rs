@@ -188,6 +188,12 @@ async fn a_remote_rust_plugin_decides_and_a_dead_one_blocks() {
         &["trusted = true", "timeout_ms = 2000"],
         &["server_name = \"localhost\""],
     );
+    let audit = TestDir::new();
+    let audit_path = audit.join("decisions.jsonl");
+    let body = format!(
+        "{body}\n[audit]\npath = {}\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+        toml_string(&audit_path.display().to_string())
+    );
     let supervisor = Supervisor::start(&body).await;
 
     let allowed = supervisor.verdict("exec", json!({"command": "ls"})).await;
@@ -204,6 +210,27 @@ async fn a_remote_rust_plugin_decides_and_a_dead_one_blocks() {
     assert_eq!(plugins[0].state, "ready");
     assert_eq!(plugins[0].endpoint, format!("https://127.0.0.1:{port}"));
     assert_eq!(plugins[0].pid, 0, "a remote plugin has no process here");
+    assert_eq!((plugins[0].calls, plugins[0].blocks), (2, 1), "{plugins:?}");
+    // Metrics and the audit log as for a local plugin.
+    let metrics = supervisor.metrics().await;
+    assert!(
+        metrics.contains("hookvisor_plugin_up{plugin=\"org-policy\"} 1"),
+        "{metrics}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let audited = loop {
+        let text = std::fs::read_to_string(&audit_path).unwrap_or_default();
+        if text.lines().count() >= 2 || Instant::now() >= deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        audited
+            .lines()
+            .any(|l| l.contains("\"decided_by\":\"org-policy\"")),
+        "{audited}"
+    );
 
     server.kill();
     let down = verdict_until(&supervisor, "exec", Duration::from_secs(10), |v| {

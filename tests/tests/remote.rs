@@ -554,3 +554,44 @@ async fn a_silent_remote_connection_is_closed_by_keep_alive() {
     .await;
     assert_eq!(again.outcome(), Outcome::Allow, "{again:?}");
 }
+
+/// An upgrade in place hands no remote plugin over (it has no process): the new image dials it
+/// again before it takes calls.
+#[tokio::test]
+async fn an_upgrade_dials_a_remote_plugin_again() {
+    let pki = Pki::new();
+    let server = deny_list(&pki, "server", "ca");
+    let body = pki.plugin(
+        "org-policy",
+        &format!("127.0.0.1:{}", server.port()),
+        &["trusted = true", "timeout_ms = 2000"],
+        &[],
+    );
+    let supervisor = Supervisor::start(&body).await;
+    let before = supervisor
+        .verdict("exec", json!({"command": "rm -rf /"}))
+        .await;
+    assert_eq!(before.outcome(), Outcome::Block, "{before:?}");
+    let output = Command::new(hookvisor())
+        .arg("upgrade")
+        .arg("--socket")
+        .arg(supervisor.socket())
+        .output()
+        .expect("hookvisor upgrade");
+    assert!(
+        output.status.success(),
+        "{}{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        supervisor.log_tail()
+    );
+    let plugins = statuses(&supervisor).await;
+    assert_eq!(plugins[0].state, "ready", "{plugins:?}");
+    let allowed = supervisor.verdict("exec", json!({"command": "ls"})).await;
+    assert_eq!(allowed.outcome(), Outcome::Allow, "{allowed:?}");
+    let blocked = supervisor
+        .verdict("exec", json!({"command": "rm -rf /"}))
+        .await;
+    assert_eq!(blocked.outcome(), Outcome::Block, "{blocked:?}");
+    assert_eq!(blocked.decided_by, "org-policy");
+}

@@ -161,6 +161,21 @@ fn bare_servers_refuse_a_missing_socket() {
         .expect("running bare-grpc-go");
     assert_eq!(go.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&go.stderr).contains("unknown mode \"fastest\""));
+    let tonic = hookvisor_tests::harness::binary("bare-tonic");
+    let bare = Command::new(&tonic)
+        .arg("current")
+        .env_remove("HOOKVISOR_PLUGIN_SOCKET")
+        .output()
+        .expect("running bare-tonic");
+    assert_eq!(bare.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("usage: bare-tonic"));
+    let bare = Command::new(&tonic)
+        .arg("fastest")
+        .env("HOOKVISOR_PLUGIN_SOCKET", dir.path().join("t.sock"))
+        .output()
+        .expect("running bare-tonic");
+    assert_eq!(bare.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("unknown mode \"fastest\""));
     let node = Command::new(hookvisor_tests::languages::node())
         .arg(repo_root().join("bench/bare/node/bare.js"))
         .env("HOOKVISOR_PLUGIN_SOCKET", "relative.sock")

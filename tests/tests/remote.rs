@@ -157,6 +157,19 @@ async fn statuses(supervisor: &Supervisor) -> Vec<PluginStatus> {
         .plugins
 }
 
+/// The `deny-list` example in remote mode and a supervisor reaching it as the trusted
+/// `org-policy`.
+async fn org_policy(pki: &Pki) -> (RemotePlugin, Supervisor) {
+    let server = deny_list(pki, "server", "ca");
+    let body = pki.plugin(
+        "org-policy",
+        &format!("127.0.0.1:{}", server.port()),
+        &["trusted = true", "timeout_ms = 2000"],
+        &[],
+    );
+    (server, Supervisor::start(&body).await)
+}
+
 /// Polls the verdict of `tool` until `done` holds (the plugin dials with backoff).
 async fn verdict_until(
     supervisor: &Supervisor,
@@ -439,6 +452,12 @@ async fn python_go_and_typescript_plugins_serve_remotely() {
 fn check_config_refuses_remote_mixes_and_missing_files() {
     let pki = Pki::new();
     let dir = TestDir::new();
+    // A certificate file past the 1 MiB bound: refused before it is parsed.
+    let mut huge = std::fs::read_to_string(pki.path("client.pem")).expect("client.pem");
+    while huge.len() <= 1024 * 1024 {
+        huge = huge.repeat(2);
+    }
+    std::fs::write(pki.path("huge.pem"), huge).expect("huge.pem");
     let table = pki.plugin("p", "127.0.0.1:8443", &[], &[]);
     let cases: Vec<(String, &str)> = vec![
         (
@@ -465,6 +484,17 @@ fn check_config_refuses_remote_mixes_and_missing_files() {
         (
             table.replace("client.pem", "client.key"),
             "no PEM certificate",
+        ),
+        (
+            table.replace(
+                &toml_string(&pki.path("ca.pem").display().to_string()),
+                "\"/dev/zero\"",
+            ),
+            "larger than 1048576 bytes",
+        ),
+        (
+            table.replace("client.pem", "huge.pem"),
+            "larger than 1048576 bytes",
         ),
         (
             format!("{table}spki_sha256 = \"abc\"\n"),
@@ -519,14 +549,7 @@ async fn a_silent_remote_connection_is_closed_by_keep_alive() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let pki = Pki::new();
-    let server = deny_list(&pki, "server", "ca");
-    let body = pki.plugin(
-        "org-policy",
-        &format!("127.0.0.1:{}", server.port()),
-        &["trusted = true", "timeout_ms = 2000"],
-        &[],
-    );
-    let supervisor = Supervisor::start(&body).await;
+    let (server, supervisor) = org_policy(&pki).await;
     let allowed = supervisor.verdict("exec", json!({"command": "ls"})).await;
     assert_eq!(allowed.outcome(), Outcome::Allow, "{allowed:?}");
 
@@ -560,14 +583,7 @@ async fn a_silent_remote_connection_is_closed_by_keep_alive() {
 #[tokio::test]
 async fn an_upgrade_dials_a_remote_plugin_again() {
     let pki = Pki::new();
-    let server = deny_list(&pki, "server", "ca");
-    let body = pki.plugin(
-        "org-policy",
-        &format!("127.0.0.1:{}", server.port()),
-        &["trusted = true", "timeout_ms = 2000"],
-        &[],
-    );
-    let supervisor = Supervisor::start(&body).await;
+    let (_server, supervisor) = org_policy(&pki).await;
     let before = supervisor
         .verdict("exec", json!({"command": "rm -rf /"}))
         .await;
